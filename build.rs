@@ -1,0 +1,25 @@
+//! Compiles the gateway's proto with protox (pure Rust, no system `protoc`)
+//! and writes the descriptor set that server reflection serves.
+
+use prost::Message;
+use std::{env, fs, path::PathBuf};
+
+const PROTO: &str = "graphgateway/v1/security_configuration_task.proto";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let fds = protox::compile([PROTO], ["proto"])?;
+
+    // `compile_fds` does not write a descriptor set, and reflection needs one.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(
+        out_dir.join("graphgateway_descriptor.bin"),
+        fds.encode_to_vec(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
+    Ok(())
+}
