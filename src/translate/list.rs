@@ -1,0 +1,172 @@
+//! `ListSecurityConfigurationTasksRequest` -> the Graph collection query, and
+//! page tokens.
+//!
+//! A page token carries only the query part of Graph's `@odata.nextLink`,
+//! never its scheme, host or path: the gateway always sends it to its own
+//! configured collection URL, so a token cannot point the gateway elsewhere.
+//! It is bound to the filter it was issued for.
+
+use super::error::InvalidRequest;
+use crate::proto::v1::ListSecurityConfigurationTasksRequest;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use serde::{Deserialize, Serialize};
+
+/// Page size when the caller leaves it at 0.
+pub const DEFAULT_PAGE_SIZE: i32 = 100;
+/// The largest `$top` sent; larger page sizes are lowered to it (AIP-158).
+pub const MAX_PAGE_SIZE: i32 = 999;
+/// The longest filter accepted, in bytes.
+pub const MAX_FILTER_BYTES: usize = 2048;
+/// The longest page token accepted, in bytes.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+#[derive(Serialize, Deserialize)]
+struct Token {
+    /// The query of Graph's nextLink.
+    q: String,
+    /// FNV-1a of the filter the token was issued for.
+    f: u64,
+}
+
+fn fingerprint(filter: &str) -> u64 {
+    filter.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The query string (without `?`) for one page of the collection.
+pub fn list_query(req: &ListSecurityConfigurationTasksRequest) -> Result<String, InvalidRequest> {
+    let mut errors = InvalidRequest::default();
+    if req.page_size < 0 {
+        errors.push("page_size", "must not be negative");
+    }
+    if req.filter.len() > MAX_FILTER_BYTES {
+        errors.push("filter", format!("longer than {MAX_FILTER_BYTES} bytes"));
+    }
+    if req.filter.chars().any(char::is_control) {
+        errors.push("filter", "holds control characters");
+    }
+    if !req.page_token.is_empty() {
+        match decode_token(&req.page_token, &req.filter) {
+            Ok(query) => return errors.or_ok(query),
+            Err(why) => {
+                errors.push("page_token", why);
+                return Err(errors);
+            }
+        }
+    }
+    let size = match req.page_size {
+        0 => DEFAULT_PAGE_SIZE,
+        n => n.clamp(1, MAX_PAGE_SIZE),
+    };
+    let mut query = format!("$top={size}");
+    if !req.filter.is_empty() {
+        query.push_str("&$filter=");
+        query.extend(utf8_percent_encode(&req.filter, QUERY_VALUE));
+    }
+    errors.or_ok(query)
+}
+
+/// The page token for Graph's nextLink, bound to `filter`; `None` when the
+/// link has no query to continue from.
+pub fn next_page_token(next_link: &str, filter: &str) -> Option<String> {
+    let (_, query) = next_link.split_once('?')?;
+    let query = query.split('#').next().unwrap_or(query);
+    if query.is_empty() {
+        return None;
+    }
+    let token = Token {
+        q: query.to_owned(),
+        f: fingerprint(filter),
+    };
+    serde_json::to_vec(&token).ok().map(|json| URL_SAFE_NO_PAD.encode(json))
+}
+
+fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err("too long to be a page token of this service");
+    }
+    let json = URL_SAFE_NO_PAD.decode(token).map_err(|_| "not a page token of this service")?;
+    let token: Token = serde_json::from_slice(&json).map_err(|_| "not a page token of this service")?;
+    if token.f != fingerprint(filter) {
+        return Err("issued for another filter; send the same filter as the first page");
+    }
+    // The query is appended to the collection URL as is, so it must be a
+    // query and nothing else.
+    let is_query_char = |c: char| c.is_ascii_graphic() && c != '#';
+    if token.q.is_empty() || !token.q.chars().all(is_query_char) {
+        return Err("not a page token of this service");
+    }
+    Ok(token.q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(page_size: i32, page_token: &str, filter: &str) -> ListSecurityConfigurationTasksRequest {
+        ListSecurityConfigurationTasksRequest {
+            page_size,
+            page_token: page_token.to_owned(),
+            filter: filter.to_owned(),
+        }
+    }
+
+    #[test]
+    fn first_page_query() {
+        assert_eq!(list_query(&req(0, "", "")).as_deref(), Ok("$top=100"));
+        assert_eq!(list_query(&req(5, "", "")).as_deref(), Ok("$top=5"));
+        assert_eq!(list_query(&req(5000, "", "")).as_deref(), Ok("$top=999"));
+        assert_eq!(
+            list_query(&req(2, "", "status eq 'pending'")).as_deref(),
+            Ok("$top=2&$filter=status%20eq%20%27pending%27")
+        );
+    }
+
+    #[test]
+    fn filter_cannot_add_query_parameters() {
+        let q = list_query(&req(1, "", "x&$select=id#y")).expect("valid");
+        assert_eq!(q, "$top=1&$filter=x%26%24select%3Did%23y");
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let e = list_query(&req(-1, "", "")).expect_err("negative");
+        assert_eq!(e.violations[0].field, "page_size");
+        let e = list_query(&req(0, "", "a\u{0}b")).expect_err("control");
+        assert_eq!(e.violations[0].field, "filter");
+        let e = list_query(&req(0, "garbage!", "")).expect_err("token");
+        assert_eq!(e.violations[0].field, "page_token");
+    }
+
+    #[test]
+    fn token_round_trip_keeps_only_the_query() {
+        let link = "https://evil.example/other/path?$top=2&$skiptoken=abc#frag";
+        let token = next_page_token(link, "f").expect("token");
+        assert_eq!(list_query(&req(0, &token, "f")).as_deref(), Ok("$top=2&$skiptoken=abc"));
+    }
+
+    #[test]
+    fn token_is_bound_to_its_filter() {
+        let token = next_page_token("https://g/x?$skiptoken=1", "status eq 'pending'").expect("token");
+        let e = list_query(&req(0, &token, "")).expect_err("other filter");
+        assert!(e.violations[0].description.contains("another filter"));
+    }
+
+    #[test]
+    fn forged_token_with_fragment_or_spaces_is_refused() {
+        for q in ["a b", "x#y", ""] {
+            let forged = URL_SAFE_NO_PAD.encode(format!("{{\"q\":\"{q}\",\"f\":{}}}", fingerprint("")));
+            assert!(list_query(&req(0, &forged, "")).is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn link_without_query_ends_paging() {
+        assert_eq!(next_page_token("https://g/x", ""), None);
+        assert_eq!(next_page_token("https://g/x?", ""), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! Proto <-> Graph JSON. Pure functions, no I/O: everything here is decided by
+//! its inputs, so it is tested exhaustively without a network.
+
+pub mod enums;
+mod error;
+pub mod fields;
+pub mod ids;
+pub mod list;
+pub mod read;
+pub mod timestamp;
+pub mod update;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{FieldViolation, InvalidRequest, ResponseError};
+pub use ids::IdSegment;
+pub use list::{list_query, next_page_token};
+pub use read::{page_from_graph, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue};
+pub use update::{patch_request, PatchRequest};
+
+/// The `@odata.type` of the one task type this gateway serves.
+pub const ODATA_TYPE: &str = "#microsoft.graph.securityConfigurationTask";
