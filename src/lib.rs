@@ -1,6 +1,21 @@
 //! graph-grpc-gateway: a gRPC front for Microsoft Intune securityConfigurationTask
 //! objects on Microsoft Graph beta.
+//!
+//! Data flows one way: [`service`] validates a call and asks [`translate`]
+//! for the Graph request, [`graph`] sends it (to Graph or the [`emulator`]),
+//! and the answer or error comes back through [`translate`] and [`status`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod emulator;
+pub mod graph;
+pub mod metrics;
 pub mod proto;
+pub mod secret;
+pub mod server;
+pub mod service;
+pub mod status;
+pub mod telemetry;
 pub mod translate;

@@ -6,4 +6,5 @@ pub mod v1 {
 }
 
 /// The encoded `FileDescriptorSet` of the gateway's proto, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/graphgateway_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/graphgateway_descriptor.bin"));

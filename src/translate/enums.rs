@@ -148,7 +148,11 @@ mod tests {
             );
         }
         let past_end = i32::try_from(table.members.len() + 1).expect("small enum");
-        assert_eq!(proto_name(past_end), None, "proto has more members than Graph");
+        assert_eq!(
+            proto_name(past_end),
+            None,
+            "proto has more members than Graph"
+        );
         assert_eq!(table.to_graph(past_end), Err(EnumValueError::OutOfRange));
         assert_eq!(table.to_graph(-1), Err(EnumValueError::OutOfRange));
         assert_eq!(table.to_graph(0), Err(EnumValueError::Unspecified));

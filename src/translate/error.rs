@@ -67,7 +67,10 @@ impl fmt::Display for ResponseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotSecurityTask { odata_type } => {
-                write!(f, "not a securityConfigurationTask: Graph says it is {odata_type}")
+                write!(
+                    f,
+                    "not a securityConfigurationTask: Graph says it is {odata_type}"
+                )
             }
             Self::Malformed(why) => write!(f, "Graph answered a body that cannot be read: {why}"),
         }

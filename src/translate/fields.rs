@@ -29,7 +29,11 @@ const TABLE: [(Field, &str, &str); 17] = [
     (Field::Id, "id", "id"),
     (Field::DisplayName, "display_name", "displayName"),
     (Field::Description, "description", "description"),
-    (Field::CreatedDateTime, "created_date_time", "createdDateTime"),
+    (
+        Field::CreatedDateTime,
+        "created_date_time",
+        "createdDateTime",
+    ),
     (Field::DueDateTime, "due_date_time", "dueDateTime"),
     (Field::Category, "category", "category"),
     (Field::Priority, "priority", "priority"),
@@ -37,16 +41,32 @@ const TABLE: [(Field, &str, &str); 17] = [
     (Field::CreatorNotes, "creator_notes", "creatorNotes"),
     (Field::AssignedTo, "assigned_to", "assignedTo"),
     (Field::Status, "status", "status"),
-    (Field::ApplicablePlatform, "applicable_platform", "applicablePlatform"),
-    (Field::EndpointSecurityPolicy, "endpoint_security_policy", "endpointSecurityPolicy"),
+    (
+        Field::ApplicablePlatform,
+        "applicable_platform",
+        "applicablePlatform",
+    ),
+    (
+        Field::EndpointSecurityPolicy,
+        "endpoint_security_policy",
+        "endpointSecurityPolicy",
+    ),
     (
         Field::EndpointSecurityPolicyProfile,
         "endpoint_security_policy_profile",
         "endpointSecurityPolicyProfile",
     ),
     (Field::Insights, "insights", "insights"),
-    (Field::ManagedDeviceCount, "managed_device_count", "managedDeviceCount"),
-    (Field::IntendedSettings, "intended_settings", "intendedSettings"),
+    (
+        Field::ManagedDeviceCount,
+        "managed_device_count",
+        "managedDeviceCount",
+    ),
+    (
+        Field::IntendedSettings,
+        "intended_settings",
+        "intendedSettings",
+    ),
 ];
 
 impl Field {
@@ -76,12 +96,18 @@ impl Field {
 
     /// The field with this proto name.
     pub fn from_proto_name(name: &str) -> Option<Field> {
-        TABLE.iter().find(|(_, p, _)| *p == name).map(|(f, _, _)| *f)
+        TABLE
+            .iter()
+            .find(|(_, p, _)| *p == name)
+            .map(|(f, _, _)| *f)
     }
 
     /// The field with this Graph name.
     pub fn from_graph_name(name: &str) -> Option<Field> {
-        TABLE.iter().find(|(_, _, g)| *g == name).map(|(f, _, _)| *f)
+        TABLE
+            .iter()
+            .find(|(_, _, g)| *g == name)
+            .map(|(f, _, _)| *f)
     }
 }
 

@@ -9,7 +9,11 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 pub const MAX_ID_BYTES: usize = 256;
 
 /// Everything but RFC 3986 unreserved characters is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A task id, checked and percent-encoded as exactly one path segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +77,13 @@ mod tests {
             assert_eq!(url.fragment(), None, "{hostile}");
             let segments: Vec<_> = url.path_segments().expect("path").collect();
             assert_eq!(segments.len(), 4, "{hostile} -> {url}");
-            assert_eq!(segments[..3], ["beta", "deviceAppManagement", "deviceAppManagementTasks"]);
-            let decoded = percent_encoding::percent_decode_str(segments[3]).decode_utf8().expect("utf8");
+            assert_eq!(
+                segments[..3],
+                ["beta", "deviceAppManagement", "deviceAppManagementTasks"]
+            );
+            let decoded = percent_encoding::percent_decode_str(segments[3])
+                .decode_utf8()
+                .expect("utf8");
             assert_eq!(decoded, hostile);
         }
     }

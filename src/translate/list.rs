@@ -21,7 +21,11 @@ pub const MAX_FILTER_BYTES: usize = 2048;
 /// The longest page token accepted, in bytes.
 const MAX_TOKEN_BYTES: usize = 4096;
 
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 #[derive(Serialize, Deserialize)]
 struct Token {
@@ -82,15 +86,20 @@ pub fn next_page_token(next_link: &str, filter: &str) -> Option<String> {
         q: query.to_owned(),
         f: fingerprint(filter),
     };
-    serde_json::to_vec(&token).ok().map(|json| URL_SAFE_NO_PAD.encode(json))
+    serde_json::to_vec(&token)
+        .ok()
+        .map(|json| URL_SAFE_NO_PAD.encode(json))
 }
 
 fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err("too long to be a page token of this service");
     }
-    let json = URL_SAFE_NO_PAD.decode(token).map_err(|_| "not a page token of this service")?;
-    let token: Token = serde_json::from_slice(&json).map_err(|_| "not a page token of this service")?;
+    let json = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| "not a page token of this service")?;
+    let token: Token =
+        serde_json::from_slice(&json).map_err(|_| "not a page token of this service")?;
     if token.f != fingerprint(filter) {
         return Err("issued for another filter; send the same filter as the first page");
     }
@@ -107,7 +116,11 @@ fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
 mod tests {
     use super::*;
 
-    fn req(page_size: i32, page_token: &str, filter: &str) -> ListSecurityConfigurationTasksRequest {
+    fn req(
+        page_size: i32,
+        page_token: &str,
+        filter: &str,
+    ) -> ListSecurityConfigurationTasksRequest {
         ListSecurityConfigurationTasksRequest {
             page_size,
             page_token: page_token.to_owned(),
@@ -146,12 +159,16 @@ mod tests {
     fn token_round_trip_keeps_only_the_query() {
         let link = "https://evil.example/other/path?$top=2&$skiptoken=abc#frag";
         let token = next_page_token(link, "f").expect("token");
-        assert_eq!(list_query(&req(0, &token, "f")).as_deref(), Ok("$top=2&$skiptoken=abc"));
+        assert_eq!(
+            list_query(&req(0, &token, "f")).as_deref(),
+            Ok("$top=2&$skiptoken=abc")
+        );
     }
 
     #[test]
     fn token_is_bound_to_its_filter() {
-        let token = next_page_token("https://g/x?$skiptoken=1", "status eq 'pending'").expect("token");
+        let token =
+            next_page_token("https://g/x?$skiptoken=1", "status eq 'pending'").expect("token");
         let e = list_query(&req(0, &token, "")).expect_err("other filter");
         assert!(e.violations[0].description.contains("another filter"));
     }
@@ -159,7 +176,8 @@ mod tests {
     #[test]
     fn forged_token_with_fragment_or_spaces_is_refused() {
         for q in ["a b", "x#y", ""] {
-            let forged = URL_SAFE_NO_PAD.encode(format!("{{\"q\":\"{q}\",\"f\":{}}}", fingerprint("")));
+            let forged =
+                URL_SAFE_NO_PAD.encode(format!("{{\"q\":\"{q}\",\"f\":{}}}", fingerprint("")));
             assert!(list_query(&req(0, &forged, "")).is_err(), "{q}");
         }
     }

@@ -127,7 +127,8 @@ pub fn page_from_graph(body: &[u8]) -> Result<DecodedPage, ResponseError> {
             page.other_types_skipped += 1;
             continue;
         }
-        page.tasks.push(convert(item, &mut page.unknown_enum_values)?);
+        page.tasks
+            .push(convert(item, &mut page.unknown_enum_values)?);
     }
     Ok(page)
 }
@@ -140,7 +141,10 @@ fn parse_object<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ResponseErr
     serde_json::from_slice(body).map_err(|e| ResponseError::Malformed(e.to_string()))
 }
 
-fn convert(raw: GraphTask<'_>, unknown: &mut Vec<UnknownEnumValue>) -> Result<SecurityConfigurationTask, ResponseError> {
+fn convert(
+    raw: GraphTask<'_>,
+    unknown: &mut Vec<UnknownEnumValue>,
+) -> Result<SecurityConfigurationTask, ResponseError> {
     let mut member = |table: &GraphEnum, value: Option<Cow<'_, str>>| -> i32 {
         let Some(value) = value else { return 0 };
         table.from_graph(&value).unwrap_or_else(|| {
@@ -155,21 +159,26 @@ fn convert(raw: GraphTask<'_>, unknown: &mut Vec<UnknownEnumValue>) -> Result<Se
     let priority = member(&enums::PRIORITY, raw.priority);
     let status = member(&enums::STATUS, raw.status);
     let applicable_platform = member(&enums::APPLICABLE_PLATFORM, raw.applicable_platform);
-    let endpoint_security_policy = member(&enums::ENDPOINT_SECURITY_POLICY, raw.endpoint_security_policy);
+    let endpoint_security_policy = member(
+        &enums::ENDPOINT_SECURITY_POLICY,
+        raw.endpoint_security_policy,
+    );
     let endpoint_security_policy_profile = member(
         &enums::ENDPOINT_SECURITY_POLICY_PROFILE,
         raw.endpoint_security_policy_profile,
     );
     let date = |name: &str, value: Option<Cow<'_, str>>| match value {
         None => Ok(None),
-        Some(v) => timestamp::from_graph(&v)
-            .map(Some)
-            .ok_or_else(|| ResponseError::Malformed(format!("{name} is not a DateTimeOffset: {v:?}"))),
+        Some(v) => timestamp::from_graph(&v).map(Some).ok_or_else(|| {
+            ResponseError::Malformed(format!("{name} is not a DateTimeOffset: {v:?}"))
+        }),
     };
     let managed_device_count = raw
         .managed_device_count
         .map(|n| {
-            i32::try_from(n).map_err(|_| ResponseError::Malformed(format!("managedDeviceCount {n} is not an Int32")))
+            i32::try_from(n).map_err(|_| {
+                ResponseError::Malformed(format!("managedDeviceCount {n} is not an Int32"))
+            })
         })
         .transpose()?;
     Ok(SecurityConfigurationTask {

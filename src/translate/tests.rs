@@ -3,9 +3,11 @@
 use super::*;
 use crate::proto::v1::{
     DeviceAppManagementTaskCategory as Category, DeviceAppManagementTaskPriority as Priority,
-    DeviceAppManagementTaskStatus as Status, EndpointSecurityConfigurationApplicablePlatform as Platform,
-    EndpointSecurityConfigurationProfileType as Profile, EndpointSecurityConfigurationType as Policy, KeyValuePair,
-    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
+    DeviceAppManagementTaskStatus as Status,
+    EndpointSecurityConfigurationApplicablePlatform as Platform,
+    EndpointSecurityConfigurationProfileType as Profile,
+    EndpointSecurityConfigurationType as Policy, KeyValuePair, SecurityConfigurationTask,
+    UpdateSecurityConfigurationTaskRequest,
 };
 use prost_types::{FieldMask, Timestamp};
 use serde_json::{json, Value};
@@ -59,7 +61,10 @@ fn example_task() -> SecurityConfigurationTask {
     }
 }
 
-fn update(task: SecurityConfigurationTask, mask: Option<&[&str]>) -> UpdateSecurityConfigurationTaskRequest {
+fn update(
+    task: SecurityConfigurationTask,
+    mask: Option<&[&str]>,
+) -> UpdateSecurityConfigurationTaskRequest {
     UpdateSecurityConfigurationTaskRequest {
         security_configuration_task: Some(task),
         update_mask: mask.map(|paths| FieldMask {
@@ -97,7 +102,10 @@ fn utc_due(mut v: Value) -> Value {
 
 #[test]
 fn seed_example_encodes_to_the_documented_patch() {
-    assert_eq!(body_of(&update(example_task(), None)), utc_due(example_patch_json()));
+    assert_eq!(
+        body_of(&update(example_task(), None)),
+        utc_due(example_patch_json())
+    );
 }
 
 #[test]
@@ -123,7 +131,11 @@ fn every_writable_field_round_trips_through_graph_json() {
     assert_eq!(decoded.task, task);
     let sent: Vec<_> = body.as_object().expect("object").keys().cloned().collect();
     for f in fields::Field::all().filter(|f| !f.is_output_only()) {
-        assert!(sent.contains(&f.graph_name().to_owned()), "{} missing", f.graph_name());
+        assert!(
+            sent.contains(&f.graph_name().to_owned()),
+            "{} missing",
+            f.graph_name()
+        );
     }
 }
 
@@ -134,13 +146,19 @@ fn every_enum_member_is_sent_and_read_as_graph_spells_it() {
         (&enums::CATEGORY, "category", |t, v| t.category = v),
         (&enums::PRIORITY, "priority", |t, v| t.priority = v),
         (&enums::STATUS, "status", |t, v| t.status = v),
-        (&enums::APPLICABLE_PLATFORM, "applicablePlatform", |t, v| t.applicable_platform = v),
-        (&enums::ENDPOINT_SECURITY_POLICY, "endpointSecurityPolicy", |t, v| {
-            t.endpoint_security_policy = v
+        (&enums::APPLICABLE_PLATFORM, "applicablePlatform", |t, v| {
+            t.applicable_platform = v
         }),
-        (&enums::ENDPOINT_SECURITY_POLICY_PROFILE, "endpointSecurityPolicyProfile", |t, v| {
-            t.endpoint_security_policy_profile = v
-        }),
+        (
+            &enums::ENDPOINT_SECURITY_POLICY,
+            "endpointSecurityPolicy",
+            |t, v| t.endpoint_security_policy = v,
+        ),
+        (
+            &enums::ENDPOINT_SECURITY_POLICY_PROFILE,
+            "endpointSecurityPolicyProfile",
+            |t, v| t.endpoint_security_policy_profile = v,
+        ),
     ];
     for (table, graph_name, set) in cases {
         for (i, member) in table.members.iter().enumerate() {
@@ -151,7 +169,8 @@ fn every_enum_member_is_sent_and_read_as_graph_spells_it() {
             assert_eq!(body[graph_name], json!(member));
             let mut answer = json!({"@odata.type": ODATA_TYPE, "id": EXAMPLE_ID});
             answer[graph_name] = json!(member);
-            let read = task_from_graph(&serde_json::to_vec(&answer).expect("json")).expect("decodes");
+            let read =
+                task_from_graph(&serde_json::to_vec(&answer).expect("json")).expect("decodes");
             assert_eq!(read.task, task, "{graph_name}={member}");
         }
     }
@@ -171,7 +190,10 @@ fn without_mask_only_populated_fields_are_sent() {
     );
     assert_eq!(
         patch.fields.iter().collect::<Vec<_>>(),
-        [fields::Field::DisplayName, fields::Field::ManagedDeviceCount]
+        [
+            fields::Field::DisplayName,
+            fields::Field::ManagedDeviceCount
+        ]
     );
     assert_eq!(patch.id.as_str(), EXAMPLE_ID);
 }
@@ -187,7 +209,10 @@ fn mask_sends_exactly_the_named_fields() {
 
 #[test]
 fn mask_naming_an_unset_nullable_string_clears_it() {
-    let body = body_of(&update(id_only(), Some(&["description", "assigned_to", "insights"])));
+    let body = body_of(&update(
+        id_only(),
+        Some(&["description", "assigned_to", "insights"]),
+    ));
     assert_eq!(
         body,
         json!({"@odata.type": ODATA_TYPE, "description": null, "assignedTo": null, "insights": null})
@@ -216,7 +241,10 @@ fn mask_naming_an_unset_non_nullable_field_is_refused() {
 #[test]
 fn mask_naming_intended_settings_replaces_the_list_even_with_nothing() {
     let body = body_of(&update(id_only(), Some(&["intended_settings"])));
-    assert_eq!(body, json!({"@odata.type": ODATA_TYPE, "intendedSettings": []}));
+    assert_eq!(
+        body,
+        json!({"@odata.type": ODATA_TYPE, "intendedSettings": []})
+    );
 }
 
 #[test]
@@ -245,7 +273,10 @@ fn star_sends_every_writable_field_and_clears_the_unset_nullables() {
 
 #[test]
 fn output_only_paths_are_ignored_but_not_alone() {
-    let body = body_of(&update(example_task(), Some(&["id", "created_date_time", "priority"])));
+    let body = body_of(&update(
+        example_task(),
+        Some(&["id", "created_date_time", "priority"]),
+    ));
     assert_eq!(body, json!({"@odata.type": ODATA_TYPE, "priority": "high"}));
     let v = violations(&update(example_task(), Some(&["id", "created_date_time"])));
     assert_eq!(v[0].0, "update_mask");
@@ -255,7 +286,13 @@ fn output_only_paths_are_ignored_but_not_alone() {
 #[test]
 fn unknown_nested_and_indexed_paths_are_named() {
     let v = violations(&update(example_task(), Some(&["bogus"])));
-    assert_eq!(v, [("update_mask".to_owned(), "unknown path \"bogus\"".to_owned())]);
+    assert_eq!(
+        v,
+        [(
+            "update_mask".to_owned(),
+            "unknown path \"bogus\"".to_owned()
+        )]
+    );
     let v = violations(&update(example_task(), Some(&["intended_settings.name"])));
     assert!(v[0].1.contains("\"intended_settings.name\"") && v[0].1.contains("nested or indexed"));
     let v = violations(&update(example_task(), Some(&["intended_settings[0]"])));
@@ -280,7 +317,10 @@ fn nothing_to_update_is_refused() {
 #[test]
 fn missing_task_or_id_is_refused() {
     let req = UpdateSecurityConfigurationTaskRequest::default();
-    assert_eq!(violations(&req)[0], ("security_configuration_task".into(), "required".into()));
+    assert_eq!(
+        violations(&req)[0],
+        ("security_configuration_task".into(), "required".into())
+    );
     let mut task = example_task();
     task.id.clear();
     assert_eq!(
@@ -316,7 +356,13 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn managed_device_count_bounds() {
-    for (n, ok) in [(-1, false), (0, true), (65_536, true), (65_537, false), (i32::MAX, false)] {
+    for (n, ok) in [
+        (-1, false),
+        (0, true),
+        (65_536, true),
+        (65_537, false),
+        (i32::MAX, false),
+    ] {
         let mut task = id_only();
         task.managed_device_count = Some(n);
         assert_eq!(patch_request(&update(task, None)).is_ok(), ok, "{n}");
@@ -327,7 +373,10 @@ fn managed_device_count_bounds() {
 fn size_limits() {
     let mut task = id_only();
     task.insights = Some("x".repeat(update::MAX_STRING_BYTES + 1));
-    assert_eq!(violations(&update(task, None))[0].0, "security_configuration_task.insights");
+    assert_eq!(
+        violations(&update(task, None))[0].0,
+        "security_configuration_task.insights"
+    );
 
     let mut task = id_only();
     task.intended_settings = (0..=update::MAX_INTENDED_SETTINGS)
@@ -336,7 +385,9 @@ fn size_limits() {
             value: None,
         })
         .collect();
-    assert!(violations(&update(task, None))[0].1.contains("at most 1000"));
+    assert!(violations(&update(task, None))[0]
+        .1
+        .contains("at most 1000"));
 
     let mut task = id_only();
     task.intended_settings = vec![KeyValuePair::default()];
@@ -349,7 +400,10 @@ fn size_limits() {
 #[test]
 fn timestamps_outside_graph_are_refused() {
     let mut task = id_only();
-    task.due_date_time = Some(Timestamp { seconds: 0, nanos: 1 });
+    task.due_date_time = Some(Timestamp {
+        seconds: 0,
+        nanos: 1,
+    });
     assert!(violations(&update(task, None))[0].1.contains("100 ns"));
 }
 
@@ -390,7 +444,8 @@ fn reading_tolerates_unknowns_nulls_and_missing() {
 
 #[test]
 fn another_task_type_is_not_a_security_task() {
-    let body = br##"{"@odata.type":"#microsoft.graph.appVulnerabilityTask","id":"x","appName":"a"}"##;
+    let body =
+        br##"{"@odata.type":"#microsoft.graph.appVulnerabilityTask","id":"x","appName":"a"}"##;
     assert_eq!(
         task_from_graph(body),
         Err(ResponseError::NotSecurityTask {

@@ -45,7 +45,9 @@ pub struct GraphDateTime(OffsetDateTime);
 impl GraphDateTime {
     /// Validates a proto Timestamp for Graph.
     pub fn from_proto(ts: &Timestamp) -> Result<Self, TimestampError> {
-        if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds) || !(0..1_000_000_000).contains(&ts.nanos) {
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&ts.seconds)
+            || !(0..1_000_000_000).contains(&ts.nanos)
+        {
             return Err(TimestampError::OutOfRange);
         }
         if ts.nanos % TICK_NANOS != 0 {
@@ -89,14 +91,14 @@ impl serde::Serialize for GraphDateTime {
 /// fractional digits; a value without an offset is read as UTC, since some
 /// Graph services omit it.
 pub fn from_graph(value: &str) -> Option<Timestamp> {
-    let t = OffsetDateTime::parse(value, &Rfc3339)
-        .ok()
-        .or_else(|| {
-            let fmt = time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
-            );
-            PrimitiveDateTime::parse(value, &fmt).ok().map(PrimitiveDateTime::assume_utc)
-        })?;
+    let t = OffsetDateTime::parse(value, &Rfc3339).ok().or_else(|| {
+        let fmt = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        PrimitiveDateTime::parse(value, &fmt)
+            .ok()
+            .map(PrimitiveDateTime::assume_utc)
+    })?;
     let seconds = t.unix_timestamp();
     let nanos = i32::try_from(t.nanosecond()).ok()?;
     Some(Timestamp { seconds, nanos })
@@ -124,8 +126,14 @@ mod tests {
     fn reads_zulu_positive_offsets_and_no_fraction() {
         assert_eq!(from_graph("1970-01-01T00:00:00Z"), Some(ts(0, 0)));
         assert_eq!(from_graph("1970-01-01T05:30:00+05:30"), Some(ts(0, 0)));
-        assert_eq!(from_graph("1970-01-01T00:00:01.5Z"), Some(ts(1, 500_000_000)));
-        assert_eq!(from_graph("2021-09-14T19:05:24"), Some(ts(1_631_646_324, 0)));
+        assert_eq!(
+            from_graph("1970-01-01T00:00:01.5Z"),
+            Some(ts(1, 500_000_000))
+        );
+        assert_eq!(
+            from_graph("2021-09-14T19:05:24"),
+            Some(ts(1_631_646_324, 0))
+        );
         assert_eq!(from_graph("0001-01-01T00:00:00Z"), Some(ts(MIN_SECONDS, 0)));
     }
 
@@ -148,11 +156,29 @@ mod tests {
 
     #[test]
     fn refuses_out_of_range_and_over_precise() {
-        assert_eq!(GraphDateTime::from_proto(&ts(MIN_SECONDS - 1, 0)), Err(TimestampError::OutOfRange));
-        assert_eq!(GraphDateTime::from_proto(&ts(MAX_SECONDS + 1, 0)), Err(TimestampError::OutOfRange));
-        assert_eq!(GraphDateTime::from_proto(&ts(0, -1)), Err(TimestampError::OutOfRange));
-        assert_eq!(GraphDateTime::from_proto(&ts(0, 1_000_000_000)), Err(TimestampError::OutOfRange));
-        assert_eq!(GraphDateTime::from_proto(&ts(i64::MAX, 0)), Err(TimestampError::OutOfRange));
-        assert_eq!(GraphDateTime::from_proto(&ts(0, 150)), Err(TimestampError::TooPrecise));
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(MIN_SECONDS - 1, 0)),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(MAX_SECONDS + 1, 0)),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(0, -1)),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(0, 1_000_000_000)),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(i64::MAX, 0)),
+            Err(TimestampError::OutOfRange)
+        );
+        assert_eq!(
+            GraphDateTime::from_proto(&ts(0, 150)),
+            Err(TimestampError::TooPrecise)
+        );
     }
 }

@@ -11,7 +11,9 @@ use super::fields::{Field, FieldSet};
 use super::ids::IdSegment;
 use super::timestamp::GraphDateTime;
 use super::ODATA_TYPE;
-use crate::proto::v1::{KeyValuePair, SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
+use crate::proto::v1::{
+    KeyValuePair, SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
+};
 use prost_types::FieldMask;
 use serde::{Serialize, Serializer};
 
@@ -79,7 +81,10 @@ fn unknown_path(path: &str) -> String {
         return format!("path \"{path}\": nested or indexed paths are not supported; name the whole field \"{head}\"");
     }
     match Field::from_graph_name(path) {
-        Some(f) => format!("unknown path \"{path}\"; update_mask paths use proto names: \"{}\"", f.proto_name()),
+        Some(f) => format!(
+            "unknown path \"{path}\"; update_mask paths use proto names: \"{}\"",
+            f.proto_name()
+        ),
         None => format!("unknown path \"{path}\""),
     }
 }
@@ -204,8 +209,10 @@ impl Builder {
             None => Slot::Null,
             Some(s) => {
                 if s.len() > MAX_STRING_BYTES {
-                    self.errors
-                        .push(Self::path(field), format!("longer than {MAX_STRING_BYTES} bytes"));
+                    self.errors.push(
+                        Self::path(field),
+                        format!("longer than {MAX_STRING_BYTES} bytes"),
+                    );
                 }
                 Slot::Set(s)
             }
@@ -232,7 +239,11 @@ impl Builder {
         }
     }
 
-    fn date(&mut self, field: Field, value: Option<&prost_types::Timestamp>) -> Slot<GraphDateTime> {
+    fn date(
+        &mut self,
+        field: Field,
+        value: Option<&prost_types::Timestamp>,
+    ) -> Slot<GraphDateTime> {
         if !self.select(field, value.is_some()) {
             return Slot::Absent;
         }
@@ -285,10 +296,16 @@ impl Builder {
                 self.errors.push(at("name"), "required");
             }
             if kv.name.len() > MAX_STRING_BYTES {
-                self.errors.push(at("name"), format!("longer than {MAX_STRING_BYTES} bytes"));
+                self.errors
+                    .push(at("name"), format!("longer than {MAX_STRING_BYTES} bytes"));
             }
-            if kv.value.as_ref().is_some_and(|v| v.len() > MAX_STRING_BYTES) {
-                self.errors.push(at("value"), format!("longer than {MAX_STRING_BYTES} bytes"));
+            if kv
+                .value
+                .as_ref()
+                .is_some_and(|v| v.len() > MAX_STRING_BYTES)
+            {
+                self.errors
+                    .push(at("value"), format!("longer than {MAX_STRING_BYTES} bytes"));
             }
         }
         Slot::Set(Settings(items))
@@ -296,7 +313,9 @@ impl Builder {
 }
 
 /// Validates an update and builds its PATCH. Nothing is sent when this fails.
-pub fn patch_request(req: &UpdateSecurityConfigurationTaskRequest) -> Result<PatchRequest, InvalidRequest> {
+pub fn patch_request(
+    req: &UpdateSecurityConfigurationTaskRequest,
+) -> Result<PatchRequest, InvalidRequest> {
     let Some(task) = req.security_configuration_task.as_ref() else {
         return Err(InvalidRequest::single(TASK, "required"));
     };
@@ -313,16 +332,25 @@ pub fn patch_request(req: &UpdateSecurityConfigurationTaskRequest) -> Result<Pat
     let body = body(&mut b, task);
     if b.sent.is_empty() && b.errors.violations.is_empty() {
         let why = match mask {
-            Mask::Populated => "nothing to update: set the fields to change, or name them in update_mask",
+            Mask::Populated => {
+                "nothing to update: set the fields to change, or name them in update_mask"
+            }
             Mask::Named(_) => "nothing to update: update_mask names only output-only fields",
         };
-        b.errors.push(if mask == Mask::Populated { TASK } else { MASK }, why);
+        b.errors
+            .push(if mask == Mask::Populated { TASK } else { MASK }, why);
     }
     let Builder { sent, errors, .. } = b;
-    let id = errors.or_ok(id)?.ok_or_else(|| InvalidRequest::single(format!("{TASK}.id"), "required"))?;
+    let id = errors
+        .or_ok(id)?
+        .ok_or_else(|| InvalidRequest::single(format!("{TASK}.id"), "required"))?;
     let body = serde_json::to_vec(&body)
         .map_err(|e| InvalidRequest::single(TASK, format!("cannot be written as JSON: {e}")))?;
-    Ok(PatchRequest { id, body, fields: sent })
+    Ok(PatchRequest {
+        id,
+        body,
+        fields: sent,
+    })
 }
 
 fn body<'a>(b: &mut Builder, t: &'a SecurityConfigurationTask) -> PatchBody<'a> {

@@ -1,0 +1,59 @@
+//! The admin HTTP server: liveness, readiness and metrics, on their own port
+//! so that probes and scrapes never compete with gRPC traffic.
+
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Whether the gateway should receive traffic.
+#[derive(Default)]
+pub struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Release);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    metrics: Arc<Metrics>,
+    ready: Arc<Readiness>,
+}
+
+/// `/healthz` (the process is alive; never depends on Graph), `/readyz`
+/// (serving; not while starting or draining) and `/metrics` (Prometheus text).
+pub fn router(metrics: Arc<Metrics>, ready: Arc<Readiness>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(AdminState { metrics, ready })
+}
+
+async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    if s.ready.get() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,183 @@
+//! Wires the parts together and runs them: gRPC (service, health,
+//! reflection v1 and v1alpha), admin HTTP, and the in-process emulator when
+//! asked for.
+
+use crate::admin::{self, Readiness};
+use crate::config::{Config, GraphTarget};
+use crate::emulator::{Emulator, RunningEmulator};
+use crate::graph::{self, GraphClient, TokenCache};
+use crate::metrics::Metrics;
+use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskServiceServer;
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::service::TaskService;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// A started gateway.
+pub struct Gateway {
+    /// Where gRPC is served.
+    pub grpc_addr: SocketAddr,
+    /// Where the admin HTTP endpoints are served.
+    pub admin_addr: SocketAddr,
+    /// The in-process emulator, with `serve --emulator`.
+    pub emulator: Option<RunningEmulator>,
+    /// Shared with the admin server; tests read it.
+    pub metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    drain_timeout: Duration,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    admin: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Binds the listeners and starts serving.
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::default());
+        let ready = Arc::new(Readiness::default());
+        let http = graph::http_client().context("building the HTTP client")?;
+        let (emulator, graph_client) = match &config.graph {
+            GraphTarget::Emulator => {
+                let running = Emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .await
+                    .context("starting the built-in Graph emulator")?;
+                tracing::warn!(base_url = %running.base_url, "serving against the built-in Graph emulator: not for production");
+                let client = GraphClient::new(
+                    http,
+                    &running.base_url,
+                    None,
+                    config.graph_timeout,
+                    metrics.clone(),
+                );
+                (Some(running), client)
+            }
+            GraphTarget::Graph {
+                base_url,
+                credential,
+            } => {
+                let tokens = TokenCache::new(http.clone(), (**credential).clone());
+                let client = GraphClient::new(
+                    http,
+                    base_url.as_str(),
+                    Some(tokens),
+                    config.graph_timeout,
+                    metrics.clone(),
+                );
+                (None, client)
+            }
+        };
+        let service = TaskService::new(Arc::new(graph_client), metrics.clone());
+
+        let grpc_listener = TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
+        let admin_listener = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding admin address {}", config.admin_addr))?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<SecurityConfigurationTaskServiceServer<TaskService>>()
+            .await;
+        // grpcurl 1.8 speaks only v1alpha; newer clients v1. The health
+        // service's descriptor is registered too, or clients cannot call it.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
+            .context("building reflection v1alpha")?;
+        let tasks = SecurityConfigurationTaskServiceServer::new(service)
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes);
+
+        let (stop, stopped) = watch::channel(false);
+        let grpc_stop = {
+            let mut stopped = stopped.clone();
+            let health = health.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+                health
+                    .set_not_serving::<SecurityConfigurationTaskServiceServer<TaskService>>()
+                    .await;
+            }
+        };
+        let grpc = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health_service)
+                .add_service(reflection_v1)
+                .add_service(reflection_v1alpha)
+                .add_service(tasks)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_stop),
+        );
+        let admin_stop = {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }
+        };
+        let admin_app = admin::router(metrics.clone(), ready.clone());
+        let admin = tokio::spawn(async move {
+            axum::serve(admin_listener, admin_app)
+                .with_graceful_shutdown(admin_stop)
+                .await
+        });
+        ready.set(true);
+        let ready_on_stop = ready.clone();
+        let mut stopped_watch = stopped;
+        tokio::spawn(async move {
+            let _ = stopped_watch.wait_for(|s| *s).await;
+            ready_on_stop.set(false);
+        });
+        tracing::info!(%grpc_addr, %admin_addr, "graph-grpc-gateway serving");
+        Ok(Self {
+            grpc_addr,
+            admin_addr,
+            emulator,
+            metrics,
+            stop,
+            drain_timeout: config.drain_timeout,
+            grpc,
+            admin,
+        })
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish within the drain
+    /// timeout, and stops. `Ok` when everything drained in time.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(self.drain_timeout, async {
+            let grpc = self.grpc.await;
+            let admin = self.admin.await;
+            (grpc, admin)
+        })
+        .await;
+        if let Some(emulator) = self.emulator {
+            emulator.shutdown().await;
+        }
+        match drained {
+            Ok((grpc, admin)) => {
+                grpc.context("gRPC server task")?.context("gRPC server")?;
+                admin
+                    .context("admin server task")?
+                    .context("admin server")?;
+                tracing::info!("drained; stopped");
+                Ok(())
+            }
+            Err(_) => anyhow::bail!(
+                "calls still in flight after the drain timeout of {:?}",
+                self.drain_timeout
+            ),
+        }
+    }
+}

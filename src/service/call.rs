@@ -1,0 +1,188 @@
+//! One gRPC call's bookkeeping: the ids and deadline it carries in, the
+//! metadata, metrics and log line it carries out.
+
+use crate::graph::CallContext;
+use crate::metrics::Metrics;
+use crate::status::CallError;
+use crate::translate::InvalidRequest;
+use std::time::Duration;
+use tokio::time::Instant;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Code, Request, Response, Status};
+use tracing::Span;
+
+/// The longest caller-supplied request id accepted.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// A call in progress.
+pub struct Call {
+    rpc: &'static str,
+    started: Instant,
+    pub ctx: CallContext,
+    /// A caller-supplied request id that cannot be forwarded to Graph.
+    bad_request_id: Option<InvalidRequest>,
+    span: Span,
+}
+
+/// A success: the message and Graph's `request-id` for it.
+pub type Outcome<T> = Result<(T, Option<String>), CallError>;
+
+impl Call {
+    /// Reads the caller's request id (`client-request-id`, else
+    /// `x-request-id`, else a new UUID) and gRPC deadline.
+    pub fn start<T>(rpc: &'static str, req: &Request<T>) -> Self {
+        let started = Instant::now();
+        let md = req.metadata();
+        let supplied = ["client-request-id", "x-request-id"]
+            .into_iter()
+            .find_map(|key| md.get(key).map(|v| (key, v.to_str().ok())));
+        let (client_request_id, bad_request_id) = match supplied {
+            None => (uuid::Uuid::new_v4().to_string(), None),
+            Some((_, Some(id))) if is_request_id(id) => (id.to_owned(), None),
+            Some((key, _)) => (
+                uuid::Uuid::new_v4().to_string(),
+                Some(InvalidRequest::single(
+                    format!("metadata {key}"),
+                    "must be 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+                )),
+            ),
+        };
+        // Finish a little before the caller gives up, so the caller gets our
+        // DEADLINE_EXCEEDED with its details rather than a bare cancellation.
+        let deadline =
+            grpc_timeout(md).map(|t| started + t - (t / 20).min(Duration::from_millis(10)));
+        let span = tracing::info_span!("rpc", rpc, client_request_id = %client_request_id, request_id = tracing::field::Empty);
+        Self {
+            rpc,
+            started,
+            ctx: CallContext {
+                client_request_id,
+                deadline,
+            },
+            bad_request_id,
+            span,
+        }
+    }
+
+    /// Refuses the call before any work if its metadata is unusable.
+    pub fn check_metadata(&mut self) -> Result<(), CallError> {
+        match self.bad_request_id.take() {
+            Some(e) => Err(CallError::Invalid(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The span the call's work runs in.
+    pub fn span(&self) -> Span {
+        self.span.clone()
+    }
+
+    /// Turns the outcome into the gRPC answer, with `request-id` and
+    /// `client-request-id` metadata either way, and records it.
+    pub fn finish<T>(self, metrics: &Metrics, outcome: Outcome<T>) -> Result<Response<T>, Status> {
+        let elapsed = self.started.elapsed();
+        let _enter = self.span.enter();
+        match outcome {
+            Ok((message, request_id)) => {
+                let mut resp = Response::new(message);
+                self.add_metadata(resp.metadata_mut(), request_id.as_deref());
+                metrics.rpc(self.rpc, Code::Ok, elapsed);
+                tracing::debug!(code = "OK", elapsed_us = micros(elapsed), "call finished");
+                Ok(resp)
+            }
+            Err(e) => {
+                let mut status = e.to_status();
+                self.add_metadata(status.metadata_mut(), e.request_id());
+                metrics.rpc(self.rpc, status.code(), elapsed);
+                let code = crate::metrics::code_name(status.code());
+                match status.code() {
+                    Code::Internal | Code::Unknown | Code::Unavailable | Code::DeadlineExceeded => {
+                        tracing::warn!(code, elapsed_us = micros(elapsed), error = %status.message(), "call failed")
+                    }
+                    _ => {
+                        tracing::info!(code, elapsed_us = micros(elapsed), error = %status.message(), "call failed")
+                    }
+                }
+                Err(status)
+            }
+        }
+    }
+
+    fn add_metadata(&self, md: &mut MetadataMap, request_id: Option<&str>) {
+        if let Some(id) = request_id {
+            self.span.record("request_id", id);
+            if let Ok(v) = MetadataValue::try_from(id) {
+                md.insert("request-id", v);
+            }
+        }
+        if let Ok(v) = MetadataValue::try_from(self.ctx.client_request_id.as_str()) {
+            md.insert("client-request-id", v);
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn is_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_BYTES
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// The caller's `grpc-timeout` (e.g. `250m`, `5S`), if any.
+fn grpc_timeout(md: &MetadataMap) -> Option<Duration> {
+    let value = md.get("grpc-timeout")?.to_str().ok()?;
+    let split = value.len().checked_sub(1)?;
+    let (digits, unit) = value.split_at(split);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(timeout: &str) -> MetadataMap {
+        let mut m = MetadataMap::new();
+        m.insert("grpc-timeout", timeout.parse().expect("ascii"));
+        m
+    }
+
+    #[test]
+    fn reads_grpc_timeout_units() {
+        assert_eq!(grpc_timeout(&md("250m")), Some(Duration::from_millis(250)));
+        assert_eq!(grpc_timeout(&md("5S")), Some(Duration::from_secs(5)));
+        assert_eq!(grpc_timeout(&md("2M")), Some(Duration::from_secs(120)));
+        assert_eq!(grpc_timeout(&md("1H")), Some(Duration::from_secs(3600)));
+        assert_eq!(grpc_timeout(&md("7u")), Some(Duration::from_micros(7)));
+        assert_eq!(grpc_timeout(&md("9n")), Some(Duration::from_nanos(9)));
+        for bad in ["", "m", "123456789m", "5x", "-1S"] {
+            assert_eq!(grpc_timeout(&md(bad)), None, "{bad}");
+        }
+        assert_eq!(grpc_timeout(&MetadataMap::new()), None);
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(is_request_id("5d630f12-0f12-5d63-120f-635d120f635d"));
+        assert!(is_request_id("trace:abc_1.2"));
+        for bad in ["", "a b", "a\r\nX-Evil: 1", &"a".repeat(129)] {
+            assert!(!is_request_id(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Every failure a call can meet, and the one table that turns it into a
+//! gRPC status with rich details.
+
+use crate::graph::{GraphError, GraphFailure};
+use crate::translate::{InvalidRequest, ResponseError};
+use std::collections::HashMap;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// `ErrorInfo.domain` for errors Graph reported.
+pub const GRAPH_DOMAIN: &str = "graph.microsoft.com";
+/// `ErrorInfo.domain` for errors the gateway itself found.
+pub const GATEWAY_DOMAIN: &str = "graph-grpc-gateway";
+
+/// Why a call failed.
+#[derive(Debug)]
+pub enum CallError {
+    /// The request is invalid; nothing was sent to Graph.
+    Invalid(InvalidRequest),
+    /// Graph failed or could not be reached.
+    Graph(GraphError),
+    /// Graph answered, but not with a securityConfigurationTask the gateway can read.
+    Answer {
+        error: ResponseError,
+        request_id: Option<String>,
+    },
+}
+
+impl From<InvalidRequest> for CallError {
+    fn from(e: InvalidRequest) -> Self {
+        Self::Invalid(e)
+    }
+}
+
+impl From<GraphError> for CallError {
+    fn from(e: GraphError) -> Self {
+        Self::Graph(e)
+    }
+}
+
+/// Graph's HTTP status -> gRPC code. The one place this is decided.
+const GRAPH_STATUS_CODES: &[(u16, Code)] = &[
+    (400, Code::InvalidArgument),
+    (401, Code::Unauthenticated),
+    (402, Code::FailedPrecondition),
+    (403, Code::PermissionDenied),
+    (404, Code::NotFound),
+    (405, Code::Unimplemented),
+    (406, Code::InvalidArgument),
+    (409, Code::Aborted),
+    (410, Code::NotFound),
+    (411, Code::InvalidArgument),
+    (412, Code::Aborted),
+    (413, Code::ResourceExhausted),
+    (415, Code::InvalidArgument),
+    (416, Code::OutOfRange),
+    (422, Code::InvalidArgument),
+    (423, Code::FailedPrecondition),
+    (429, Code::ResourceExhausted),
+    (500, Code::Internal),
+    (501, Code::Unimplemented),
+    (502, Code::Unavailable),
+    (503, Code::Unavailable),
+    (504, Code::DeadlineExceeded),
+    (507, Code::ResourceExhausted),
+    (509, Code::ResourceExhausted),
+];
+
+/// The gRPC code for a Graph HTTP status; statuses outside the table map by
+/// class (other 4xx: the request cannot succeed as is; other 5xx: Graph's side).
+pub fn code_for_graph_status(status: u16) -> Code {
+    match GRAPH_STATUS_CODES.iter().find(|(s, _)| *s == status) {
+        Some((_, code)) => *code,
+        None if (400..500).contains(&status) => Code::FailedPrecondition,
+        None if (500..600).contains(&status) => Code::Unavailable,
+        None => Code::Unknown,
+    }
+}
+
+/// `itemNotFound` -> `ITEM_NOT_FOUND`, `Request_ResourceNotFound` -> `REQUEST_RESOURCE_NOT_FOUND`.
+pub fn upper_snake(code: &str) -> String {
+    let mut out = String::with_capacity(code.len() + 4);
+    let mut prev_lower_or_digit = false;
+    for c in code.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !out.ends_with('_') && !out.is_empty() {
+                out.push('_');
+            }
+            prev_lower_or_digit = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower_or_digit {
+            out.push('_');
+        }
+        prev_lower_or_digit = c.is_ascii_lowercase() || c.is_ascii_digit();
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+impl CallError {
+    /// The gRPC code, message and details; response metadata is added by the caller.
+    pub fn to_status(&self) -> Status {
+        match self {
+            Self::Invalid(e) => {
+                let violations: Vec<FieldViolation> = e
+                    .violations
+                    .iter()
+                    .map(|v| FieldViolation::new(v.field.clone(), v.description.clone()))
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    e.to_string(),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            Self::Graph(GraphError::Status(failure)) => graph_failure(failure),
+            Self::Graph(e) => {
+                let (code, reason) = match e {
+                    GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT"),
+                    GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE"),
+                    GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED"),
+                    GraphError::Token(_) => (Code::Unavailable, "TOKEN_UNAVAILABLE"),
+                    GraphError::Status(_) => unreachable!("matched above"),
+                };
+                gateway_error(code, e.to_string(), reason, HashMap::new())
+            }
+            Self::Answer { error, request_id } => {
+                let mut meta = HashMap::new();
+                if let Some(id) = request_id {
+                    meta.insert("request-id".to_owned(), id.clone());
+                }
+                match error {
+                    ResponseError::NotSecurityTask { odata_type } => {
+                        meta.insert("odata-type".to_owned(), odata_type.clone());
+                        gateway_error(
+                            Code::FailedPrecondition,
+                            error.to_string(),
+                            "NOT_A_SECURITY_CONFIGURATION_TASK",
+                            meta,
+                        )
+                    }
+                    ResponseError::Malformed(_) => gateway_error(
+                        Code::Internal,
+                        error.to_string(),
+                        "GRAPH_ANSWER_UNREADABLE",
+                        meta,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Graph's `request-id` for this failure, when Graph answered.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Self::Graph(GraphError::Status(f)) => f.request_id.as_deref(),
+            Self::Answer { request_id, .. } => request_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+fn gateway_error(
+    code: Code,
+    message: String,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, GATEWAY_DOMAIN, metadata);
+    Status::with_error_details(code, message, details)
+}
+
+fn graph_failure(f: &GraphFailure) -> Status {
+    let code = code_for_graph_status(f.status);
+    let reason = match &f.code {
+        Some(c) => upper_snake(c),
+        None => format!("HTTP_{}", f.status),
+    };
+    let mut meta = HashMap::from([("http-status".to_owned(), f.status.to_string())]);
+    for (key, value) in [
+        ("request-id", &f.request_id),
+        ("client-request-id", &f.client_request_id),
+        ("date", &f.date),
+    ] {
+        if let Some(v) = value {
+            meta.insert(key.to_owned(), v.clone());
+        }
+    }
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, GRAPH_DOMAIN, meta);
+    if f.retry_after.is_some() {
+        details.set_retry_info(f.retry_after);
+    }
+    let message = match &f.message {
+        Some(m) => m.clone(),
+        None => f.to_string(),
+    };
+    Status::with_error_details(code, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn table_follows_the_contract() {
+        let want = [
+            (400, Code::InvalidArgument),
+            (415, Code::InvalidArgument),
+            (422, Code::InvalidArgument),
+            (401, Code::Unauthenticated),
+            (403, Code::PermissionDenied),
+            (404, Code::NotFound),
+            (405, Code::Unimplemented),
+            (501, Code::Unimplemented),
+            (409, Code::Aborted),
+            (412, Code::Aborted),
+            (413, Code::ResourceExhausted),
+            (423, Code::FailedPrecondition),
+            (429, Code::ResourceExhausted),
+            (507, Code::ResourceExhausted),
+            (509, Code::ResourceExhausted),
+            (500, Code::Internal),
+            (502, Code::Unavailable),
+            (503, Code::Unavailable),
+            (504, Code::DeadlineExceeded),
+            (418, Code::FailedPrecondition),
+            (599, Code::Unavailable),
+            (302, Code::Unknown),
+        ];
+        for (status, code) in want {
+            assert_eq!(code_for_graph_status(status), code, "{status}");
+        }
+    }
+
+    #[test]
+    fn graph_codes_become_upper_snake() {
+        assert_eq!(upper_snake("itemNotFound"), "ITEM_NOT_FOUND");
+        assert_eq!(upper_snake("TooManyRequests"), "TOO_MANY_REQUESTS");
+        assert_eq!(
+            upper_snake("Request_ResourceNotFound"),
+            "REQUEST_RESOURCE_NOT_FOUND"
+        );
+        assert_eq!(upper_snake("invalidRequest"), "INVALID_REQUEST");
+    }
+
+    #[test]
+    fn graph_failure_carries_error_info_and_retry_info() {
+        let failure = GraphFailure {
+            status: 429,
+            code: Some("TooManyRequests".into()),
+            message: Some("slow down".into()),
+            request_id: Some("r".into()),
+            client_request_id: Some("c".into()),
+            date: Some("2021-09-14T19:05:24".into()),
+            retry_after: Some(Duration::from_secs(7)),
+        };
+        let status = CallError::Graph(GraphError::Status(Box::new(failure))).to_status();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "slow down");
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "TOO_MANY_REQUESTS");
+        assert_eq!(info.domain, GRAPH_DOMAIN);
+        assert_eq!(info.metadata["request-id"], "r");
+        assert_eq!(info.metadata["client-request-id"], "c");
+        assert_eq!(info.metadata["date"], "2021-09-14T19:05:24");
+        let retry = status.get_details_retry_info().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
+    }
+}

@@ -1,0 +1,75 @@
+//! Shared test setup: a gateway on loopback against the in-process emulator,
+//! and a real tonic client connected to it.
+#![allow(dead_code)]
+
+use graph_grpc_gateway::cli::{LogArgs, LogFormat};
+use graph_grpc_gateway::config::{Config, GraphTarget};
+use graph_grpc_gateway::emulator::Emulator;
+use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
+use graph_grpc_gateway::server::Gateway;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+pub type Client = SecurityConfigurationTaskServiceClient<Channel>;
+
+pub fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+pub fn config(graph: GraphTarget) -> Config {
+    Config {
+        grpc_addr: loopback(),
+        admin_addr: loopback(),
+        graph,
+        graph_timeout: Duration::from_secs(10),
+        max_message_bytes: 4 * 1024 * 1024,
+        drain_timeout: Duration::from_secs(5),
+        log: LogArgs {
+            log_format: LogFormat::Pretty,
+            log: "warn".into(),
+        },
+    }
+}
+
+pub struct Harness {
+    pub gateway: Gateway,
+    pub client: Client,
+}
+
+impl Harness {
+    /// `serve --emulator` on ephemeral loopback ports.
+    pub async fn start() -> Self {
+        Self::with_config(config(GraphTarget::Emulator)).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let gateway = Gateway::start(config).await.expect("gateway starts");
+        let client = connect(gateway.grpc_addr).await;
+        Self { gateway, client }
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        &self
+            .gateway
+            .emulator
+            .as_ref()
+            .expect("started with the emulator")
+            .emulator
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway.admin_addr)
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> Client {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+    SecurityConfigurationTaskServiceClient::new(channel)
+}
+
+pub mod process;

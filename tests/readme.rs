@@ -1,0 +1,133 @@
+//! The README's quickstart, verbatim: its grpcurl and buf commands run with
+//! the real tools against the real binary serving `--emulator`.
+
+mod common;
+
+use common::process::Running;
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const README: &str = include_str!("../README.md");
+const TASK_ID: &str = "5d630f12-0f12-5d63-120f-635d120f635d";
+
+/// The shell commands of the README's ```sh blocks that call a gRPC tool.
+fn readme_commands() -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut in_sh = false;
+    for line in README.lines() {
+        match line.trim_end() {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            cmd if in_sh && (cmd.starts_with("grpcurl ") || cmd.starts_with("buf curl ")) => {
+                commands.push(cmd.to_owned());
+            }
+            _ => {}
+        }
+    }
+    commands
+}
+
+/// The JSON after `-d '`, if any.
+fn payload(cmd: &str) -> Option<Value> {
+    let start = cmd.find("-d '")? + 4;
+    let end = start + cmd[start..].find('\'')?;
+    serde_json::from_str(&cmd[start..end]).ok()
+}
+
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+        _ => {}
+    }
+}
+
+fn tool_on_path(tool: &str) {
+    let found = Command::new(tool).arg("--version").output().is_ok();
+    assert!(
+        found,
+        "{tool} is not on PATH: run the tests with scripts/test.sh, or `source scripts/tools.sh` first"
+    );
+}
+
+#[test]
+fn readme_commands_work_verbatim() {
+    tool_on_path("grpcurl");
+    tool_on_path("buf");
+    let commands = readme_commands();
+    assert!(
+        commands.len() >= 7,
+        "README commands not found: {commands:?}"
+    );
+    assert!(commands.iter().any(|c| c.starts_with("buf curl")));
+
+    let gw = Running::spawn(&[
+        "serve",
+        "--emulator",
+        "--grpc-addr",
+        "127.0.0.1:50051",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    gw.wait_for_line("graph-grpc-gateway serving", Duration::from_secs(60));
+
+    for cmd in &commands {
+        let out = Command::new("bash")
+            .args(["-c", cmd])
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "`{cmd}` failed:\n{stdout}\n{stderr}");
+        assert!(!stdout.trim().is_empty(), "`{cmd}` printed nothing");
+
+        if cmd.ends_with(" list") {
+            for service in [
+                "graphgateway.v1.SecurityConfigurationTaskService",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1alpha.ServerReflection",
+            ] {
+                assert!(stdout.contains(service), "{service} not listed:\n{stdout}");
+            }
+            continue;
+        }
+        let answer: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("`{cmd}`: not JSON ({e}):\n{stdout}"));
+        if cmd.contains("/UpdateSecurityConfigurationTask") {
+            // Every value the command sets comes back in Graph's answer.
+            let mut sent = Vec::new();
+            strings(
+                &payload(cmd).expect("payload")["security_configuration_task"],
+                &mut sent,
+            );
+            strings(
+                &payload(cmd).expect("payload")["securityConfigurationTask"],
+                &mut sent,
+            );
+            let got = answer.to_string();
+            for value in sent {
+                assert!(
+                    got.contains(&value),
+                    "`{cmd}`: {value} not in the answer {got}"
+                );
+            }
+            if cmd.contains("\"description\"]") {
+                assert!(
+                    answer.get("description").is_none(),
+                    "description not cleared: {answer}"
+                );
+            }
+        } else if cmd.contains("/GetSecurityConfigurationTask") {
+            assert_eq!(answer["id"], TASK_ID);
+        } else if cmd.contains("/ListSecurityConfigurationTasks") {
+            let tasks = answer["securityConfigurationTasks"]
+                .as_array()
+                .expect("tasks");
+            assert!(tasks.iter().any(|t| t["id"] == TASK_ID), "{answer}");
+        } else if cmd.contains("grpc.health.v1.Health/Check") {
+            assert_eq!(answer["status"], "SERVING");
+        }
+    }
+}
