@@ -2,4 +2,5 @@
 //! objects on Microsoft Graph beta.
 #![forbid(unsafe_code)]
 
+pub mod emulator;
 pub mod proto;
