@@ -13,7 +13,7 @@ use super::faults::Fault;
 
 /// Most requests kept in the log. The emulator doubles as a constant-cost
 /// benchmark backend, so the log drops its oldest entries past this instead
-/// of growing without bound; [`Journal::received`] still counts everything.
+/// of growing without bound; `Emulator::received` still counts everything.
 pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 
 /// One request that reached a Graph route (under `/beta`).

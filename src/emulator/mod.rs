@@ -10,6 +10,15 @@
 //! `POST /_emulator/faults` (JSON array of [`Fault`]),
 //! `GET /_emulator/requests` (`{"received": N}`, plus `"requests"` with
 //! `?log=true`) and `POST /_emulator/reset`.
+//!
+//! Where it knowingly differs from Graph:
+//! - no authentication: `Authorization` is logged, never checked;
+//! - list options beyond `$top`, `$skiptoken` and a `$filter` subset (`eq`,
+//!   `and`, `isof`) answer 400 rather than being ignored (`$select`,
+//!   `$orderby`, `$count`...); query options on single-task routes are ignored;
+//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served;
+//!   any other path under `/beta` is an unknown segment (400);
+//! - DateTimeOffset values are stored as sent (validated, not normalised).
 
 use std::future::Future;
 use std::io;
@@ -56,6 +65,16 @@ struct Shared {
     journal: Mutex<Journal>,
     /// What [`Emulator::reset`] restores.
     initial: Vec<(String, Value)>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("tasks", &self.store_read().len())
+            .field("received", &self.received())
+            .field("pending_faults", &self.pending_faults())
+            .finish()
+    }
 }
 
 impl Default for Emulator {
@@ -208,6 +227,7 @@ fn keyed(mut task: Value) -> (String, Value) {
 
 /// An emulator serving in a tokio task. Dropping it stops the server (the
 /// listener closes; requests in flight finish).
+#[derive(Debug)]
 pub struct RunningEmulator {
     /// `http://127.0.0.1:PORT/beta`: the Graph base URL to give a client.
     pub base_url: String,

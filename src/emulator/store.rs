@@ -32,6 +32,10 @@ impl TaskStore {
         store
     }
 
+    pub fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Value> {
         self.seq_of.get(id).and_then(|seq| self.by_seq.get(seq))
     }
