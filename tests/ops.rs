@@ -5,7 +5,7 @@ mod common;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::{self, post};
 use axum::{Json, Router};
 use common::{config, connect, loopback, Harness};
 use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
@@ -138,11 +138,11 @@ async fn start_fake_cloud() -> (String, FakeCloud) {
         .route("/tenant-1/oauth2/v2.0/token", post(token))
         .route(
             "/beta/deviceAppManagement/deviceAppManagementTasks/fast",
-            get(task),
+            routing::get(task),
         )
         .route(
             "/beta/deviceAppManagement/deviceAppManagementTasks/slow",
-            get(|| std::future::pending::<&'static str>()),
+            routing::get(|| std::future::pending::<&'static str>()),
         )
         .with_state(cloud.clone());
     let listener = TcpListener::bind(loopback()).await.expect("bind");
