@@ -35,7 +35,12 @@ cargo clippy --all-targets --locked -- -D warnings
 step "buf lint"
 buf lint
 
-step "cargo test --locked"
-cargo test --locked
-# No trailing output: cargo test's own summary stays the last thing printed.
+step "cargo test --locked --all-targets"
+# --all-targets: unit, integration and bench targets (the crate has no doc
+# tests). The output is kept to print one closing total for every binary.
+test_log=$(mktemp)
+cargo test --locked --all-targets 2>&1 | tee "$test_log"
 step_name=""
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
+rm -f "$test_log"

@@ -87,11 +87,13 @@ impl Gateway {
             .set_serving::<SecurityConfigurationTaskServiceServer<TaskService>>()
             .await;
         // grpcurl 1.8 speaks only v1alpha; newer clients v1. The health
-        // service's descriptor is registered too, or clients cannot call it.
+        // service's descriptor is registered too, or clients cannot call it,
+        // and google.rpc's error details, so clients can print them.
         let reflection = || {
             tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         };
         let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
         let reflection_v1alpha = reflection()

@@ -142,7 +142,7 @@ async fn start_fake_cloud() -> (String, FakeCloud) {
         )
         .route(
             "/beta/deviceAppManagement/deviceAppManagementTasks/slow",
-            routing::get(|| std::future::pending::<&'static str>()),
+            routing::get(std::future::pending::<&'static str>),
         )
         .with_state(cloud.clone());
     let listener = TcpListener::bind(loopback()).await.expect("bind");

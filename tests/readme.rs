@@ -11,21 +11,52 @@ use std::time::Duration;
 const README: &str = include_str!("../README.md");
 const TASK_ID: &str = "5d630f12-0f12-5d63-120f-635d120f635d";
 
-/// The shell commands of the README's ```sh blocks that call a gRPC tool.
-fn readme_commands() -> Vec<String> {
-    let mut commands = Vec::new();
-    let mut in_sh = false;
+/// A README command that calls a gRPC tool, with the output the README
+/// shows for it (a ```text block right after its ```sh block), if any.
+struct Example {
+    command: String,
+    shown_output: Option<String>,
+}
+
+fn readme_examples() -> Vec<Example> {
+    let mut examples: Vec<Example> = Vec::new();
+    let mut block: Option<&str> = None;
+    let mut text = String::new();
+    let mut lines_since_block = 0;
     for line in README.lines() {
-        match line.trim_end() {
-            "```sh" => in_sh = true,
-            "```" => in_sh = false,
-            cmd if in_sh && (cmd.starts_with("grpcurl ") || cmd.starts_with("buf curl ")) => {
-                commands.push(cmd.to_owned());
+        match (block, line.trim_end()) {
+            (None, "```sh") => block = Some("sh"),
+            (None, "```text") => {
+                block = Some("text");
+                text.clear();
+            }
+            (Some(kind), "```") => {
+                if kind == "text" && lines_since_block <= 1 {
+                    if let Some(last) = examples.last_mut() {
+                        last.shown_output = Some(text.clone());
+                    }
+                }
+                block = None;
+                lines_since_block = 0;
+                continue;
+            }
+            (Some("sh"), cmd) if cmd.starts_with("grpcurl ") || cmd.starts_with("buf curl ") => {
+                examples.push(Example {
+                    command: cmd.to_owned(),
+                    shown_output: None,
+                });
+            }
+            (Some("text"), l) => {
+                text.push_str(l);
+                text.push('\n');
             }
             _ => {}
         }
+        if block.is_none() {
+            lines_since_block += 1;
+        }
     }
-    commands
+    examples
 }
 
 /// The JSON after `-d '`, if any.
@@ -56,12 +87,10 @@ fn tool_on_path(tool: &str) {
 fn readme_commands_work_verbatim() {
     tool_on_path("grpcurl");
     tool_on_path("buf");
-    let commands = readme_commands();
-    assert!(
-        commands.len() >= 7,
-        "README commands not found: {commands:?}"
-    );
-    assert!(commands.iter().any(|c| c.starts_with("buf curl")));
+    let examples = readme_examples();
+    assert!(examples.len() >= 8, "README commands not found");
+    assert!(examples.iter().any(|e| e.command.starts_with("buf curl")));
+    assert!(examples.iter().any(|e| e.shown_output.is_some()));
 
     let gw = Running::spawn(&[
         "serve",
@@ -73,13 +102,32 @@ fn readme_commands_work_verbatim() {
     ]);
     gw.wait_for_line("graph-grpc-gateway serving", Duration::from_secs(60));
 
-    for cmd in &commands {
+    for Example {
+        command: cmd,
+        shown_output,
+    } in &examples
+    {
         let out = Command::new("bash")
             .args(["-c", cmd])
             .output()
             .expect("bash runs");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(shown) = shown_output {
+            let printed = format!("{stdout}{stderr}");
+            assert_eq!(
+                !out.status.success(),
+                shown.starts_with("ERROR:"),
+                "`{cmd}`:\n{printed}"
+            );
+            for line in shown.lines() {
+                assert!(
+                    printed.contains(line),
+                    "`{cmd}`: README shows {line:?}, the tool printed:\n{printed}"
+                );
+            }
+            continue;
+        }
         assert!(out.status.success(), "`{cmd}` failed:\n{stdout}\n{stderr}");
         assert!(!stdout.trim().is_empty(), "`{cmd}` printed nothing");
 
