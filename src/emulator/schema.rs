@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 use super::datetime;
 
 /// An enum type and its wire strings, in Graph's declared order.
+///
+/// Written out here rather than shared with `translate::enums` on purpose:
+/// the emulator stands in for Graph, so it keeps its own copy of Graph's
+/// contract and a mistake in the gateway's tables cannot hide in both.
 pub struct EnumType {
     pub name: &'static str,
     pub members: &'static [&'static str],

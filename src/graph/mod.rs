@@ -86,8 +86,7 @@ impl GraphClient {
         id: &IdSegment,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let url = format!("{}/{}", self.collection_url, id.as_str());
-        self.send(Method::GET, url, None, ctx).await
+        self.send(Method::GET, self.task_url(id), None, ctx).await
     }
 
     /// `PATCH /deviceAppManagement/deviceAppManagementTasks/{id}`.
@@ -97,8 +96,12 @@ impl GraphClient {
         body: Vec<u8>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let url = format!("{}/{}", self.collection_url, id.as_str());
-        self.send(Method::PATCH, url, Some(body), ctx).await
+        self.send(Method::PATCH, self.task_url(id), Some(body), ctx)
+            .await
+    }
+
+    fn task_url(&self, id: &IdSegment) -> String {
+        format!("{}/{}", self.collection_url, id.as_str())
     }
 
     /// `GET /deviceAppManagement/deviceAppManagementTasks?{query}`.
