@@ -154,14 +154,13 @@ impl Gateway {
         })
     }
 
-    /// Stops accepting calls, lets in-flight calls finish within the drain
-    /// timeout, and stops. `Ok` when everything drained in time.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting calls and lets in-flight calls finish within the
+    /// drain timeout; calls still running then are abandoned.
+    pub async fn shutdown(self) -> anyhow::Result<Drain> {
         let _ = self.stop.send(true);
+        let (mut grpc, mut admin) = (self.grpc, self.admin);
         let drained = tokio::time::timeout(self.drain_timeout, async {
-            let grpc = self.grpc.await;
-            let admin = self.admin.await;
-            (grpc, admin)
+            ((&mut grpc).await, (&mut admin).await)
         })
         .await;
         if let Some(emulator) = self.emulator {
@@ -174,12 +173,23 @@ impl Gateway {
                     .context("admin server task")?
                     .context("admin server")?;
                 tracing::info!("drained; stopped");
-                Ok(())
+                Ok(Drain::Complete)
             }
-            Err(_) => anyhow::bail!(
-                "calls still in flight after the drain timeout of {:?}",
-                self.drain_timeout
-            ),
+            Err(_) => {
+                grpc.abort();
+                admin.abort();
+                tracing::warn!(drain_timeout = ?self.drain_timeout, "calls still in flight after the drain timeout were abandoned; stopped");
+                Ok(Drain::Abandoned)
+            }
         }
     }
+}
+
+/// How a shutdown ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Every in-flight call finished.
+    Complete,
+    /// The drain timeout passed with calls still running.
+    Abandoned,
 }

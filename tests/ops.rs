@@ -12,10 +12,12 @@ use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::secret::Secret;
+use graph_grpc_gateway::server::Drain;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -111,6 +113,15 @@ async fn unreachable_graph_is_unavailable() {
 struct FakeCloud {
     token_requests: Arc<Mutex<Vec<String>>>,
     authorizations: Arc<Mutex<Vec<String>>>,
+    /// `held` answers once `release` is notified; `arrived` says it was asked.
+    arrived: Arc<Notify>,
+    release: Arc<Notify>,
+}
+
+async fn held(State(c): State<FakeCloud>) -> Json<serde_json::Value> {
+    c.arrived.notify_one();
+    c.release.notified().await;
+    Json(json!({"@odata.type": "#microsoft.graph.securityConfigurationTask", "id": "held"}))
 }
 
 async fn token(State(c): State<FakeCloud>, body: String) -> Json<serde_json::Value> {
@@ -139,6 +150,10 @@ async fn start_fake_cloud() -> (String, FakeCloud) {
         .route(
             "/beta/deviceAppManagement/deviceAppManagementTasks/fast",
             routing::get(task),
+        )
+        .route(
+            "/beta/deviceAppManagement/deviceAppManagementTasks/held",
+            routing::get(held),
         )
         .route(
             "/beta/deviceAppManagement/deviceAppManagementTasks/slow",
@@ -232,7 +247,7 @@ async fn shutdown_drains_and_closes_the_ports() {
     let admin = h.gateway.admin_addr;
     let Harness { gateway, client } = h;
     drop(client);
-    gateway.shutdown().await.expect("drains cleanly");
+    assert_eq!(gateway.shutdown().await.expect("stops"), Drain::Complete);
     assert!(
         tokio::net::TcpStream::connect(grpc).await.is_err(),
         "gRPC port closed"
@@ -256,4 +271,54 @@ async fn oversized_messages_are_refused() {
     assert_eq!(s.code(), Code::OutOfRange, "{s:?}");
     assert_eq!(h.emulator().received(), 0);
     let _ = connect(h.gateway.grpc_addr).await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
+    let (url, cloud) = start_fake_cloud().await;
+    let h = Harness::with_config(config(graph_with_credentials(&url))).await;
+    let Harness { gateway, client } = h;
+    let grpc = gateway.grpc_addr;
+    let mut in_flight = client.clone();
+    let call =
+        tokio::spawn(async move { in_flight.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    let stopping = tokio::spawn(gateway.shutdown());
+    // The listener closes while the call is still waiting on Graph.
+    let refused = loop {
+        match tokio::net::TcpStream::connect(grpc).await {
+            Err(_) => break true,
+            Ok(_) if stopping.is_finished() => break false,
+            Ok(_) => tokio::task::yield_now().await,
+        }
+    };
+    assert!(refused, "new connections refused while draining");
+    cloud.release.notify_one();
+    let answer = call
+        .await
+        .expect("joined")
+        .expect("in-flight call completes OK");
+    assert_eq!(answer.into_inner().id, "held");
+    drop(client);
+    assert_eq!(
+        stopping.await.expect("joined").expect("stops"),
+        Drain::Complete
+    );
+}
+
+#[tokio::test]
+async fn shutdown_abandons_calls_past_the_drain_timeout() {
+    let (url, cloud) = start_fake_cloud().await;
+    let mut cfg = config(graph_with_credentials(&url));
+    cfg.drain_timeout = Duration::from_millis(100);
+    let Harness { gateway, client } = Harness::with_config(cfg).await;
+    let mut in_flight = client.clone();
+    let call =
+        tokio::spawn(async move { in_flight.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    assert_eq!(gateway.shutdown().await.expect("stops"), Drain::Abandoned);
+    assert!(
+        call.await.expect("joined").is_err(),
+        "the abandoned call fails"
+    );
 }
