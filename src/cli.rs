@@ -80,9 +80,13 @@ pub struct ServeArgs {
     #[arg(skip = std::env::var("AZURE_CLIENT_SECRET").ok().map(Secret::new))]
     pub client_secret: Option<Secret>,
 
-    /// Longest wait for one Graph request (the caller's deadline, if shorter, wins).
-    #[arg(long, env = "GRAPH_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Longest time for one call's Graph work, retries included (the
+    /// caller's deadline, if shorter, wins).
+    #[arg(long, env = "GRAPH_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub graph_timeout: Duration,
+
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
 
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -94,6 +98,31 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// How the gateway treats a struggling Graph.
+#[derive(Debug, Clone, Args)]
+pub struct ResilienceArgs {
+    /// Retries of a throttled (429), unavailable (503/504) or unreachable
+    /// Graph request, for idempotent methods; at most 10.
+    #[arg(long, env = "GRAPH_MAX_RETRIES", default_value_t = 3)]
+    pub graph_max_retries: u32,
+
+    /// First retry delay when Graph sends no Retry-After; doubles per retry, plus up to 1 s jitter.
+    #[arg(long, env = "GRAPH_RETRY_BASE_DELAY", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub graph_retry_base_delay: Duration,
+
+    /// Retries allowed as a percentage of recent calls, so an outage is not multiplied.
+    #[arg(long, env = "GRAPH_RETRY_BUDGET_PERCENT", default_value_t = 20.0)]
+    pub graph_retry_budget_percent: f32,
+
+    /// Longest wait for one attempt.
+    #[arg(long, env = "GRAPH_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub graph_attempt_timeout: Duration,
+
+    /// Graph calls in flight at once; more are refused at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "GRAPH_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub graph_max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Args)]

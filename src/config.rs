@@ -5,7 +5,8 @@
 //! against Graph without credentials is refused at start, naming what is
 //! missing: the gateway never falls back to the emulator on its own.
 
-use crate::cli::{LogArgs, ServeArgs};
+use crate::cli::{LogArgs, ResilienceArgs, ServeArgs};
+use crate::graph::{RetrySettings, StackSettings};
 use crate::secret::Secret;
 use reqwest::Url;
 use std::fmt;
@@ -23,7 +24,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub graph: GraphTarget,
+    /// One call's Graph budget, retries included.
     pub graph_timeout: Duration,
+    /// Retries, attempt timeout, in-flight cap.
+    pub graph_stack: StackSettings,
     pub max_message_bytes: usize,
     pub drain_timeout: Duration,
     pub log: LogArgs,
@@ -89,6 +93,7 @@ impl Config {
         if args.graph_timeout.is_zero() {
             problems.push("GRAPH_TIMEOUT must be more than 0".to_owned());
         }
+        let graph_stack = stack_settings(&args.resilience, &mut problems);
         let graph = if args.emulator {
             if args.graph_base_url.is_some() {
                 problems.push(
@@ -105,12 +110,38 @@ impl Config {
                 admin_addr: args.admin_addr,
                 graph,
                 graph_timeout: args.graph_timeout,
+                graph_stack,
                 max_message_bytes: args.max_message_bytes,
                 drain_timeout: args.drain_timeout,
                 log: args.log,
             }),
             _ => Err(ConfigError(problems)),
         }
+    }
+}
+
+fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSettings {
+    if args.graph_max_retries > 10 {
+        problems.push("GRAPH_MAX_RETRIES must be at most 10".to_owned());
+    }
+    if !(0.0..=1000.0).contains(&args.graph_retry_budget_percent) {
+        problems.push("GRAPH_RETRY_BUDGET_PERCENT must be within 0..=1000".to_owned());
+    }
+    if args.graph_attempt_timeout.is_zero() {
+        problems.push("GRAPH_ATTEMPT_TIMEOUT must be more than 0".to_owned());
+    }
+    if args.graph_max_in_flight == 0 {
+        problems.push("GRAPH_MAX_IN_FLIGHT must be at least 1".to_owned());
+    }
+    StackSettings {
+        retry: RetrySettings {
+            max_retries: args.graph_max_retries,
+            base_delay: args.graph_retry_base_delay,
+            budget_percent: args.graph_retry_budget_percent,
+            ..RetrySettings::default()
+        },
+        attempt_timeout: args.graph_attempt_timeout,
+        max_in_flight: args.graph_max_in_flight,
     }
 }
 

@@ -24,6 +24,11 @@ struct GraphLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EnumLabels {
     graph_type: &'static str,
 }
@@ -35,6 +40,11 @@ pub struct Metrics {
     rpc_seconds: Family<RpcName, Histogram>,
     graph_requests: Family<GraphLabels, Counter>,
     unknown_enum_values: Family<EnumLabels, Counter>,
+    retries: Family<ReasonLabels, Counter>,
+    retries_skipped: Family<ReasonLabels, Counter>,
+    load_shed: Counter,
+    throttle_waits: Counter,
+    throttle_fail_fast: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,7 +83,42 @@ impl Default for Metrics {
             "Enum members Graph sent that this gateway does not know (read as UNSPECIFIED)",
             unknown_enum_values.clone(),
         );
+        let retries = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "graph_retries",
+            "Graph requests retried, by what failed (429, 503, 504, connect, attempt_timeout, body)",
+            retries.clone(),
+        );
+        let retries_skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "graph_retries_skipped",
+            "Retryable failures returned without a retry, by why (deadline, budget)",
+            retries_skipped.clone(),
+        );
+        let load_shed = Counter::default();
+        registry.register(
+            "graph_load_shed",
+            "Calls refused because too many Graph calls were in flight",
+            load_shed.clone(),
+        );
+        let throttle_waits = Counter::default();
+        registry.register(
+            "graph_throttle_waits",
+            "Calls that waited out Graph's throttle pause before being sent",
+            throttle_waits.clone(),
+        );
+        let throttle_fail_fast = Counter::default();
+        registry.register(
+            "graph_throttle_fail_fast",
+            "Calls failed at once because Graph's throttle pause outlasts their deadline",
+            throttle_fail_fast.clone(),
+        );
         Self {
+            retries,
+            retries_skipped,
+            load_shed,
+            throttle_waits,
+            throttle_fail_fast,
             registry,
             rpc_calls,
             rpc_seconds,
@@ -110,6 +155,30 @@ impl Metrics {
         self.unknown_enum_values
             .get_or_create(&EnumLabels { graph_type })
             .inc();
+    }
+
+    /// Records a retry of a Graph request.
+    pub fn retry(&self, reason: &'static str) {
+        self.retries.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Records a retryable failure returned without a retry.
+    pub fn retry_skipped(&self, reason: &'static str) {
+        self.retries_skipped
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    pub fn load_shed(&self) {
+        self.load_shed.inc();
+    }
+
+    pub fn throttle_wait(&self) {
+        self.throttle_waits.inc();
+    }
+
+    pub fn throttle_fail_fast(&self) {
+        self.throttle_fail_fast.inc();
     }
 
     /// The Prometheus text exposition.

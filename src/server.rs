@@ -52,6 +52,7 @@ impl Gateway {
                     &running.base_url,
                     None,
                     config.graph_timeout,
+                    &config.graph_stack,
                     metrics.clone(),
                 );
                 (Some(running), client)
@@ -60,12 +61,13 @@ impl Gateway {
                 base_url,
                 credential,
             } => {
-                let tokens = TokenCache::new(http.clone(), (**credential).clone());
+                let tokens = Arc::new(TokenCache::new(http.clone(), (**credential).clone()));
                 let client = GraphClient::new(
                     http,
                     base_url.as_str(),
                     Some(tokens),
                     config.graph_timeout,
+                    &config.graph_stack,
                     metrics.clone(),
                 );
                 (None, client)

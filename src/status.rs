@@ -114,17 +114,7 @@ impl CallError {
                     ErrorDetails::with_bad_request(violations),
                 )
             }
-            Self::Graph(GraphError::Status(failure)) => graph_failure(failure),
-            Self::Graph(e) => {
-                let (code, reason) = match e {
-                    GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT"),
-                    GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE"),
-                    GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED"),
-                    GraphError::Token(_) => (Code::Unavailable, "TOKEN_UNAVAILABLE"),
-                    GraphError::Status(_) => unreachable!("matched above"),
-                };
-                gateway_error(code, e.to_string(), reason, HashMap::new())
-            }
+            Self::Graph(e) => graph_error(e),
             Self::Answer { error, request_id } => {
                 let mut meta = HashMap::new();
                 if let Some(id) = request_id {
@@ -159,6 +149,24 @@ impl CallError {
             _ => None,
         }
     }
+}
+
+fn graph_error(e: &GraphError) -> Status {
+    let (code, reason, retry) = match e {
+        GraphError::Status(failure) => return graph_failure(failure),
+        GraphError::Throttled(delay) => (Code::ResourceExhausted, "GRAPH_THROTTLED", Some(*delay)),
+        GraphError::Overloaded => (Code::ResourceExhausted, "GATEWAY_OVERLOADED", None),
+        GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT", None),
+        GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),
+        GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED", None),
+        GraphError::Token(_) => (Code::Unavailable, "TOKEN_UNAVAILABLE", None),
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
+    if retry.is_some() {
+        details.set_retry_info(retry);
+    }
+    Status::with_error_details(code, e.to_string(), details)
 }
 
 fn gateway_error(

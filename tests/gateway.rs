@@ -4,6 +4,7 @@
 mod common;
 
 use common::Harness;
+use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskPriority as Priority, DeviceAppManagementTaskStatus as Status,
@@ -502,9 +503,16 @@ async fn list_filter_is_passed_to_graph_and_binds_the_token() {
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
+/// A gateway that never retries, so each injected answer is the one mapped.
+async fn without_retries() -> Harness {
+    let mut cfg = common::config(GraphTarget::Emulator);
+    cfg.graph_stack.retry.max_retries = 0;
+    Harness::with_config(cfg).await
+}
+
 #[tokio::test]
 async fn every_graph_status_maps_through_the_table() {
-    let mut h = Harness::start().await;
+    let mut h = without_retries().await;
     let table = [
         (400, Code::InvalidArgument),
         (401, Code::Unauthenticated),
@@ -548,13 +556,31 @@ async fn every_graph_status_maps_through_the_table() {
 }
 
 #[tokio::test]
-async fn retry_after_becomes_retry_info_and_odd_bodies_map_cleanly() {
+async fn retry_after_past_the_deadline_becomes_retry_info_at_once() {
     let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault {
+        retry_after: Some("17".into()),
+        ..fault(429)
+    }]);
+    let s = h
+        .client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect_err("429");
+    assert_eq!(s.code(), Code::ResourceExhausted);
+    let retry = s.get_details_retry_info().expect("RetryInfo");
+    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(17)));
+    assert_eq!(
+        h.emulator().received(),
+        1,
+        "not retried: 17 s is past the 10 s budget"
+    );
+}
+
+#[tokio::test]
+async fn odd_error_bodies_map_cleanly() {
+    let mut h = without_retries().await;
     h.emulator().push_faults([
-        Fault {
-            retry_after: Some("17".into()),
-            ..fault(429)
-        },
         Fault {
             body: FaultBody::Raw("<html><body>502 Bad Gateway</body></html>".into()),
             ..fault(502)
@@ -564,15 +590,6 @@ async fn retry_after_becomes_retry_info_and_odd_bodies_map_cleanly() {
             ..fault(503)
         },
     ]);
-    let s = h
-        .client
-        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
-        .await
-        .expect_err("429");
-    assert_eq!(s.code(), Code::ResourceExhausted);
-    let retry = s.get_details_retry_info().expect("RetryInfo");
-    assert_eq!(retry.retry_delay, Some(std::time::Duration::from_secs(17)));
-
     let s = h
         .client
         .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))

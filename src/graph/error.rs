@@ -13,8 +13,13 @@ pub enum GraphError {
     Timeout,
     /// No answer: the connection could not be made or broke before a response.
     Connect(String),
-    /// An answer started but its body could not be read.
+    /// Graph answered success, but the body broke off: the request was
+    /// taken, its answer lost.
     Body(String),
+    /// Too many Graph calls in flight; this one was shed without being sent.
+    Overloaded,
+    /// Graph asked the tenant to pause longer than this call can wait; not sent.
+    Throttled(Duration),
     /// No access token could be obtained.
     Token(String),
 }
@@ -26,6 +31,12 @@ impl fmt::Display for GraphError {
             Self::Timeout => f.write_str("Graph did not answer in time"),
             Self::Connect(why) => write!(f, "Graph could not be reached: {why}"),
             Self::Body(why) => write!(f, "Graph's answer could not be read: {why}"),
+            Self::Overloaded => f.write_str("too many Graph calls in flight; try again shortly"),
+            Self::Throttled(d) => write!(
+                f,
+                "Graph is throttling this tenant for {:.1} s more, past this call's deadline",
+                d.as_secs_f64()
+            ),
             Self::Token(why) => write!(f, "no access token for Graph: {why}"),
         }
     }

@@ -1,22 +1,25 @@
 //! The Graph client: sends the requests translation built, to Graph or to the
-//! emulator, and reads their answers into success bodies or [`GraphError`]s.
-//!
-//! Layers, outermost first: the caller's deadline, the access token, then
-//! pooled HTTP (HTTP/2 where offered, gzip, rustls with the system's roots).
+//! emulator, through the outbound [`stack`] (load shedding, tokens, the shared
+//! throttle pause, retries, per-attempt timeouts, pooled HTTP/2 with gzip and
+//! rustls), and reads the answers into success bodies or [`GraphError`]s.
 
 mod auth;
 mod error;
+pub mod stack;
 
 pub use auth::TokenCache;
 pub use error::{parse_retry_after, GraphError, GraphFailure};
+pub use stack::{RetrySettings, StackSettings, ThrottleGate};
 
 use crate::metrics::Metrics;
 use crate::translate::IdSegment;
 use bytes::Bytes;
-use http::{header, Method};
+use http::Method;
+use stack::{GraphRequest, GraphService};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 /// The task collection, below the Graph base URL.
 pub const COLLECTION_PATH: &str = "/deviceAppManagement/deviceAppManagementTasks";
@@ -41,10 +44,12 @@ pub struct GraphResponse {
 
 /// Talks to one Graph endpoint (the real one or the emulator).
 pub struct GraphClient {
-    http: reqwest::Client,
     collection_url: String,
-    tokens: Option<TokenCache>,
-    timeout: Duration,
+    stack: GraphService,
+    /// The whole call's budget, retries included, when the caller sets no
+    /// shorter deadline.
+    call_timeout: Duration,
+    gate: Arc<ThrottleGate>,
     metrics: Arc<Metrics>,
 }
 
@@ -67,17 +72,24 @@ impl GraphClient {
     pub fn new(
         http: reqwest::Client,
         base_url: &str,
-        tokens: Option<TokenCache>,
-        timeout: Duration,
+        tokens: Option<Arc<TokenCache>>,
+        call_timeout: Duration,
+        settings: &StackSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let gate = Arc::new(ThrottleGate::default());
         Self {
-            http,
             collection_url: format!("{}{COLLECTION_PATH}", base_url.trim_end_matches('/')),
-            tokens,
-            timeout,
+            stack: stack::build(http, tokens, settings, gate.clone(), metrics.clone()),
+            call_timeout,
+            gate,
             metrics,
         }
+    }
+
+    /// The throttle pause shared by this client's calls.
+    pub fn throttle_gate(&self) -> &ThrottleGate {
+        &self.gate
     }
 
     /// `GET /deviceAppManagement/deviceAppManagementTasks/{id}`.
@@ -96,12 +108,8 @@ impl GraphClient {
         body: Vec<u8>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        self.send(Method::PATCH, self.task_url(id), Some(body), ctx)
+        self.send(Method::PATCH, self.task_url(id), Some(body.into()), ctx)
             .await
-    }
-
-    fn task_url(&self, id: &IdSegment) -> String {
-        format!("{}/{}", self.collection_url, id.as_str())
     }
 
     /// `GET /deviceAppManagement/deviceAppManagementTasks?{query}`.
@@ -114,17 +122,30 @@ impl GraphClient {
         self.send(Method::GET, url, None, ctx).await
     }
 
+    fn task_url(&self, id: &IdSegment) -> String {
+        format!("{}/{}", self.collection_url, id.as_str())
+    }
+
     async fn send(
         &self,
         method: Method,
         url: String,
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let own = Instant::now() + self.timeout;
+        let own = Instant::now() + self.call_timeout;
         let deadline = ctx.deadline.map_or(own, |d| d.min(own));
         let method_name = method_name(&method);
-        let result = tokio::time::timeout_at(deadline, self.exchange(method, url, body, ctx))
+        let req = GraphRequest {
+            method,
+            url: url.into(),
+            body,
+            client_request_id: ctx.client_request_id.as_str().into(),
+            deadline,
+            authorization: None,
+            attempt: 0,
+        };
+        let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))
             .await
             .unwrap_or(Err(GraphError::Timeout));
         let status = match &result {
@@ -134,64 +155,6 @@ impl GraphClient {
         };
         self.metrics.graph_request(method_name, status);
         result
-    }
-
-    async fn exchange(
-        &self,
-        method: Method,
-        url: String,
-        body: Option<Vec<u8>>,
-        ctx: &CallContext,
-    ) -> Result<GraphResponse, GraphError> {
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("client-request-id", &ctx.client_request_id)
-            .header("return-client-request-id", "true")
-            .header(header::ACCEPT, "application/json");
-        if let Some(tokens) = &self.tokens {
-            req = req.header(header::AUTHORIZATION, tokens.authorization().await?);
-        }
-        if let Some(body) = body {
-            req = req
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
-        let resp = req.send().await.map_err(|e| {
-            if e.is_timeout() {
-                GraphError::Timeout
-            } else {
-                GraphError::Connect(describe(e))
-            }
-        })?;
-        let status = resp.status().as_u16();
-        let header_text = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let request_id = header_text("request-id");
-        let retry_after = header_text("retry-after");
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| GraphError::Body(describe(e)))?;
-        if (200..300).contains(&status) {
-            Ok(GraphResponse {
-                status,
-                request_id,
-                body,
-            })
-        } else {
-            Err(GraphError::Status(Box::new(GraphFailure::from_response(
-                status,
-                request_id,
-                retry_after.as_deref(),
-                &body,
-                SystemTime::now(),
-            ))))
-        }
     }
 }
 
@@ -203,17 +166,4 @@ fn method_name(method: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         _ => "OTHER",
     }
-}
-
-/// The error and its causes, without the URL (which names the task).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

@@ -2,7 +2,7 @@
 
 mod call;
 
-use crate::graph::{CallContext, GraphClient, GraphResponse};
+use crate::graph::{CallContext, GraphClient, GraphError, GraphResponse};
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
 use crate::proto::v1::{
@@ -76,10 +76,21 @@ impl TaskService {
         req: &UpdateSecurityConfigurationTaskRequest,
     ) -> Outcome<SecurityConfigurationTask> {
         let patch = translate::patch_request(req)?;
-        let resp = self.graph.patch_task(&patch.id, patch.body, ctx).await?;
+        let resp = match self.graph.patch_task(&patch.id, patch.body, ctx).await {
+            Ok(resp) => resp,
+            // Graph answered success but the body broke off: the change was
+            // taken, so read the task back rather than report a failure.
+            Err(GraphError::Body(why)) => {
+                tracing::info!(%why, "Graph took the PATCH but its answer broke off; reading the task back");
+                let current = self.graph.get_task(&patch.id, ctx).await?;
+                return Ok((self.read_task(&current)?, current.request_id));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let request_id = resp.request_id.clone();
         // Graph may take the change and answer 204 No Content: the task as
-        // Graph now holds it is then read back.
+        // Graph now holds it is then read back. (A 200 whose body is not the
+        // task is not trusted to mean Graph took it: that is an error.)
         let task = if resp.status == 204 || resp.body.is_empty() {
             let current = self.graph.get_task(&patch.id, ctx).await?;
             self.read_task(&current)?

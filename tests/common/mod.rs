@@ -5,6 +5,7 @@
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
 use graph_grpc_gateway::config::{Config, GraphTarget};
 use graph_grpc_gateway::emulator::Emulator;
+use graph_grpc_gateway::graph::{RetrySettings, StackSettings};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::server::Gateway;
 use std::net::SocketAddr;
@@ -23,12 +24,26 @@ pub fn config(graph: GraphTarget) -> Config {
         admin_addr: loopback(),
         graph,
         graph_timeout: Duration::from_secs(10),
+        graph_stack: fast_retries(),
         max_message_bytes: 4 * 1024 * 1024,
         drain_timeout: Duration::from_secs(5),
         log: LogArgs {
             log_format: LogFormat::Pretty,
             log: "warn".into(),
         },
+    }
+}
+
+/// The production retry policy with test-sized delays.
+pub fn fast_retries() -> StackSettings {
+    StackSettings {
+        retry: RetrySettings {
+            base_delay: Duration::from_millis(5),
+            max_jitter: Duration::from_millis(5),
+            ..RetrySettings::default()
+        },
+        attempt_timeout: Duration::from_secs(5),
+        max_in_flight: 256,
     }
 }
 

@@ -1,0 +1,75 @@
+//! The outbound stack, one tower layer per concern, outermost first:
+//!
+//! ```text
+//! shed -> concurrency limit -> auth -> throttle gate -> retry -> attempt timeout -> HTTP
+//! ```
+//!
+//! The whole call is bounded by the caller's deadline (or the configured call
+//! timeout) in [`super::GraphClient`].
+
+mod authorize;
+mod exchange;
+mod retry;
+mod shed;
+mod throttle;
+mod timeout;
+
+pub use retry::RetrySettings;
+pub use throttle::ThrottleGate;
+
+use super::{GraphError, GraphResponse, TokenCache};
+use crate::metrics::Metrics;
+use ::http::HeaderValue;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+
+/// One logical Graph request, as it travels down the stack.
+#[derive(Debug, Clone)]
+pub struct GraphRequest {
+    pub method: ::http::Method,
+    pub url: Arc<str>,
+    /// `Bytes`, so a retry re-sends it without copying.
+    pub body: Option<Bytes>,
+    pub client_request_id: Arc<str>,
+    /// When the whole call, retries included, must be over.
+    pub deadline: Instant,
+    /// Set by the auth layer.
+    pub authorization: Option<HeaderValue>,
+    /// 0 for the first attempt; sent as `Retry-Attempt` on retries.
+    pub attempt: u32,
+}
+
+/// The assembled stack.
+pub type GraphService = BoxCloneSyncService<GraphRequest, GraphResponse, GraphError>;
+
+/// What the stack needs to know.
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    pub retry: RetrySettings,
+    /// Longest wait for one attempt.
+    pub attempt_timeout: Duration,
+    /// Graph calls in flight at once; more are shed at once.
+    pub max_in_flight: usize,
+}
+
+/// Builds the stack around `http`.
+pub fn build(
+    http: reqwest::Client,
+    tokens: Option<Arc<TokenCache>>,
+    settings: &StackSettings,
+    gate: Arc<ThrottleGate>,
+    metrics: Arc<Metrics>,
+) -> GraphService {
+    let svc = exchange::service(http);
+    let svc = timeout::layer(svc, settings.attempt_timeout);
+    let svc = retry::layer(svc, settings.retry.clone(), gate.clone(), metrics.clone());
+    let svc = throttle::layer(svc, gate, metrics.clone());
+    let svc = match tokens {
+        Some(tokens) => authorize::layer(svc, tokens),
+        None => svc,
+    };
+    shed::layer(svc, settings.max_in_flight, metrics)
+}
