@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the gRPC API (and the admin HTTP endpoints).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run the built-in Graph emulator alone, for trying the gateway or
     /// testing against it.
     Emulator(EmulatorArgs),

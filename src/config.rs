@@ -263,7 +263,7 @@ mod tests {
                 s.tenant_id = None;
                 s.client_id = None;
                 s.client_secret = None;
-                s
+                *s
             }
             Command::Emulator(_) => unreachable!("serve was parsed"),
         }

@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             telemetry::init(&args.log);
-            let config = match Config::from_args(args) {
+            let config = match Config::from_args(*args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("graph-grpc-gateway: {e}");
