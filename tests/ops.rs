@@ -3,21 +3,13 @@
 
 mod common;
 
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::routing::{self, post};
-use axum::{Json, Router};
-use common::{config, connect, loopback, Harness};
-use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
+use common::{config, connect, fake_cloud, loopback, Harness};
+use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
-use graph_grpc_gateway::secret::Secret;
 use graph_grpc_gateway::server::Drain;
-use serde_json::json;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -95,7 +87,7 @@ async fn unreachable_graph_is_unavailable() {
     let closed = TcpListener::bind(loopback()).await.expect("bind");
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
-    let mut h = Harness::with_config(config(graph_with_credentials(&format!(
+    let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&format!(
         "http://127.0.0.1:{port}"
     ))))
     .await;
@@ -107,82 +99,10 @@ async fn unreachable_graph_is_unavailable() {
     assert_eq!(s.code(), Code::Unavailable);
 }
 
-/// A stand-in for Entra ID and Graph: hands out a token, records the
-/// Authorization header Graph routes receive, and never answers `slow`.
-#[derive(Clone, Default)]
-struct FakeCloud {
-    token_requests: Arc<Mutex<Vec<String>>>,
-    authorizations: Arc<Mutex<Vec<String>>>,
-    /// `held` answers once `release` is notified; `arrived` says it was asked.
-    arrived: Arc<Notify>,
-    release: Arc<Notify>,
-}
-
-async fn held(State(c): State<FakeCloud>) -> Json<serde_json::Value> {
-    c.arrived.notify_one();
-    c.release.notified().await;
-    Json(json!({"@odata.type": "#microsoft.graph.securityConfigurationTask", "id": "held"}))
-}
-
-async fn token(State(c): State<FakeCloud>, body: String) -> Json<serde_json::Value> {
-    c.token_requests.lock().expect("lock").push(body);
-    Json(
-        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "test-access-token"}),
-    )
-}
-
-async fn task(State(c): State<FakeCloud>, headers: HeaderMap) -> Json<serde_json::Value> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    c.authorizations.lock().expect("lock").push(auth);
-    Json(
-        json!({"@odata.type": "#microsoft.graph.securityConfigurationTask", "id": "fast", "displayName": "d"}),
-    )
-}
-
-async fn start_fake_cloud() -> (String, FakeCloud) {
-    let cloud = FakeCloud::default();
-    let app = Router::new()
-        .route("/tenant-1/oauth2/v2.0/token", post(token))
-        .route(
-            "/beta/deviceAppManagement/deviceAppManagementTasks/fast",
-            routing::get(task),
-        )
-        .route(
-            "/beta/deviceAppManagement/deviceAppManagementTasks/held",
-            routing::get(held),
-        )
-        .route(
-            "/beta/deviceAppManagement/deviceAppManagementTasks/slow",
-            routing::get(std::future::pending::<&'static str>),
-        )
-        .with_state(cloud.clone());
-    let listener = TcpListener::bind(loopback()).await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, cloud)
-}
-
-fn graph_with_credentials(base: &str) -> GraphTarget {
-    GraphTarget::Graph {
-        base_url: format!("{base}/beta").parse().expect("url"),
-        credential: Box::new(ClientSecretCredential {
-            authority_host: base.parse().expect("url"),
-            tenant_id: "tenant-1".into(),
-            client_id: "client-1".into(),
-            client_secret: Secret::new("top-secret-value"),
-            scope: "https://graph.microsoft.com/.default".into(),
-        }),
-    }
-}
-
 #[tokio::test]
 async fn client_secret_token_is_fetched_once_and_sent_as_bearer() {
-    let (url, cloud) = start_fake_cloud().await;
-    let mut h = Harness::with_config(config(graph_with_credentials(&url))).await;
+    let (url, cloud) = fake_cloud::start().await;
+    let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
     for _ in 0..3 {
         let got = h
             .client
@@ -209,8 +129,8 @@ async fn client_secret_token_is_fetched_once_and_sent_as_bearer() {
 
 #[tokio::test]
 async fn the_callers_deadline_bounds_the_graph_call() {
-    let (url, _cloud) = start_fake_cloud().await;
-    let mut h = Harness::with_config(config(graph_with_credentials(&url))).await;
+    let (url, _cloud) = fake_cloud::start().await;
+    let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
     let mut req = Request::new(get("slow"));
     req.set_timeout(Duration::from_millis(300));
     let s = h
@@ -223,8 +143,8 @@ async fn the_callers_deadline_bounds_the_graph_call() {
 
 #[tokio::test]
 async fn graph_timeout_applies_without_a_caller_deadline() {
-    let (url, _cloud) = start_fake_cloud().await;
-    let mut cfg = config(graph_with_credentials(&url));
+    let (url, _cloud) = fake_cloud::start().await;
+    let mut cfg = config(fake_cloud::graph_with_credentials(&url));
     cfg.graph_timeout = Duration::from_millis(200);
     let mut h = Harness::with_config(cfg).await;
     let s = h
@@ -275,8 +195,8 @@ async fn oversized_messages_are_refused() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
-    let (url, cloud) = start_fake_cloud().await;
-    let h = Harness::with_config(config(graph_with_credentials(&url))).await;
+    let (url, cloud) = fake_cloud::start().await;
+    let h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
     let Harness { gateway, client } = h;
     let grpc = gateway.grpc_addr;
     let mut in_flight = client.clone();
@@ -308,8 +228,8 @@ async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn shutdown_abandons_calls_past_the_drain_timeout() {
-    let (url, cloud) = start_fake_cloud().await;
-    let mut cfg = config(graph_with_credentials(&url));
+    let (url, cloud) = fake_cloud::start().await;
+    let mut cfg = config(fake_cloud::graph_with_credentials(&url));
     cfg.drain_timeout = Duration::from_millis(100);
     let Harness { gateway, client } = Harness::with_config(cfg).await;
     let mut in_flight = client.clone();

@@ -87,4 +87,5 @@ pub async fn connect(addr: SocketAddr) -> Client {
     SecurityConfigurationTaskServiceClient::new(channel)
 }
 
+pub mod fake_cloud;
 pub mod process;

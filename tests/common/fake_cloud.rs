@@ -1,0 +1,122 @@
+//! A stand-in for Entra ID and Graph, for behaviours the emulator does not
+//! script: a call held until the test releases it, a call never answered,
+//! answers that fail a set number of times, and a redirect to another host.
+
+use super::loopback;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
+use graph_grpc_gateway::secret::Secret;
+use serde_json::json;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+pub struct FakeCloud {
+    pub token_requests: Arc<Mutex<Vec<String>>>,
+    pub authorizations: Arc<Mutex<Vec<String>>>,
+    /// `held` answers once `release` is notified; `arrived` says it was asked.
+    pub arrived: Arc<Notify>,
+    pub release: Arc<Notify>,
+    /// `flaky` answers 503 this many times, then the task.
+    pub flaky_failures: Arc<AtomicU32>,
+    /// The `Retry-Attempt` header of each `flaky` request ("" when absent).
+    pub retry_attempts: Arc<Mutex<Vec<String>>>,
+    /// Where `redirect` points.
+    pub redirect_to: Arc<Mutex<String>>,
+}
+
+fn task_json(id: &str) -> Json<serde_json::Value> {
+    Json(
+        json!({"@odata.type": "#microsoft.graph.securityConfigurationTask", "id": id, "displayName": "d"}),
+    )
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn token(State(c): State<FakeCloud>, body: String) -> Json<serde_json::Value> {
+    c.token_requests.lock().expect("lock").push(body);
+    Json(
+        json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "test-access-token"}),
+    )
+}
+
+async fn fast(State(c): State<FakeCloud>, headers: HeaderMap) -> Json<serde_json::Value> {
+    c.authorizations
+        .lock()
+        .expect("lock")
+        .push(header(&headers, "authorization"));
+    task_json("fast")
+}
+
+async fn held(State(c): State<FakeCloud>) -> Json<serde_json::Value> {
+    c.arrived.notify_one();
+    c.release.notified().await;
+    task_json("held")
+}
+
+async fn flaky(State(c): State<FakeCloud>, headers: HeaderMap) -> Response {
+    c.retry_attempts
+        .lock()
+        .expect("lock")
+        .push(header(&headers, "retry-attempt"));
+    let left = c.flaky_failures.load(Ordering::SeqCst);
+    if left > 0 {
+        c.flaky_failures.store(left - 1, Ordering::SeqCst);
+        let body = json!({"error": {"code": "serviceNotAvailable", "message": "try later"}});
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
+    task_json("flaky").into_response()
+}
+
+async fn redirect(State(c): State<FakeCloud>) -> Response {
+    let to = c.redirect_to.lock().expect("lock").clone();
+    (StatusCode::FOUND, [("location", to)]).into_response()
+}
+
+/// Starts the fake on loopback; returns its base URL.
+pub async fn start() -> (String, FakeCloud) {
+    let cloud = FakeCloud::default();
+    let tasks = "/beta/deviceAppManagement/deviceAppManagementTasks";
+    let app = Router::new()
+        .route("/tenant-1/oauth2/v2.0/token", post(token))
+        .route(&format!("{tasks}/fast"), get(fast))
+        .route(&format!("{tasks}/held"), get(held))
+        .route(&format!("{tasks}/flaky"), get(flaky))
+        .route(&format!("{tasks}/redirect"), get(redirect))
+        .route(
+            &format!("{tasks}/slow"),
+            get(std::future::pending::<&'static str>),
+        )
+        .route("/steal", get(fast))
+        .with_state(cloud.clone());
+    let listener = TcpListener::bind(loopback()).await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, cloud)
+}
+
+/// Graph and Entra ID both at `base`, with a client secret.
+pub fn graph_with_credentials(base: &str) -> GraphTarget {
+    GraphTarget::Graph {
+        base_url: format!("{base}/beta").parse().expect("url"),
+        credential: Box::new(ClientSecretCredential {
+            authority_host: base.parse().expect("url"),
+            tenant_id: "tenant-1".into(),
+            client_id: "client-1".into(),
+            client_secret: Secret::new("top-secret-value"),
+            scope: "https://graph.microsoft.com/.default".into(),
+        }),
+    }
+}

@@ -1,0 +1,307 @@
+//! Surviving a struggling Graph: what is retried and when, Retry-After in
+//! both forms, deadlines shorter than Graph's delay, the retry budget, the
+//! shared throttle pause, load shedding and redirects.
+
+mod common;
+
+use common::{config, fake_cloud, Harness};
+use graph_grpc_gateway::config::GraphTarget;
+use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
+use graph_grpc_gateway::proto::v1::{
+    GetSecurityConfigurationTaskRequest, SecurityConfigurationTask,
+    UpdateSecurityConfigurationTaskRequest,
+};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+use tonic::{Code, Request};
+use tonic_types::StatusExt;
+
+fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
+    GetSecurityConfigurationTaskRequest { id: id.into() }
+}
+
+fn fault(status: u16) -> Fault {
+    Fault {
+        status,
+        code: None,
+        message: None,
+        retry_after: None,
+        body: FaultBody::GraphError,
+    }
+}
+
+async fn metrics(h: &Harness) -> String {
+    reqwest::get(h.admin_url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test]
+async fn throttled_and_unavailable_answers_are_retried() {
+    let mut h = Harness::start().await;
+    for (status, retry_after) in [(429, Some("0")), (503, None), (504, None)] {
+        h.emulator().reset();
+        h.emulator().push_faults([Fault {
+            retry_after: retry_after.map(str::to_owned),
+            ..fault(status)
+        }]);
+        let got = h
+            .client
+            .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+            .await
+            .unwrap_or_else(|s| panic!("{status} then OK: {s:?}"))
+            .into_inner();
+        assert_eq!(got.id, seed::EXAMPLE_TASK_ID);
+        assert_eq!(h.emulator().received(), 2, "{status}: one retry");
+    }
+    let text = metrics(&h).await;
+    for reason in ["429", "503", "504"] {
+        let line = format!("graph_gateway_graph_retries_total{{reason=\"{reason}\"}} 1");
+        assert!(text.contains(&line), "{line}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_update_is_retried_and_applied_once() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([fault(503), fault(429)]);
+    let req = UpdateSecurityConfigurationTaskRequest {
+        security_configuration_task: Some(SecurityConfigurationTask {
+            id: seed::EXAMPLE_TASK_ID.into(),
+            insights: Some("after two retries".into()),
+            ..Default::default()
+        }),
+        update_mask: None,
+    };
+    let got = h
+        .client
+        .update_security_configuration_task(req)
+        .await
+        .expect("OK after retries")
+        .into_inner();
+    assert_eq!(got.insights.as_deref(), Some("after two retries"));
+    let methods: Vec<_> = h
+        .emulator()
+        .requests()
+        .into_iter()
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(methods, ["PATCH", "PATCH", "PATCH"]);
+    let stored = h.emulator().task(seed::EXAMPLE_TASK_ID).expect("task");
+    assert_eq!(stored["insights"], "after two retries");
+}
+
+#[tokio::test]
+async fn other_failures_are_not_retried() {
+    let mut h = Harness::start().await;
+    for status in [400, 401, 403, 404, 409, 500, 502] {
+        h.emulator().reset();
+        h.emulator().push_faults([fault(status)]);
+        let _ = h
+            .client
+            .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+            .await
+            .expect_err("fails");
+        assert_eq!(h.emulator().received(), 1, "{status} is not retried");
+    }
+}
+
+#[tokio::test]
+async fn retries_stop_after_the_limit_with_the_last_failure() {
+    let mut h = Harness::start().await;
+    h.emulator()
+        .push_faults([fault(503), fault(503), fault(503), fault(503)]);
+    let s = h
+        .client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect_err("gives up");
+    assert_eq!(s.code(), Code::Unavailable);
+    assert_eq!(
+        h.emulator().received(),
+        4,
+        "the first attempt and 3 retries"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let mut h = Harness::start().await;
+    let start = SystemTime::now();
+    let date = httpdate::fmt_http_date(start + Duration::from_secs(2));
+    // HTTP dates have whole seconds: this is what Graph asked for.
+    let asked = httpdate::parse_http_date(&date)
+        .expect("date")
+        .duration_since(start)
+        .unwrap_or_default();
+    h.emulator().push_faults([Fault {
+        retry_after: Some(date),
+        ..fault(429)
+    }]);
+    h.client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect("OK after waiting");
+    assert_eq!(h.emulator().received(), 2);
+    // A lower bound only: the retry cannot have been sent before the date.
+    assert!(start.elapsed().expect("clock") >= asked);
+}
+
+#[tokio::test]
+async fn an_exhausted_budget_stops_retries() {
+    let mut cfg = config(GraphTarget::Emulator);
+    cfg.graph_stack.retry.budget_percent = 0.0;
+    cfg.graph_stack.retry.budget_min_per_second = 0;
+    let mut h = Harness::with_config(cfg).await;
+    h.emulator().push_faults([fault(503)]);
+    let s = h
+        .client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect_err("no budget");
+    assert_eq!(s.code(), Code::Unavailable);
+    assert_eq!(h.emulator().received(), 1);
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("graph_gateway_graph_retries_skipped_total{reason=\"budget\"} 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_shorter_than_graphs_delay_fails_at_once_with_retry_info() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault {
+        retry_after: Some("30".into()),
+        ..fault(503)
+    }]);
+    let mut req = Request::new(get(seed::EXAMPLE_TASK_ID));
+    req.set_timeout(Duration::from_secs(5));
+    let s = h
+        .client
+        .get_security_configuration_task(req)
+        .await
+        .expect_err("too late to retry");
+    assert_eq!(s.code(), Code::Unavailable);
+    assert_eq!(
+        s.get_details_retry_info().and_then(|r| r.retry_delay),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(h.emulator().received(), 1);
+}
+
+#[tokio::test]
+async fn a_throttle_pause_is_shared_by_every_call() {
+    let mut cfg = config(GraphTarget::Emulator);
+    cfg.graph_stack.retry.max_retries = 0;
+    let mut h = Harness::with_config(cfg).await;
+    h.emulator().push_faults([Fault {
+        retry_after: Some("1".into()),
+        ..fault(429)
+    }]);
+    let first = h
+        .client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect_err("throttled");
+    assert_eq!(first.code(), Code::ResourceExhausted);
+
+    // A call that cannot wait out the pause fails at once, unsent.
+    let mut hurried = Request::new(get(seed::EXAMPLE_TASK_ID));
+    hurried.set_timeout(Duration::from_millis(200));
+    let s = h
+        .client
+        .get_security_configuration_task(hurried)
+        .await
+        .expect_err("fails fast");
+    assert_eq!(s.code(), Code::ResourceExhausted);
+    assert_eq!(
+        s.get_details_error_info().expect("ErrorInfo").reason,
+        "GRAPH_THROTTLED"
+    );
+    assert!(s.get_details_retry_info().is_some());
+    assert_eq!(h.emulator().received(), 1, "the hurried call was not sent");
+
+    // A call that can wait is sent once the pause is over.
+    h.client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect("OK after the pause");
+    assert_eq!(h.emulator().received(), 2);
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("graph_gateway_graph_throttle_waits_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("graph_gateway_graph_throttle_fail_fast_total 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn retries_carry_retry_attempt() {
+    let (url, cloud) = fake_cloud::start().await;
+    cloud.flaky_failures.store(2, Ordering::SeqCst);
+    let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
+    let got = h
+        .client
+        .get_security_configuration_task(get("flaky"))
+        .await
+        .expect("OK on the third attempt")
+        .into_inner();
+    assert_eq!(got.id, "flaky");
+    assert_eq!(*cloud.retry_attempts.lock().expect("lock"), ["", "1", "2"]);
+}
+
+#[tokio::test]
+async fn calls_past_the_in_flight_cap_are_shed() {
+    let (url, cloud) = fake_cloud::start().await;
+    let mut cfg = config(fake_cloud::graph_with_credentials(&url));
+    cfg.graph_stack.max_in_flight = 1;
+    let h = Harness::with_config(cfg).await;
+    let mut holder = h.client.clone();
+    let held =
+        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    let mut other = h.client.clone();
+    let s = other
+        .get_security_configuration_task(get("fast"))
+        .await
+        .expect_err("shed");
+    assert_eq!(s.code(), Code::ResourceExhausted);
+    assert_eq!(
+        s.get_details_error_info().expect("ErrorInfo").reason,
+        "GATEWAY_OVERLOADED"
+    );
+    assert!(
+        cloud.authorizations.lock().expect("lock").is_empty(),
+        "shed before sending"
+    );
+    cloud.release.notify_one();
+    held.await
+        .expect("joined")
+        .expect("the held call completes");
+    other
+        .get_security_configuration_task(get("fast"))
+        .await
+        .expect("room again");
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_the_token_stays_home() {
+    let (url, cloud) = fake_cloud::start().await;
+    let (elsewhere, thief) = fake_cloud::start().await;
+    *cloud.redirect_to.lock().expect("lock") = format!("{elsewhere}/steal");
+    let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
+    let s = h
+        .client
+        .get_security_configuration_task(get("redirect"))
+        .await
+        .expect_err("a redirect is an error");
+    assert_eq!(s.code(), Code::Unknown);
+    assert!(thief.authorizations.lock().expect("lock").is_empty());
+}
