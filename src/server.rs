@@ -40,7 +40,8 @@ impl Gateway {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let ready = Arc::new(Readiness::default());
-        let http = graph::http_client().context("building the HTTP client")?;
+        let use_proxy = !matches!(config.graph, GraphTarget::Emulator);
+        let http = graph::http_client(use_proxy).context("building the HTTP client")?;
         let (emulator, graph_client) = match &config.graph {
             GraphTarget::Emulator => {
                 let running = Emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0)))

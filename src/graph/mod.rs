@@ -53,9 +53,13 @@ pub struct GraphClient {
     metrics: Arc<Metrics>,
 }
 
-/// The HTTP client shared by Graph calls and token requests.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+/// The HTTP client shared by Graph calls and token requests. `HTTPS_PROXY`,
+/// `HTTP_PROXY` and `NO_PROXY` are honoured unless `use_proxy` is false (the
+/// in-process emulator is on loopback and must never go through a proxy).
+pub fn http_client(use_proxy: bool) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder();
+    let builder = if use_proxy { builder } else { builder.no_proxy() };
+    builder
         .user_agent(concat!("graph-grpc-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
