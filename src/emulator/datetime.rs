@@ -69,6 +69,43 @@ pub fn now_error_date() -> String {
     )
 }
 
+/// Entra's `timestamp`: `2016-01-09 02:02:12Z`.
+pub fn now_entra_timestamp() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A Unix time as Entra writes instants in messages
+/// (`2024-01-01T00:00:00.0000000Z`), or the number itself when it is out of
+/// range.
+pub fn entra_instant(unix: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(at) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.0000000Z",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        ),
+        Err(_) => unix.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +143,8 @@ mod tests {
         assert_eq!(created.len(), "2017-01-01T00:02:43.5775965Z".len());
         assert!(parse(&created).is_some());
         assert_eq!(now_error_date().len(), "2021-09-14T19:05:24".len());
+        assert_eq!(now_entra_timestamp().len(), "2016-01-09 02:02:12Z".len());
+        assert_eq!(entra_instant(0), "1970-01-01T00:00:00.0000000Z");
+        assert_eq!(entra_instant(i64::MAX), i64::MAX.to_string());
     }
 }

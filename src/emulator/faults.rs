@@ -1,8 +1,10 @@
-//! Scripted faults: answers the next Graph-route requests get instead of (or,
-//! for [`FaultBody::NoContentAfterApply`], on top of) normal processing.
+//! Scripted faults: answers the next requests get instead of (or, for the
+//! kinds that apply the request, on top of) normal processing.
 //!
 //! They let a gateway's tests exercise throttling, gateway HTML pages, empty
-//! bodies and Graph's 204-after-PATCH habit deterministically.
+//! bodies, Graph's 204-after-PATCH habit, cut and dropped connections and
+//! slow answers deterministically. The same faults script the token
+//! endpoint, where a `GraphError` body becomes Entra's error body.
 //!
 //! JSON form (for `POST /_emulator/faults`, a JSON array of these):
 //!
@@ -12,7 +14,17 @@
 //! {"status":503,"body":"Empty"}
 //! {"status":204,"body":"NoContentAfterApply"}
 //! {"status":403,"code":"accessDenied","message":"no","body":"GraphError"}
+//! {"status":200,"body":"Truncated"}
+//! {"body":"DropConnection"}
+//! {"body":"DropAfterApply","delay_ms":50}
+//! {"status":200,"body":"NotJson"}
+//! {"body":"Unchanged","delay_ms":2000}
 //! ```
+//!
+//! `delay_ms` holds that one answer back (the request itself is applied, or
+//! not, without waiting).
+
+use std::time::Duration;
 
 use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::http::StatusCode;
@@ -25,7 +37,9 @@ use super::reply::{self, RequestIds, ERROR_JSON};
 /// One scripted answer.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Fault {
-    /// HTTP status to answer (200..=599). Ignored by `NoContentAfterApply`.
+    /// HTTP status to answer (200..=599). Ignored by the kinds that apply
+    /// the request and by `DropConnection`, so optional in JSON for them.
+    #[serde(default)]
     pub status: u16,
     /// `error.code` of a `GraphError` body; defaults by status (429 -> `TooManyRequests`).
     #[serde(default)]
@@ -40,10 +54,16 @@ pub struct Fault {
     pub body: FaultBody,
 }
 
-/// What a fault sends as its body.
+/// What a fault sends as its body, and whether the request is applied.
+///
+/// Kinds that apply the request ([`FaultBody::applies`]) pass through the
+/// emulator's normal checks (authentication, tenant budget) and processing
+/// and only change how the real answer reaches the client; their `status`
+/// is ignored. The others replace the answer and leave the request unapplied.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum FaultBody {
-    /// Graph's JSON error body with fresh request ids.
+    /// Graph's JSON error body with fresh request ids (Entra's error body on
+    /// the token endpoint).
     #[default]
     GraphError,
     /// This text as is: an HTML page from a proxy, truncated JSON...
@@ -55,6 +75,111 @@ pub enum FaultBody {
     /// successful answer becomes `204 No Content` without a body, as Graph
     /// sometimes does. Error answers pass through unchanged.
     NoContentAfterApply,
+    /// The request is processed and answered normally; with
+    /// [`ScriptedFault::delay_ms`] this slows one answer down.
+    Unchanged,
+    /// The request is processed; the real answer's status and headers are
+    /// sent with its full `Content-Length`, then half the body, then the
+    /// connection closes. An answer without a body (204) cannot be cut, so
+    /// the connection is dropped instead, as with `DropAfterApply`.
+    Truncated,
+    /// The request is not applied and the connection closes without any
+    /// HTTP response.
+    DropConnection,
+    /// The request is applied, then the connection closes without any HTTP
+    /// response: the client cannot tell whether its change took effect.
+    DropAfterApply,
+    /// An HTML page (a proxy's sign-in page) instead of JSON, with the
+    /// fault's status (200 from [`Fault::not_json`]). Not applied.
+    NotJson,
+}
+
+impl FaultBody {
+    /// Whether the request is processed under this fault.
+    pub fn applies(&self) -> bool {
+        matches!(
+            self,
+            FaultBody::NoContentAfterApply
+                | FaultBody::Unchanged
+                | FaultBody::Truncated
+                | FaultBody::DropAfterApply
+        )
+    }
+
+    /// Whether the fault's `status` is used.
+    fn uses_status(&self) -> bool {
+        !self.applies() && *self != FaultBody::DropConnection
+    }
+
+    /// How the real answer to an applied request reaches the client.
+    pub(super) async fn finish(&self, real: Response) -> Response {
+        match self {
+            FaultBody::NoContentAfterApply if real.status().is_success() => {
+                reply::empty(StatusCode::NO_CONTENT)
+            }
+            FaultBody::Truncated => reply::truncated(real).await,
+            FaultBody::DropAfterApply => reply::dropped_connection(),
+            _ => real,
+        }
+    }
+}
+
+/// The HTML a captive portal or sign-in proxy answers in place of JSON.
+pub const NOT_JSON_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in to continue</title></head>\n<body><h1>Sign in</h1><p>Your session with the network proxy has expired. Sign in to continue.</p></body></html>\n";
+
+/// A fault with an optional delay: what the fault queues hold.
+///
+/// `Fault` itself stays a plain struct literal for existing callers; a
+/// `Fault` converts into a `ScriptedFault` without delay wherever one is
+/// expected. In JSON the delay sits beside the fault's own fields.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ScriptedFault {
+    #[serde(flatten)]
+    pub fault: Fault,
+    /// Milliseconds to hold the answer back (after any processing).
+    #[serde(default, alias = "delayMs", skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+impl From<Fault> for ScriptedFault {
+    fn from(fault: Fault) -> Self {
+        ScriptedFault {
+            fault,
+            delay_ms: None,
+        }
+    }
+}
+
+impl ScriptedFault {
+    pub fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.unwrap_or(0))
+    }
+}
+
+/// Renders an error body for a replacing fault: Graph's on Graph routes,
+/// Entra's on the token endpoint.
+pub(super) trait ErrorDialect {
+    /// Content type and body for `status`, with the fault's code and
+    /// message when it names them.
+    fn error_body(
+        &self,
+        status: u16,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> (&'static str, Vec<u8>);
+}
+
+impl ErrorDialect for RequestIds {
+    fn error_body(
+        &self,
+        status: u16,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> (&'static str, Vec<u8>) {
+        let code = code.unwrap_or(default_code(status));
+        let message = message.map_or_else(|| default_message(status), str::to_owned);
+        (ERROR_JSON, self.error_bytes(code, &message))
+    }
 }
 
 impl Fault {
@@ -98,6 +223,54 @@ impl Fault {
         }
     }
 
+    /// Apply the request and answer as usual (pair with a delay).
+    pub fn unchanged() -> Self {
+        Fault {
+            body: FaultBody::Unchanged,
+            ..Fault::new(200)
+        }
+    }
+
+    /// Apply the request, then send only half of the real answer's body.
+    pub fn truncated() -> Self {
+        Fault {
+            body: FaultBody::Truncated,
+            ..Fault::new(200)
+        }
+    }
+
+    /// Close the connection without answering; the request is not applied.
+    pub fn drop_connection() -> Self {
+        Fault {
+            body: FaultBody::DropConnection,
+            ..Fault::new(0)
+        }
+    }
+
+    /// Apply the request, then close the connection without answering.
+    pub fn drop_after_apply() -> Self {
+        Fault {
+            body: FaultBody::DropAfterApply,
+            ..Fault::new(0)
+        }
+    }
+
+    /// `200 OK` with an HTML page instead of JSON; not applied.
+    pub fn not_json() -> Self {
+        Fault {
+            body: FaultBody::NotJson,
+            ..Fault::new(200)
+        }
+    }
+
+    /// This fault with its answer held back by `delay`.
+    pub fn delayed(self, delay: Duration) -> ScriptedFault {
+        ScriptedFault {
+            fault: self,
+            delay_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
     pub fn with_code(mut self, code: impl Into<String>) -> Self {
         self.code = Some(code.into());
         self
@@ -115,7 +288,7 @@ impl Fault {
 
     /// Why this fault cannot be sent as scripted, if it cannot.
     pub fn problem(&self) -> Option<String> {
-        if self.body != FaultBody::NoContentAfterApply && !(200..=599).contains(&self.status) {
+        if self.body.uses_status() && !(200..=599).contains(&self.status) {
             return Some(format!("fault status {} is outside 200..=599", self.status));
         }
         match &self.retry_after {
@@ -126,21 +299,27 @@ impl Fault {
         }
     }
 
-    /// The answer for a request this fault replaces. A fault that could not
-    /// be sent as scripted (see [`Fault::problem`]) answers 500 saying why.
+    /// The answer for a Graph request this fault replaces. A fault that
+    /// could not be sent as scripted (see [`Fault::problem`]) answers 500
+    /// saying why.
     pub fn respond(&self, ids: &RequestIds) -> Response {
+        self.respond_in(ids)
+    }
+
+    /// [`Fault::respond`] with error bodies in `dialect`.
+    pub(super) fn respond_in(&self, dialect: &impl ErrorDialect) -> Response {
         if let Some(problem) = self.problem() {
-            let body = ids.error_bytes(
-                "UnknownError",
-                &format!("Invalid scripted fault: {problem}"),
-            );
-            return reply::with_body(StatusCode::INTERNAL_SERVER_ERROR, ERROR_JSON, body);
+            let message = format!("Invalid scripted fault: {problem}");
+            let (content_type, body) = dialect.error_body(500, None, Some(&message));
+            return reply::with_body(StatusCode::INTERNAL_SERVER_ERROR, content_type, body);
         }
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let bodiless = matches!(self.status, 204 | 205 | 304);
         let mut response = match &self.body {
+            FaultBody::DropConnection | FaultBody::DropAfterApply => {
+                return reply::dropped_connection()
+            }
             _ if bodiless => reply::empty(status),
-            FaultBody::Empty | FaultBody::NoContentAfterApply => reply::empty(status),
             FaultBody::Raw(text) => {
                 let content_type = if text.trim_start().starts_with('<') {
                     "text/html; charset=utf-8"
@@ -149,14 +328,20 @@ impl Fault {
                 };
                 reply::with_body(status, content_type, text.clone().into_bytes())
             }
+            FaultBody::NotJson => reply::with_body(
+                status,
+                "text/html; charset=utf-8",
+                NOT_JSON_PAGE.as_bytes().to_vec(),
+            ),
             FaultBody::GraphError => {
-                let code = self.code.as_deref().unwrap_or(default_code(self.status));
-                let message = self
-                    .message
-                    .clone()
-                    .unwrap_or_else(|| default_message(self.status));
-                reply::with_body(status, ERROR_JSON, ids.error_bytes(code, &message))
+                let (content_type, body) =
+                    dialect.error_body(self.status, self.code.as_deref(), self.message.as_deref());
+                reply::with_body(status, content_type, body)
             }
+            FaultBody::Empty
+            | FaultBody::NoContentAfterApply
+            | FaultBody::Unchanged
+            | FaultBody::Truncated => reply::empty(status),
         };
         if let Some(value) = self
             .retry_after
@@ -194,6 +379,37 @@ mod tests {
     }
 
     #[test]
+    fn scripted_json_forms_carry_a_delay_beside_the_fault() {
+        let faults: Vec<ScriptedFault> = serde_json::from_str(
+            r#"[{"body":"DropAfterApply","delay_ms":50},
+                {"status":200,"body":"Truncated"},
+                {"status":429,"retryAfter":"1","delayMs":5},
+                {"body":"DropConnection"},
+                {"status":200,"body":"NotJson"},
+                {"status":200,"body":"Unchanged","delay_ms":1}]"#,
+        )
+        .expect("valid faults");
+        assert_eq!(
+            faults,
+            vec![
+                Fault::drop_after_apply().delayed(Duration::from_millis(50)),
+                Fault::truncated().into(),
+                Fault::throttled("1").delayed(Duration::from_millis(5)),
+                Fault::drop_connection().into(),
+                Fault::not_json().into(),
+                Fault::unchanged().delayed(Duration::from_millis(1)),
+            ]
+        );
+        let text = serde_json::to_value(&faults[0]).expect("serialises");
+        assert_eq!(text["delay_ms"], 50);
+        assert_eq!(text["body"], "DropAfterApply");
+        assert!(serde_json::to_value(&faults[1])
+            .expect("serialises")
+            .get("delay_ms")
+            .is_none());
+    }
+
+    #[test]
     fn problems() {
         assert!(Fault::new(99).problem().is_some());
         assert!(Fault::new(600).problem().is_some());
@@ -204,5 +420,20 @@ mod tests {
             ..Fault::no_content_after_apply()
         };
         assert!(odd.problem().is_none());
+        for kind in [
+            Fault::drop_connection(),
+            Fault::drop_after_apply(),
+            Fault::unchanged(),
+            Fault::truncated(),
+        ] {
+            let odd = Fault { status: 0, ..kind };
+            assert!(odd.problem().is_none(), "{odd:?}");
+        }
+        assert!(Fault {
+            status: 0,
+            ..Fault::not_json()
+        }
+        .problem()
+        .is_some());
     }
 }

@@ -1,15 +1,18 @@
-//! What the emulator remembers about traffic: the request count, the request
-//! log and the queue of scripted faults.
+//! What the emulator remembers about Graph traffic: the request count, the
+//! request log, the queue of scripted faults and the chaos generator.
 //!
-//! All three sit behind one lock so that the Nth request logged is exactly the
-//! one that consumed the Nth fault, whatever the concurrency.
+//! All sit behind one lock so that the Nth request logged is exactly the one
+//! that consumed the Nth fault and the Nth chaos draw, whatever the
+//! concurrency.
 
 use std::collections::VecDeque;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::faults::Fault;
+use super::chaos::ChaosRng;
+use super::faults::ScriptedFault;
+use super::options::Chaos;
 
 /// Most requests kept in the log. The emulator doubles as a constant-cost
 /// benchmark backend, so the log drops its oldest entries past this instead
@@ -30,22 +33,50 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
 }
 
-#[derive(Default)]
 pub struct Journal {
     received: u64,
     log: VecDeque<RecordedRequest>,
-    faults: VecDeque<Fault>,
+    faults: VecDeque<ScriptedFault>,
+    chaos: ChaosRng,
+}
+
+/// What a Graph-route request drew on arrival.
+pub struct Admission {
+    /// The next scripted fault, if one was queued.
+    pub fault: Option<ScriptedFault>,
+    /// The chaos status drawn for it, if chaos is on and the draw hit.
+    pub chaos: Option<u16>,
 }
 
 impl Journal {
-    /// Logs a Graph-route request and hands it the next scripted fault, if any.
-    pub fn admit(&mut self, request: RecordedRequest) -> Option<Fault> {
+    /// An empty journal whose chaos sequence starts from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Journal {
+            received: 0,
+            log: VecDeque::new(),
+            faults: VecDeque::new(),
+            chaos: ChaosRng::new(seed),
+        }
+    }
+
+    /// Logs a Graph-route request and hands it the next scripted fault and,
+    /// when chaos is on, its draw (made whether or not a fault pre-empts it,
+    /// so the draws follow arrival order alone).
+    pub fn admit(&mut self, request: RecordedRequest, chaos: Option<&Chaos>) -> Admission {
         self.received += 1;
         if self.log.len() >= REQUEST_LOG_CAPACITY {
             self.log.pop_front();
         }
         self.log.push_back(request);
-        self.faults.pop_front()
+        Admission {
+            fault: self.faults.pop_front(),
+            chaos: chaos.and_then(|chaos| self.chaos.draw(chaos)),
+        }
+    }
+
+    /// Restarts the chaos sequence from `seed`.
+    pub fn reseed(&mut self, seed: u64) {
+        self.chaos = ChaosRng::new(seed);
     }
 
     pub fn received(&self) -> u64 {
@@ -56,7 +87,7 @@ impl Journal {
         self.log.iter().cloned().collect()
     }
 
-    pub fn push_faults(&mut self, faults: impl IntoIterator<Item = Fault>) {
+    pub fn push_faults(&mut self, faults: impl IntoIterator<Item = ScriptedFault>) {
         self.faults.extend(faults);
     }
 

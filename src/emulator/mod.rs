@@ -3,16 +3,71 @@
 //!
 //! Users try the gateway against it without a tenant, and the gateway's tests
 //! run against it over real HTTP. It answers the way Graph does (routes,
-//! validation, error bodies, request ids, paging) and can be scripted to
-//! fail: throttling, proxy HTML pages, empty bodies, 204 after PATCH.
+//! validation, error bodies, request ids, paging), issues tokens the way
+//! Microsoft Entra ID does, and can be scripted or told to fail: throttling,
+//! proxy HTML pages, empty bodies, 204 after PATCH, cut and dropped
+//! connections, slow answers, random faults from a seed, per-tenant budgets.
 //!
-//! Graph routes live under `/beta`; control routes under `/_emulator`:
-//! `POST /_emulator/faults` (JSON array of [`Fault`]),
-//! `GET /_emulator/requests` (`{"received": N}`, plus `"requests"` with
-//! `?log=true`) and `POST /_emulator/reset`.
+//! # Routes
+//!
+//! Graph routes live under `/beta`. The token endpoint is
+//! `POST /{tenant}/oauth2/v2.0/token` (client credentials with a client
+//! secret or a JWT client assertion; it is not a Graph route and does not
+//! count in [`Emulator::received`]). Control routes live under `/_emulator`:
+//! - `POST /_emulator/faults`: JSON array of [`ScriptedFault`]s (a
+//!   [`Fault`]'s fields plus optional `delay_ms`) for the next Graph requests;
+//!   answers `{"queued": N, "pending": M}`;
+//! - `POST /_emulator/token-faults`: the same for the next token requests;
+//! - `GET /_emulator/requests`: `{"received": N}`, plus `"requests"` with
+//!   `?log=true`;
+//! - `GET /_emulator/token-requests`: `{"count": N, "requests": [...]}`
+//!   ([`TokenRequestRecord`]s);
+//! - `GET /_emulator/stats`: `{"received", "token_requests",
+//!   "chaos_faults_injected", "throttled", "pending_faults",
+//!   "pending_token_faults"}`;
+//! - `GET /_emulator/options` and `PUT /_emulator/options`: the
+//!   [`EmulatorOptions`] as JSON (PUT replaces them whole; absent fields take
+//!   their defaults; answers the options now in effect);
+//! - `POST /_emulator/expire-tokens`: every issued token expires now;
+//! - `POST /_emulator/reset`.
+//!
+//! # Options
+//!
+//! [`EmulatorOptions`] (all off by default, so a plain emulator is open):
+//! - `require_auth`: Graph routes demand `Authorization: Bearer <token>`
+//!   issued here and unexpired, else 401 `InvalidAuthenticationToken` with a
+//!   `WWW-Authenticate: Bearer ...` challenge;
+//! - `token_lifetime` (default 3599 s): `expires_in` of issued tokens;
+//! - `rejected_client_secrets`: secrets the token endpoint refuses with
+//!   AADSTS7000215 (any other non-empty secret is accepted);
+//! - `chaos`: [`Chaos`], seeded random faults (default statuses 429, 500,
+//!   502, 503, 504) answered instead of applying the request;
+//! - `latency`: added to every Graph-route answer;
+//! - `tenant_budget`: [`TenantBudget`], a fixed window of requests per
+//!   tenant (the bearer token's tenant, else `"anonymous"`); past it, 429
+//!   `TooManyRequests` with `Retry-After` in whole seconds until the window
+//!   resets.
+//!
+//! `EmulatorOptions` deserialises from JSON (see its module doc for the
+//! form), for a CLI flag or environment variable.
+//!
+//! # Order of checks on a Graph route
+//!
+//! Every Graph request is counted and logged, consumes the next scripted
+//! fault and makes one chaos draw (when chaos is on), in arrival order. Then:
+//! a scripted fault that replaces the answer is sent (nothing else is
+//! checked); otherwise the bearer is checked (with `require_auth`), then the
+//! tenant budget, then the chaos draw is used unless a scripted fault was
+//! consumed; then the request is processed, and a scripted fault that applies
+//! the request shapes how the answer is delivered. Latency and the fault's
+//! `delay_ms` hold the answer back after processing.
 //!
 //! Where it knowingly differs from Graph:
-//! - no authentication: `Authorization` is logged, never checked;
+//! - without `require_auth`, `Authorization` is logged, never checked; with
+//!   it, only tokens from this emulator's token endpoint are accepted, and
+//!   neither scopes nor roles are checked;
+//! - the token endpoint serves only the client-credentials grant, accepts any
+//!   tenant and client id, and never checks assertion signatures;
 //! - list options beyond `$top`, `$skiptoken` and a `$filter` subset (`eq`,
 //!   `and`, `isof`) answer 400 rather than being ignored (`$select`,
 //!   `$orderby`, `$count`...); query options on single-task routes are ignored;
@@ -23,8 +78,9 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -32,12 +88,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+mod auth;
 mod body;
+mod chaos;
 mod datetime;
 mod error;
 mod faults;
 mod filter;
 mod journal;
+mod options;
 mod query;
 mod reply;
 mod routes;
@@ -47,12 +106,17 @@ mod store;
 mod tasks;
 #[cfg(test)]
 mod tests;
+mod throttle;
 
-pub use faults::{Fault, FaultBody};
+pub use auth::{CredentialKind, TokenRequestRecord, TOKEN_LOG_CAPACITY};
+pub use faults::{Fault, FaultBody, ScriptedFault};
 pub use journal::{RecordedRequest, REQUEST_LOG_CAPACITY};
+pub use options::{Chaos, EmulatorOptions, TenantBudget, DEFAULT_CHAOS_STATUSES};
 
+use auth::AuthState;
 use journal::Journal;
 use store::TaskStore;
+use throttle::Windows;
 
 /// The emulator's state; cheap to clone (all clones share it).
 #[derive(Clone)]
@@ -63,6 +127,11 @@ pub struct Emulator {
 struct Shared {
     store: RwLock<TaskStore>,
     journal: Mutex<Journal>,
+    /// Swapped whole, so a request works with one consistent snapshot.
+    options: RwLock<Arc<EmulatorOptions>>,
+    auth: Mutex<AuthState>,
+    windows: Mutex<Windows>,
+    chaos_injected: AtomicU64,
     /// What [`Emulator::reset`] restores.
     initial: Vec<(String, Value)>,
 }
@@ -73,6 +142,7 @@ impl std::fmt::Debug for Emulator {
             .field("tasks", &self.store_read().len())
             .field("received", &self.received())
             .field("pending_faults", &self.pending_faults())
+            .field("options", &*self.current_options())
             .finish()
     }
 }
@@ -96,14 +166,85 @@ impl Emulator {
 
     /// An emulator holding `tasks`, stored as [`Emulator::insert`] stores them.
     pub fn with_tasks(tasks: impl IntoIterator<Item = Value>) -> Self {
+        Emulator::build(tasks, EmulatorOptions::default())
+    }
+
+    /// An emulator holding the sample tasks of [`seed`], behaving as
+    /// `options` say.
+    pub fn with_options(options: EmulatorOptions) -> Self {
+        Emulator::build(seed::tasks(), options)
+    }
+
+    fn build(tasks: impl IntoIterator<Item = Value>, options: EmulatorOptions) -> Self {
         let initial: Vec<(String, Value)> = tasks.into_iter().map(keyed).collect();
         Emulator {
             shared: Arc::new(Shared {
                 store: RwLock::new(TaskStore::with_tasks(initial.clone())),
-                journal: Mutex::new(Journal::default()),
+                journal: Mutex::new(Journal::new(chaos_seed(&options))),
+                options: RwLock::new(Arc::new(options)),
+                auth: Mutex::new(AuthState::default()),
+                windows: Mutex::new(Windows::default()),
+                chaos_injected: AtomicU64::new(0),
                 initial,
             }),
         }
+    }
+
+    /// The options in effect.
+    pub fn options(&self) -> EmulatorOptions {
+        (*self.current_options()).clone()
+    }
+
+    /// Replaces the options from the next request on. The chaos sequence
+    /// restarts from the (new) seed on every call.
+    pub fn set_options(&self, options: EmulatorOptions) {
+        let seed = chaos_seed(&options);
+        let mut journal = self.journal();
+        *self
+            .shared
+            .options
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(options);
+        journal.reseed(seed);
+    }
+
+    /// Every token-endpoint request (at most the last
+    /// [`TOKEN_LOG_CAPACITY`]), in the order they were answered.
+    pub fn token_requests(&self) -> Vec<TokenRequestRecord> {
+        self.auth().requests()
+    }
+
+    /// How many requests reached the token endpoint, faulted ones included.
+    pub fn token_request_count(&self) -> u64 {
+        self.auth().count()
+    }
+
+    /// Scripts the answers of the next token requests, one per request, in
+    /// order. A `GraphError` body becomes Entra's error body (`code` is the
+    /// OAuth `error`; a message starting `AADSTSnnn: ` gives the code).
+    pub fn push_token_faults<F: Into<ScriptedFault>>(&self, faults: impl IntoIterator<Item = F>) {
+        self.auth().push_faults(faults.into_iter().map(Into::into));
+    }
+
+    /// Token faults queued and not yet consumed.
+    pub fn pending_token_faults(&self) -> usize {
+        self.auth().pending_faults()
+    }
+
+    /// Every token issued so far expires now (Graph routes then answer 401
+    /// "Lifetime validation failed" under `require_auth`).
+    pub fn expire_tokens(&self) {
+        self.auth().expire_all(Instant::now());
+    }
+
+    /// Graph requests answered with a chaos fault.
+    pub fn chaos_faults_injected(&self) -> u64 {
+        self.shared.chaos_injected.load(Ordering::Relaxed)
+    }
+
+    /// Graph requests answered 429 for exceeding their tenant's budget.
+    pub fn throttled(&self) -> u64 {
+        self.windows().throttled()
     }
 
     /// Graph routes under `/beta` and control routes under `/_emulator`.
@@ -167,9 +308,11 @@ impl Emulator {
     }
 
     /// Scripts the answers of the next Graph-route requests, one fault per
-    /// request, in order, after any faults already queued.
-    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.journal().push_faults(faults);
+    /// request, in order, after any faults already queued. Takes [`Fault`]s
+    /// or, for delayed answers, [`ScriptedFault`]s (see [`Fault::delayed`]).
+    pub fn push_faults<F: Into<ScriptedFault>>(&self, faults: impl IntoIterator<Item = F>) {
+        self.journal()
+            .push_faults(faults.into_iter().map(Into::into));
     }
 
     /// Faults queued and not yet consumed.
@@ -178,15 +321,54 @@ impl Emulator {
     }
 
     /// Restores the tasks the emulator was created with (the seed for
-    /// [`Emulator::new`], none for [`Emulator::empty`]) and clears faults,
-    /// the request log and the request count.
+    /// [`Emulator::new`], none for [`Emulator::empty`]); clears Graph and
+    /// token faults, request logs and counts, the chaos and throttling
+    /// counters and tenant windows; restarts the chaos sequence. Options
+    /// stay as they are, and so do issued tokens (clients may hold them).
     pub fn reset(&self) {
         *self.store_write() = TaskStore::with_tasks(self.shared.initial.clone());
-        *self.journal() = Journal::default();
+        let seed = chaos_seed(&self.current_options());
+        *self.journal() = Journal::new(seed);
+        self.auth().reset();
+        *self.windows() = Windows::default();
+        self.shared.chaos_injected.store(0, Ordering::Relaxed);
     }
 
-    fn admit(&self, request: RecordedRequest) -> Option<Fault> {
-        self.journal().admit(request)
+    /// Admits a Graph request; also returns the options it is to be
+    /// served under, read under the same lock as the chaos draw.
+    fn admit(&self, request: RecordedRequest) -> (journal::Admission, Arc<EmulatorOptions>) {
+        let mut journal = self.journal();
+        let options = self.current_options();
+        let admission = journal.admit(request, options.chaos.as_ref());
+        (admission, options)
+    }
+
+    fn current_options(&self) -> Arc<EmulatorOptions> {
+        Arc::clone(
+            &self
+                .shared
+                .options
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    fn count_chaos_fault(&self) {
+        self.shared.chaos_injected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn auth(&self) -> MutexGuard<'_, AuthState> {
+        self.shared
+            .auth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn windows(&self) -> MutexGuard<'_, Windows> {
+        self.shared
+            .windows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     // Locks never guard an invariant a panic could break half-way, so a
@@ -211,6 +393,10 @@ impl Emulator {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn chaos_seed(options: &EmulatorOptions) -> u64 {
+    options.chaos.as_ref().map_or(0, |chaos| chaos.seed)
 }
 
 /// The id a task is stored under, assigning one when it has none.

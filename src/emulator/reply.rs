@@ -1,8 +1,12 @@
 //! Building Graph responses: request ids on every answer, OData JSON bodies,
 //! error bodies.
 
-use axum::body::Body;
-use axum::http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
@@ -98,4 +102,66 @@ pub fn empty(status: StatusCode) -> Response {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = status;
     response
+}
+
+/// A response hyper never delivers: its body fails before a byte is
+/// written, so the server closes the connection (HTTP/1) or resets the
+/// stream (HTTP/2) and the client sees no response at all.
+pub fn dropped_connection() -> Response {
+    Response::new(Body::from_stream(CutBody {
+        data: None,
+        flushed: true,
+    }))
+}
+
+/// `real` with its full `Content-Length` but only the first half of its
+/// body, after which the connection closes. A bodiless answer becomes
+/// [`dropped_connection`].
+pub async fn truncated(real: Response) -> Response {
+    let (mut parts, body) = real.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) if !bytes.is_empty() => bytes,
+        _ => return dropped_connection(),
+    };
+    let full = bytes.len();
+    parts
+        .headers
+        .insert(CONTENT_LENGTH, HeaderValue::from(full));
+    let half = bytes.slice(..full / 2);
+    Response::from_parts(
+        parts,
+        Body::from_stream(CutBody {
+            data: Some(half),
+            flushed: false,
+        }),
+    )
+}
+
+/// A body that yields `data` (if any), lets the server flush it, then fails.
+///
+/// hyper writes what it has buffered only when the body stops being ready,
+/// and drops its buffer when the body fails; so after the data the stream
+/// returns `Pending` once (waking itself at once) before failing.
+struct CutBody {
+    data: Option<Bytes>,
+    flushed: bool,
+}
+
+impl tokio_stream::Stream for CutBody {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(data)));
+        }
+        if !self.flushed {
+            self.flushed = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Some(Err(io::Error::new(
+            io::ErrorKind::ConnectionAborted,
+            "connection dropped by a scripted emulator fault",
+        ))))
+    }
 }

@@ -4,11 +4,13 @@
 //! Graph routes are resolved by hand rather than by the axum router so every
 //! miss gets Graph's own answer (400 for an unknown segment, 405 for a wrong
 //! method) with request ids, and so each request is logged and meets its
-//! scripted fault in exactly one place.
+//! scripted fault and chaos draw in exactly one place.
+
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::header::{AUTHORIZATION, HOST};
+use axum::http::header::{HeaderValue, AUTHORIZATION, HOST, RETRY_AFTER};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -18,12 +20,15 @@ use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::auth::{self, Bearer};
 use super::body::{self, Payload};
 use super::error::GraphError;
-use super::faults::{Fault, FaultBody};
+use super::faults::{Fault, ScriptedFault};
 use super::journal::RecordedRequest;
+use super::options::{Chaos, EmulatorOptions};
 use super::reply::{self, RequestIds, CLIENT_REQUEST_ID};
 use super::tasks::{self, Origin};
+use super::throttle::ANONYMOUS_TENANT;
 use super::Emulator;
 
 pub fn router(emulator: Emulator) -> Router {
@@ -31,33 +36,113 @@ pub fn router(emulator: Emulator) -> Router {
         .route("/beta", any(graph))
         .route("/beta/", any(graph))
         .route("/beta/{*rest}", any(graph))
+        .route("/{tenant}/oauth2/v2.0/token", post(auth::token_endpoint))
         .route("/_emulator/faults", post(post_faults))
+        .route("/_emulator/token-faults", post(post_token_faults))
         .route("/_emulator/requests", get(get_requests))
+        .route("/_emulator/token-requests", get(get_token_requests))
+        .route("/_emulator/stats", get(get_stats))
+        .route("/_emulator/options", get(get_options).put(put_options))
+        .route("/_emulator/expire-tokens", post(post_expire_tokens))
         .route("/_emulator/reset", post(post_reset))
         .with_state(emulator)
 }
 
-/// Every request under `/beta`.
+/// Every request under `/beta`; see the module doc of `emulator` for the
+/// order of checks.
 async fn graph(State(emulator): State<Emulator>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let ids = RequestIds::new(&parts.headers);
     let payload = body::read(&parts.headers, body).await;
-    let fault = emulator.admit(record(&parts, payload.as_ref().ok()));
-    let mut response = match fault {
-        Some(fault) if fault.body != FaultBody::NoContentAfterApply => fault.respond(&ids),
-        fault => {
-            let outcome = payload.and_then(|payload| dispatch(&emulator, &parts, &payload));
-            match outcome {
-                Ok(response) if fault.is_some() && response.status().is_success() => {
-                    reply::empty(StatusCode::NO_CONTENT)
-                }
-                Ok(response) => response,
-                Err(error) => ids.error(&error),
+    let (admission, options) = emulator.admit(record(&parts, payload.as_ref().ok()));
+    let delay = admission
+        .fault
+        .as_ref()
+        .map_or(Duration::ZERO, ScriptedFault::delay);
+    let fault = admission.fault.map(|scripted| scripted.fault);
+    let mut response = match &fault {
+        Some(fault) if !fault.body.applies() => fault.respond(&ids),
+        _ => {
+            let chaos = if fault.is_some() {
+                None
+            } else {
+                admission.chaos
+            };
+            let real = match gate(&emulator, &options, &parts, &ids, chaos) {
+                Some(refusal) => refusal,
+                None => payload
+                    .and_then(|payload| dispatch(&emulator, &parts, &payload))
+                    .unwrap_or_else(|error| ids.error(&error)),
+            };
+            match &fault {
+                Some(fault) => fault.body.finish(real).await,
+                None => real,
             }
         }
     };
+    let wait = options.latency.saturating_add(delay);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
     ids.stamp(&mut response);
     response
+}
+
+/// The answer of whatever stops a request before processing: a missing or
+/// bad bearer, a spent tenant budget, a chaos draw.
+fn gate(
+    emulator: &Emulator,
+    options: &EmulatorOptions,
+    parts: &Parts,
+    ids: &RequestIds,
+    chaos: Option<u16>,
+) -> Option<Response> {
+    let now = Instant::now();
+    let bearer = if options.require_auth || options.tenant_budget.is_some() {
+        emulator
+            .auth()
+            .bearer(auth::authorization(&parts.headers), now)
+    } else {
+        Bearer::Missing
+    };
+    if options.require_auth {
+        if let Some(refusal) = bearer.refusal(ids, &host(parts)) {
+            return Some(refusal);
+        }
+    }
+    if let Some(budget) = &options.tenant_budget {
+        let tenant = bearer.tenant().unwrap_or(ANONYMOUS_TENANT);
+        let verdict = emulator.windows().admit(tenant, budget, now);
+        if let Err(retry_after) = verdict {
+            let error = GraphError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                format!(
+                    "Too many requests for tenant '{tenant}'. Retry after {retry_after} seconds."
+                ),
+            );
+            let mut response = ids.error(&error);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            return Some(response);
+        }
+    }
+    let status = chaos?;
+    emulator.count_chaos_fault();
+    Some(chaos_fault(status, options.chaos.as_ref()).respond(ids))
+}
+
+/// The Graph error a chaos draw answers with.
+fn chaos_fault(status: u16, chaos: Option<&Chaos>) -> Fault {
+    let fault = Fault::new(status).with_message(format!(
+        "{} (injected by the Graph emulator's chaos option).",
+        super::error::default_message(status).trim_end_matches('.')
+    ));
+    match chaos.and_then(|c| c.retry_after.clone()) {
+        Some(retry_after) if matches!(status, 429 | 503) => fault.with_retry_after(retry_after),
+        _ => fault,
+    }
 }
 
 fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
@@ -148,39 +233,127 @@ fn resolve(path: &str) -> Result<Target, GraphError> {
 
 /// `http://` plus the Host header (or the URI authority HTTP/2 carries).
 fn origin(parts: &Parts) -> Origin {
-    let host = parts
+    Origin(format!("http://{}", host(parts)))
+}
+
+fn host(parts: &Parts) -> String {
+    parts
         .headers
         .get(HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| parts.uri.authority().map(ToString::to_string))
-        .unwrap_or_else(|| "localhost".to_owned());
-    Origin(format!("http://{host}"))
+        .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `POST /_emulator/faults`: a JSON array of faults (a single object is
-/// accepted too). All are validated before any is queued.
-async fn post_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
+/// A JSON array of scripted faults (a single object is accepted too), all
+/// validated.
+fn parse_faults(body: &[u8]) -> Result<Vec<ScriptedFault>, String> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Faults {
-        Many(Vec<Fault>),
-        One(Fault),
+        Many(Vec<ScriptedFault>),
+        One(ScriptedFault),
     }
-    let faults = match serde_json::from_slice(&body) {
+    let faults = match serde_json::from_slice(body) {
         Ok(Faults::Many(faults)) => faults,
         Ok(Faults::One(fault)) => vec![fault],
-        Err(error) => return control_error(&format!("expected a JSON array of faults: {error}")),
+        Err(error) => return Err(format!("expected a JSON array of faults: {error}")),
     };
-    if let Some(problem) = faults.iter().find_map(Fault::problem) {
-        return control_error(&problem);
+    match faults.iter().find_map(|f| f.fault.problem()) {
+        Some(problem) => Err(problem),
+        None => Ok(faults),
     }
+}
+
+/// `POST /_emulator/faults`: faults for the next Graph requests. All are
+/// validated before any is queued.
+async fn post_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
+    let faults = match parse_faults(&body) {
+        Ok(faults) => faults,
+        Err(problem) => return control_error(&problem),
+    };
     let queued = faults.len();
     emulator.push_faults(faults);
     control_json(
         StatusCode::OK,
         &json!({"queued": queued, "pending": emulator.pending_faults()}),
     )
+}
+
+/// `POST /_emulator/token-faults`: faults for the next token requests.
+async fn post_token_faults(State(emulator): State<Emulator>, body: Bytes) -> Response {
+    let faults = match parse_faults(&body) {
+        Ok(faults) => faults,
+        Err(problem) => return control_error(&problem),
+    };
+    let queued = faults.len();
+    emulator.push_token_faults(faults);
+    control_json(
+        StatusCode::OK,
+        &json!({"queued": queued, "pending": emulator.pending_token_faults()}),
+    )
+}
+
+/// `GET /_emulator/token-requests`: `{"count": N, "requests": [...]}`.
+async fn get_token_requests(State(emulator): State<Emulator>) -> Response {
+    control_json(StatusCode::OK, &auth::token_requests_json(&emulator))
+}
+
+/// `GET /_emulator/stats`: every counter at once.
+async fn get_stats(State(emulator): State<Emulator>) -> Response {
+    control_json(
+        StatusCode::OK,
+        &json!({
+            "received": emulator.received(),
+            "token_requests": emulator.token_request_count(),
+            "chaos_faults_injected": emulator.chaos_faults_injected(),
+            "throttled": emulator.throttled(),
+            "pending_faults": emulator.pending_faults(),
+            "pending_token_faults": emulator.pending_token_faults(),
+        }),
+    )
+}
+
+/// `GET /_emulator/options`.
+async fn get_options(State(emulator): State<Emulator>) -> Response {
+    options_json(&emulator)
+}
+
+/// `PUT /_emulator/options`: replaces the options whole (absent fields take
+/// their defaults) and answers the options now in effect.
+async fn put_options(State(emulator): State<Emulator>, body: Bytes) -> Response {
+    // A JSON object only: serde would also take a struct from an array.
+    let options = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(value) if value.is_object() => serde_json::from_value::<EmulatorOptions>(value),
+        Ok(_) => return control_error("expected a JSON object of emulator options"),
+        Err(error) => Err(error),
+    };
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => return control_error(&format!("invalid emulator options: {error}")),
+    };
+    if let Some(problem) = options.problem() {
+        return control_error(&problem);
+    }
+    emulator.set_options(options);
+    options_json(&emulator)
+}
+
+fn options_json(emulator: &Emulator) -> Response {
+    match serde_json::to_value(emulator.options()) {
+        Ok(value) => control_json(StatusCode::OK, &value),
+        Err(error) => control_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": error.to_string()}),
+        ),
+    }
+}
+
+/// `POST /_emulator/expire-tokens`.
+async fn post_expire_tokens(State(emulator): State<Emulator>) -> Response {
+    emulator.expire_tokens();
+    reply::empty(StatusCode::NO_CONTENT)
 }
 
 /// `GET /_emulator/requests`: `{"received": N}`; with `?log=true` also

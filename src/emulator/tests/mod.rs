@@ -1,11 +1,15 @@
 //! End-to-end tests: a real emulator on 127.0.0.1:0 driven by reqwest.
 
+mod auth;
+mod chaos;
 mod control;
+mod delivery;
 mod faults;
 mod headers;
 mod list;
 mod patch;
 mod tasks;
+mod throttle;
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;
@@ -61,6 +65,42 @@ impl Harness {
         self.client.get(url).send().await.expect("GET")
     }
 
+    /// The token endpoint for `tenant`.
+    pub fn token_url(&self, tenant: &str) -> String {
+        format!("http://{}/{tenant}/oauth2/v2.0/token", self.running.addr)
+    }
+
+    /// A token request with these form fields.
+    pub async fn request_token(&self, tenant: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.token_url(tenant))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// An access token for `tenant`, by client secret.
+    pub async fn token(&self, tenant: &str) -> String {
+        let response = self.request_token(tenant, &secret_form()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = json(response).await;
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
+    /// GET with `Authorization: Bearer token`.
+    pub async fn get_as(&self, url: &str, token: &str) -> Response {
+        self.client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
     pub async fn patch(&self, id: &str, body: &Value) -> Response {
         self.client
             .patch(self.task_url(id))
@@ -69,6 +109,19 @@ impl Harness {
             .await
             .expect("PATCH")
     }
+}
+
+pub(super) const CLIENT_ID: &str = "0f3c3a1e-7d2b-4c1a-9e0f-3b5d7c9e1a2b";
+pub(super) const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+
+/// A valid client-credentials form with a client secret.
+pub(super) fn secret_form() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("scope", GRAPH_SCOPE),
+        ("client_secret", "s3cret~value"),
+    ]
 }
 
 pub(super) async fn json(response: Response) -> Value {
