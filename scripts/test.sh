@@ -37,9 +37,11 @@ buf lint
 
 step "cargo test --locked --all-targets"
 # --all-targets: unit, integration and bench targets (the crate has no doc
-# tests). The output is kept to print one closing total for every binary.
+# tests). --nocapture lets the chaos soak report its counts. The output is kept to print one closing total for every binary.
 test_log=$(mktemp)
-cargo test --locked --all-targets 2>&1 | tee "$test_log"
+cargo test --locked --all-targets -- --nocapture 2>&1 | tee "$test_log"
+# The chaos soak prints its counts; show them.
+grep -h "^chaos soak:" "$test_log" >&2 || true
 step_name=""
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

@@ -305,3 +305,115 @@ async fn redirects_are_not_followed_so_the_token_stays_home() {
     assert_eq!(s.code(), Code::Unknown);
     assert!(thief.authorizations.lock().expect("lock").is_empty());
 }
+
+fn set_insights(value: &str) -> UpdateSecurityConfigurationTaskRequest {
+    UpdateSecurityConfigurationTaskRequest {
+        security_configuration_task: Some(SecurityConfigurationTask {
+            id: seed::EXAMPLE_TASK_ID.into(),
+            insights: Some(value.into()),
+            ..Default::default()
+        }),
+        update_mask: None,
+    }
+}
+
+fn methods(h: &Harness) -> Vec<String> {
+    h.emulator()
+        .requests()
+        .into_iter()
+        .map(|r| r.method)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_connection_dropped_before_any_answer_is_retried() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault::drop_connection()]);
+    h.client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect("read again");
+    assert_eq!(methods(&h), ["GET", "GET"]);
+
+    h.emulator().reset();
+    h.emulator().push_faults([Fault::drop_connection()]);
+    let got = h
+        .client
+        .update_security_configuration_task(set_insights("after a drop"))
+        .await
+        .expect("sent again")
+        .into_inner();
+    assert_eq!(got.insights.as_deref(), Some("after a drop"));
+    assert_eq!(methods(&h), ["PATCH", "PATCH"]);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_graph_applied_the_patch_is_retried_harmlessly() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault::drop_after_apply()]);
+    let got = h
+        .client
+        .update_security_configuration_task(set_insights("applied, then dropped"))
+        .await
+        .expect("OK")
+        .into_inner();
+    assert_eq!(got.insights.as_deref(), Some("applied, then dropped"));
+    // The same PATCH twice: the second sets what the first already set.
+    assert_eq!(methods(&h), ["PATCH", "PATCH"]);
+    let bodies: Vec<_> = h
+        .emulator()
+        .requests()
+        .into_iter()
+        .map(|r| r.body)
+        .collect();
+    assert_eq!(bodies[0], bodies[1]);
+}
+
+#[tokio::test]
+async fn a_success_answer_cut_short_is_read_back() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault::truncated()]);
+    let got = h
+        .client
+        .update_security_configuration_task(set_insights("cut short"))
+        .await
+        .expect("OK")
+        .into_inner();
+    assert_eq!(got.insights.as_deref(), Some("cut short"));
+    assert_eq!(methods(&h), ["PATCH", "GET"], "not re-sent: read back");
+}
+
+#[tokio::test]
+async fn a_success_answer_that_is_not_json_is_an_error() {
+    let mut h = Harness::start().await;
+    h.emulator().push_faults([Fault::not_json()]);
+    let s = h
+        .client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect_err("HTML is not a task");
+    assert_eq!(s.code(), Code::Internal);
+    assert_eq!(
+        s.get_details_error_info().expect("ErrorInfo").reason,
+        "GRAPH_ANSWER_UNREADABLE"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_attempt_times_out_and_is_retried() {
+    let mut cfg = config(GraphTarget::Emulator);
+    cfg.graph_stack.attempt_timeout = Duration::from_millis(200);
+    let mut h = Harness::with_config(cfg).await;
+    h.emulator()
+        .push_faults([Fault::unchanged().delayed(Duration::from_secs(5))]);
+    h.client
+        .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+        .await
+        .expect("the second attempt answers");
+    assert_eq!(methods(&h), ["GET", "GET"]);
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("graph_gateway_graph_retries_total{reason=\"attempt_timeout\"} 1"),
+        "{text}"
+    );
+}

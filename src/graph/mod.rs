@@ -58,7 +58,11 @@ pub struct GraphClient {
 /// in-process emulator is on loopback and must never go through a proxy).
 pub fn http_client(use_proxy: bool) -> Result<reqwest::Client, reqwest::Error> {
     let builder = reqwest::Client::builder();
-    let builder = if use_proxy { builder } else { builder.no_proxy() };
+    let builder = if use_proxy {
+        builder
+    } else {
+        builder.no_proxy()
+    };
     builder
         .user_agent(concat!("graph-grpc-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
