@@ -41,7 +41,7 @@ step "cargo test --locked --all-targets"
 test_log=$(mktemp)
 cargo test --locked --all-targets -- --nocapture 2>&1 | tee "$test_log"
 # The chaos soak prints its counts; show them.
-grep -h "^chaos soak:" "$test_log" >&2 || true
+grep -ho "chaos soak:.*" "$test_log" >&2 || true
 step_name=""
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

@@ -131,6 +131,48 @@ pub struct EmulatorArgs {
     #[arg(long, env = "EMULATOR_ADDR", default_value = "127.0.0.1:8081")]
     pub addr: SocketAddr,
 
+    /// Require a bearer token from the emulator's own token endpoint on Graph routes.
+    #[arg(long, env = "EMULATOR_REQUIRE_AUTH")]
+    pub require_auth: bool,
+
+    /// Lifetime of the access tokens it issues.
+    #[arg(long, env = "EMULATOR_TOKEN_LIFETIME", default_value = "3599s", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Duration,
+
+    /// Share of Graph requests failed at random with 429, 500, 502, 503 or 504 (0 to 100).
+    #[arg(long, env = "EMULATOR_CHAOS_PERCENT", default_value_t = 0.0)]
+    pub chaos_percent: f64,
+
+    /// Seed of the random faults: the same seed and request order give the same faults.
+    #[arg(long, env = "EMULATOR_CHAOS_SEED", default_value_t = 0)]
+    pub chaos_seed: u64,
+
+    /// `Retry-After` sent with the random 429 and 503 answers (seconds or an HTTP date).
+    #[arg(long, env = "EMULATOR_CHAOS_RETRY_AFTER")]
+    pub chaos_retry_after: Option<String>,
+
+    /// Latency added to every Graph answer.
+    #[arg(long, env = "EMULATOR_LATENCY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+
+    /// Per-tenant request budget, as REQUESTS/PERIOD (e.g. `100/10s`); past it, 429 with Retry-After.
+    #[arg(long, env = "EMULATOR_TENANT_BUDGET", value_parser = parse_budget)]
+    pub tenant_budget: Option<(u32, Duration)>,
+
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// `100/10s` -> (100, 10 s).
+fn parse_budget(value: &str) -> Result<(u32, Duration), String> {
+    let (requests, per) = value
+        .split_once('/')
+        .ok_or_else(|| format!("expected REQUESTS/PERIOD such as 100/10s, got {value:?}"))?;
+    let requests = requests
+        .trim()
+        .parse()
+        .map_err(|e| format!("requests in {value:?}: {e}"))?;
+    let per =
+        humantime::parse_duration(per.trim()).map_err(|e| format!("period in {value:?}: {e}"))?;
+    Ok((requests, per))
 }

@@ -1,7 +1,7 @@
 //! `graph-grpc-gateway serve` and `graph-grpc-gateway emulator`.
 
 use clap::Parser;
-use graph_grpc_gateway::cli::{Cli, Command};
+use graph_grpc_gateway::cli::{Cli, Command, EmulatorArgs};
 use graph_grpc_gateway::config::Config;
 use graph_grpc_gateway::server::Gateway;
 use graph_grpc_gateway::{emulator, telemetry};
@@ -31,7 +31,7 @@ async fn main() -> ExitCode {
         }
         Command::Emulator(args) => {
             telemetry::init(&args.log);
-            match run_emulator(args.addr).await {
+            match run_emulator(&args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("graph-grpc-gateway emulator: {e:#}");
@@ -50,11 +50,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     gateway.shutdown().await.map(|_| ())
 }
 
-async fn run_emulator(addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
+    let mut options = emulator::EmulatorOptions::default()
+        .with_require_auth(args.require_auth)
+        .with_token_lifetime(args.token_lifetime)
+        .with_latency(args.latency);
+    if args.chaos_percent > 0.0 {
+        let mut chaos = emulator::Chaos::new(args.chaos_seed, args.chaos_percent);
+        if let Some(retry_after) = &args.chaos_retry_after {
+            chaos = chaos.with_retry_after(retry_after.clone());
+        }
+        options = options.with_chaos(chaos);
+    }
+    if let Some((requests, per)) = args.tenant_budget {
+        options = options.with_tenant_budget(emulator::TenantBudget::new(requests, per));
+    }
+    if let Some(problem) = options.problem() {
+        anyhow::bail!("emulator options: {problem}");
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!(base_url = %format!("http://{local}/beta"), "Graph emulator serving");
-    emulator::serve(listener, emulator::Emulator::new(), shutdown_signal()).await?;
+    tracing::info!(base_url = %format!("http://{local}/beta"), ?options, "Graph emulator serving");
+    let emulator = emulator::Emulator::with_options(options);
+    emulator::serve(listener, emulator, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -70,32 +70,52 @@ fn sigterm_drains_and_exits_zero() {
     assert_eq!(status.code(), Some(0));
 }
 
-#[test]
-fn emulator_subcommand_serves_graph_routes() {
-    let em = Running::spawn(&["emulator", "--addr", "127.0.0.1:0"]);
+/// Starts `emulator` with `flags` and GETs the task collection.
+fn emulator_answer(flags: &[&str]) -> (u16, serde_json::Value) {
+    let mut args = vec!["emulator", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    let em = Running::spawn(&args);
     let line = em.wait_for_line("Graph emulator serving", Duration::from_secs(30));
     let base = line
         .split('"')
         .find(|part| part.starts_with("http://127.0.0.1:"))
         .expect("base_url in the log line")
         .to_owned();
-    let body = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
-            reqwest::get(format!(
+            let resp = reqwest::get(format!(
                 "{base}/deviceAppManagement/deviceAppManagementTasks"
             ))
             .await
-            .expect("answers")
-            .json::<serde_json::Value>()
-            .await
-            .expect("json")
+            .expect("answers");
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>().await.expect("json"),
+            )
         })
     })
     .join()
-    .expect("thread");
+    .expect("thread")
+}
+
+#[test]
+fn emulator_subcommand_serves_graph_routes() {
+    let (status, body) = emulator_answer(&[]);
+    assert_eq!(status, 200);
     assert!(
         body["value"].as_array().is_some_and(|v| !v.is_empty()),
         "{body}"
     );
+}
+
+#[test]
+fn emulator_flags_turn_on_auth_and_chaos() {
+    let (status, body) = emulator_answer(&["--require-auth"]);
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "InvalidAuthenticationToken");
+    let (status, body) = emulator_answer(&["--chaos-percent", "100", "--chaos-seed", "7"]);
+    assert!([429, 500, 502, 503, 504].contains(&status), "{status}");
+    assert!(body["error"]["code"].is_string(), "{body}");
 }
