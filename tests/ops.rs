@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::routing::{self, post};
 use axum::{Json, Router};
 use common::{config, connect, loopback, Harness};
-use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
+use graph_grpc_gateway::config::{Credential, CredentialKind, GraphTarget};
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::secret::Secret;
@@ -169,12 +169,12 @@ async fn start_fake_cloud() -> (String, FakeCloud) {
 fn graph_with_credentials(base: &str) -> GraphTarget {
     GraphTarget::Graph {
         base_url: format!("{base}/beta").parse().expect("url"),
-        credential: Box::new(ClientSecretCredential {
+        credential: Box::new(Credential {
             authority_host: base.parse().expect("url"),
             tenant_id: "tenant-1".into(),
             client_id: "client-1".into(),
-            client_secret: Secret::new("top-secret-value"),
             scope: "https://graph.microsoft.com/.default".into(),
+            kind: CredentialKind::ClientSecret(Secret::new("top-secret-value")),
         }),
     }
 }

@@ -1,5 +1,6 @@
 //! What can go wrong talking to Graph, as read from Graph's answer.
 
+use super::auth::TokenError;
 use serde::Deserialize;
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -16,7 +17,7 @@ pub enum GraphError {
     /// An answer started but its body could not be read.
     Body(String),
     /// No access token could be obtained.
-    Token(String),
+    Token(TokenError),
 }
 
 impl fmt::Display for GraphError {

@@ -4,10 +4,10 @@
 //! Layers, outermost first: the caller's deadline, the access token, then
 //! pooled HTTP (HTTP/2 where offered, gzip, rustls with the system's roots).
 
-mod auth;
+pub mod auth;
 mod error;
 
-pub use auth::TokenCache;
+pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
 pub use error::{parse_retry_after, GraphError, GraphFailure};
 
 use crate::metrics::Metrics;
