@@ -1,8 +1,10 @@
 //! The command line: flags with environment fallbacks.
 
+use crate::graph::auth::Cloud;
 use crate::secret::Secret;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -59,11 +61,17 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEWAY_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
 
-    /// Graph API base URL. `http://` only for loopback hosts.
+    /// Microsoft cloud: picks the Entra ID authority, the Graph base URL and
+    /// the token scope together.
+    #[arg(long, env = "GRAPH_CLOUD", value_enum, default_value = "global")]
+    pub cloud: Cloud,
+
+    /// Graph API base URL, overriding the cloud's. `http://` only for
+    /// loopback hosts.
     #[arg(long, env = "GRAPH_BASE_URL")]
     pub graph_base_url: Option<String>,
 
-    /// Microsoft Entra ID authority host.
+    /// Microsoft Entra ID authority host, overriding the cloud's.
     #[arg(long, env = "AZURE_AUTHORITY_HOST")]
     pub authority_host: Option<String>,
 
@@ -79,6 +87,20 @@ pub struct ServeArgs {
     /// only: a flag would show in the process list.
     #[arg(skip = std::env::var("AZURE_CLIENT_SECRET").ok().map(Secret::new))]
     pub client_secret: Option<Secret>,
+
+    /// File holding the client secret (e.g. a mounted Kubernetes secret),
+    /// read for every token request so rotation needs no restart.
+    #[arg(long, env = "AZURE_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// PEM file with the app's RSA private key (PKCS#8 or PKCS#1,
+    /// unencrypted) and its certificate.
+    #[arg(long, env = "AZURE_CLIENT_CERTIFICATE_PATH")]
+    pub client_certificate_path: Option<PathBuf>,
+
+    /// Federated token file (workload identity), read for every token request.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub federated_token_file: Option<PathBuf>,
 
     /// Longest time for one call's Graph work, retries included (the
     /// caller's deadline, if shorter, wins).

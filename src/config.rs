@@ -1,22 +1,27 @@
 //! The gateway's configuration: one typed struct, validated once at start.
 //!
 //! Settings follow the Azure SDK environment names (`AZURE_TENANT_ID`,
-//! `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_AUTHORITY_HOST`). Running
-//! against Graph without credentials is refused at start, naming what is
-//! missing: the gateway never falls back to the emulator on its own.
+//! `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`,
+//! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`), plus
+//! `AZURE_CLIENT_SECRET_FILE` and `GRAPH_CLOUD`. Running against Graph
+//! without credentials is refused at start, naming what is missing: the
+//! gateway never falls back to the emulator on its own.
 
 use crate::cli::{LogArgs, ResilienceArgs, ServeArgs};
+pub use crate::graph::auth::{Cloud, Credential, CredentialKind};
 use crate::graph::{RetrySettings, StackSettings};
-use crate::secret::Secret;
 use reqwest::Url;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-/// Microsoft Graph beta, global cloud.
-pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com/beta";
-/// Microsoft Entra ID, global cloud.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// The variables that select a credential kind; exactly one must be set.
+pub const CREDENTIAL_VARIABLES: [&str; 4] = [
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_SECRET_FILE",
+    "AZURE_CLIENT_CERTIFICATE_PATH",
+    "AZURE_FEDERATED_TOKEN_FILE",
+];
 
 /// The validated configuration of `serve`.
 #[derive(Debug, Clone)]
@@ -41,30 +46,8 @@ pub enum GraphTarget {
     /// A real Graph endpoint, with credentials.
     Graph {
         base_url: Url,
-        credential: Box<ClientSecretCredential>,
+        credential: Box<Credential>,
     },
-}
-
-/// An app registration's client-secret credential.
-#[derive(Debug, Clone)]
-pub struct ClientSecretCredential {
-    pub authority_host: Url,
-    pub tenant_id: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// `https://{graph host}/.default`: tokens are per cloud.
-    pub scope: String,
-}
-
-impl ClientSecretCredential {
-    /// `{authority}/{tenant}/oauth2/v2.0/token`.
-    pub fn token_url(&self) -> String {
-        format!(
-            "{}/{}/oauth2/v2.0/token",
-            self.authority_host.as_str().trim_end_matches('/'),
-            self.tenant_id
-        )
-    }
 }
 
 /// Why the configuration was refused.
@@ -154,11 +137,24 @@ fn graph_target(args: &ServeArgs, problems: &mut Vec<String>) -> Option<GraphTar
     };
     let tenant_id = present(&args.tenant_id);
     let client_id = present(&args.client_id);
-    let client_secret = args.client_secret.clone().filter(|s| !s.is_empty());
+    let path = |p: &Option<std::path::PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+    let kinds: Vec<CredentialKind> = [
+        args.client_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .map(CredentialKind::ClientSecret),
+        path(&args.client_secret_file).map(CredentialKind::ClientSecretFile),
+        path(&args.client_certificate_path).map(CredentialKind::Certificate),
+        path(&args.federated_token_file).map(CredentialKind::FederatedTokenFile),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let one_of = format!("one of {}", CREDENTIAL_VARIABLES.join(", "));
     let missing: Vec<&str> = [
         ("AZURE_TENANT_ID", tenant_id.is_none()),
         ("AZURE_CLIENT_ID", client_id.is_none()),
-        ("AZURE_CLIENT_SECRET", client_secret.is_none()),
+        (one_of.as_str(), kinds.is_empty()),
     ]
     .into_iter()
     .filter_map(|(name, absent)| absent.then_some(name))
@@ -166,7 +162,15 @@ fn graph_target(args: &ServeArgs, problems: &mut Vec<String>) -> Option<GraphTar
     if !missing.is_empty() {
         problems.push(format!(
             "Graph credentials missing: {} (or run `serve --emulator` to try the gateway against the built-in Graph emulator)",
-            missing.join(", ")
+            missing.join("; ")
+        ));
+    }
+    if kinds.len() > 1 {
+        let set: Vec<&str> = kinds.iter().map(CredentialKind::variable).collect();
+        problems.push(format!(
+            "more than one credential is set ({}): set exactly one of {}",
+            set.join(", "),
+            CREDENTIAL_VARIABLES.join(", ")
         ));
     }
     if let Some(t) = &tenant_id {
@@ -177,34 +181,63 @@ fn graph_target(args: &ServeArgs, problems: &mut Vec<String>) -> Option<GraphTar
             problems.push("AZURE_TENANT_ID must be a tenant GUID or domain name".to_owned());
         }
     }
+    let cloud = args.cloud;
     let base_url = endpoint(
         "GRAPH_BASE_URL",
         args.graph_base_url
             .as_deref()
-            .unwrap_or(DEFAULT_GRAPH_BASE_URL),
+            .unwrap_or(&cloud.graph_base_url()),
         problems,
     );
     let authority_host = endpoint(
         "AZURE_AUTHORITY_HOST",
         args.authority_host
             .as_deref()
-            .unwrap_or(DEFAULT_AUTHORITY_HOST),
+            .unwrap_or(cloud.authority_host()),
         problems,
     );
-    let base_url = base_url?;
-    let scope = match (base_url.scheme(), base_url.host_str()) {
-        ("https", Some(host)) => format!("https://{host}/.default"),
-        _ => "https://graph.microsoft.com/.default".to_owned(),
+    // Overrides may point anywhere (an emulator, a proxy), but not at
+    // another cloud's Graph or authority: its tokens would not work here.
+    if let Some(other) = base_url
+        .as_ref()
+        .and_then(Url::host_str)
+        .and_then(Cloud::of_graph_host)
+        .filter(|other| *other != cloud)
+    {
+        problems.push(format!(
+            "GRAPH_BASE_URL is the {other} cloud's Graph but GRAPH_CLOUD is {cloud}: set GRAPH_CLOUD={other}"
+        ));
+    }
+    if let Some(host) = authority_host.as_ref().and_then(Url::host_str) {
+        let clouds = Cloud::of_authority_host(host);
+        if !clouds.is_empty() && !clouds.contains(&cloud) {
+            let names: Vec<&str> = clouds.iter().map(|c| c.name()).collect();
+            problems.push(format!(
+                "AZURE_AUTHORITY_HOST {host} is the authority of GRAPH_CLOUD {} but GRAPH_CLOUD is {cloud}",
+                names.join(" or ")
+            ));
+        }
+    }
+    let kind = match <[CredentialKind; 1]>::try_from(kinds) {
+        Ok([kind]) => Some(kind),
+        Err(_) => None,
+    };
+    // Fail at start, not at the first call: read the file now.
+    if let Some(kind) = &kind {
+        if let Err(why) = kind.check() {
+            problems.push(format!("{} {why}", kind.variable()));
+        }
+    }
+    let credential = Credential {
+        authority_host: authority_host?,
+        tenant_id: tenant_id?,
+        client_id: client_id?,
+        scope: cloud.scope(),
+        kind: kind?,
     };
     Some(GraphTarget::Graph {
-        credential: Box::new(ClientSecretCredential {
-            authority_host: authority_host?,
-            tenant_id: tenant_id?,
-            client_id: client_id?,
-            client_secret: client_secret?,
-            scope,
-        }),
-        base_url,
+        credential: Box::new(credential),
+        base_url: base_url?,
     })
 }
 
@@ -251,21 +284,48 @@ fn endpoint(name: &str, value: &str, problems: &mut Vec<String>) -> Option<Url> 
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::secret::Secret;
     use clap::Parser;
+    use std::path::PathBuf;
 
     fn serve(args: &[&str]) -> ServeArgs {
         let argv = ["graph-grpc-gateway", "serve"].iter().chain(args);
         match Cli::try_parse_from(argv).expect("parses").command {
             Command::Serve(mut s) => {
                 // Independent of the test process's environment.
+                s.cloud = Cloud::Global;
                 s.graph_base_url = None;
                 s.authority_host = None;
                 s.tenant_id = None;
                 s.client_id = None;
                 s.client_secret = None;
+                s.client_secret_file = None;
+                s.client_certificate_path = None;
+                s.federated_token_file = None;
                 *s
             }
             Command::Emulator(_) => unreachable!("serve was parsed"),
+        }
+    }
+
+    /// A file in a fresh temporary folder, removed with the value.
+    struct TempFile(PathBuf);
+
+    impl TempFile {
+        fn new(contents: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("gw-config-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let path = dir.join("value");
+            std::fs::write(&path, contents).expect("write");
+            Self(path)
+        }
+    }
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 
@@ -283,6 +343,9 @@ mod tests {
             "AZURE_TENANT_ID",
             "AZURE_CLIENT_ID",
             "AZURE_CLIENT_SECRET",
+            "AZURE_CLIENT_SECRET_FILE",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            "AZURE_FEDERATED_TOKEN_FILE",
             "--emulator",
         ] {
             assert!(text.contains(name), "{text}");
@@ -292,7 +355,8 @@ mod tests {
         args.client_id = Some("app".into());
         let text = Config::from_args(args).expect_err("no secret").to_string();
         assert!(
-            text.contains("AZURE_CLIENT_SECRET") && !text.contains("AZURE_TENANT_ID"),
+            text.contains("one of AZURE_CLIENT_SECRET, AZURE_CLIENT_SECRET_FILE")
+                && !text.contains("AZURE_TENANT_ID"),
             "{text}"
         );
     }
@@ -306,29 +370,210 @@ mod tests {
         args
     }
 
+    fn target(args: ServeArgs) -> (Url, Credential) {
+        match Config::from_args(args).expect("valid").graph {
+            GraphTarget::Graph {
+                base_url,
+                credential,
+            } => (base_url, *credential),
+            GraphTarget::Emulator => panic!("expected Graph"),
+        }
+    }
+
     #[test]
     fn credentials_give_a_graph_target_with_its_cloud_scope() {
-        let c = Config::from_args(with_credentials(None)).expect("valid");
-        let GraphTarget::Graph {
-            base_url,
-            credential,
-        } = c.graph
-        else {
-            panic!("expected Graph")
-        };
+        let (base_url, credential) = target(with_credentials(None));
         assert_eq!(base_url.as_str(), "https://graph.microsoft.com/beta");
         assert_eq!(credential.scope, "https://graph.microsoft.com/.default");
         assert_eq!(
             credential.token_url(),
             "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/oauth2/v2.0/token"
         );
-        let c = Config::from_args(with_credentials(Some("https://graph.microsoft.us/beta")))
-            .expect("valid");
-        let GraphTarget::Graph { credential, .. } = c.graph else {
-            panic!("expected Graph")
-        };
-        assert_eq!(credential.scope, "https://graph.microsoft.us/.default");
+        assert!(matches!(credential.kind, CredentialKind::ClientSecret(_)));
         assert!(!format!("{credential:?}").contains("s3cret-value"));
+    }
+
+    #[test]
+    fn the_cloud_picks_authority_graph_and_scope() {
+        for (cloud, authority, base, scope) in [
+            (
+                Cloud::Global,
+                "https://login.microsoftonline.com/",
+                "https://graph.microsoft.com/beta",
+                "https://graph.microsoft.com/.default",
+            ),
+            (
+                Cloud::UsGov,
+                "https://login.microsoftonline.us/",
+                "https://graph.microsoft.us/beta",
+                "https://graph.microsoft.us/.default",
+            ),
+            (
+                Cloud::UsGovDod,
+                "https://login.microsoftonline.us/",
+                "https://dod-graph.microsoft.us/beta",
+                "https://dod-graph.microsoft.us/.default",
+            ),
+            (
+                Cloud::China,
+                "https://login.chinacloudapi.cn/",
+                "https://microsoftgraph.chinacloudapi.cn/beta",
+                "https://microsoftgraph.chinacloudapi.cn/.default",
+            ),
+        ] {
+            let mut args = with_credentials(None);
+            args.cloud = cloud;
+            let (base_url, credential) = target(args);
+            assert_eq!(credential.authority_host.as_str(), authority, "{cloud}");
+            assert_eq!(base_url.as_str(), base, "{cloud}");
+            assert_eq!(credential.scope, scope, "{cloud}");
+        }
+    }
+
+    #[test]
+    fn overrides_keep_the_clouds_scope() {
+        let mut args = with_credentials(Some("http://127.0.0.1:9/beta"));
+        args.cloud = Cloud::China;
+        args.authority_host = Some("http://127.0.0.1:9".into());
+        let (base_url, credential) = target(args);
+        assert_eq!(base_url.as_str(), "http://127.0.0.1:9/beta");
+        assert_eq!(
+            credential.token_url(),
+            "http://127.0.0.1:9/00000000-0000-0000-0000-000000000001/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            credential.scope,
+            "https://microsoftgraph.chinacloudapi.cn/.default"
+        );
+        // The AKS webhook's value, with its trailing slash.
+        let mut args = with_credentials(None);
+        args.authority_host = Some("https://login.microsoftonline.com/".into());
+        let (_, credential) = target(args);
+        assert_eq!(
+            credential.token_url(),
+            "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000001/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn overrides_naming_another_cloud_are_refused() {
+        let text = Config::from_args(with_credentials(Some("https://graph.microsoft.us/beta")))
+            .expect_err("cross-cloud")
+            .to_string();
+        assert!(text.contains("GRAPH_CLOUD=usgov"), "{text}");
+        let mut args = with_credentials(None);
+        args.authority_host = Some("https://login.microsoftonline.us".into());
+        let text = Config::from_args(args)
+            .expect_err("cross-cloud")
+            .to_string();
+        assert!(
+            text.contains("AZURE_AUTHORITY_HOST") && text.contains("usgov or usgovdod"),
+            "{text}"
+        );
+        let mut args = with_credentials(None);
+        args.cloud = Cloud::UsGovDod;
+        args.authority_host = Some("https://login.microsoftonline.us".into());
+        assert!(Config::from_args(args).is_ok());
+    }
+
+    #[test]
+    fn the_cloud_flag_parses_its_four_names() {
+        for (name, cloud) in [
+            ("global", Cloud::Global),
+            ("usgov", Cloud::UsGov),
+            ("usgovdod", Cloud::UsGovDod),
+            ("china", Cloud::China),
+        ] {
+            let argv = ["graph-grpc-gateway", "serve", "--cloud", name];
+            let Command::Serve(s) = Cli::try_parse_from(argv).expect("parses").command else {
+                unreachable!()
+            };
+            assert_eq!(s.cloud, cloud);
+        }
+        assert!(Cli::try_parse_from(["graph-grpc-gateway", "serve", "--cloud", "mars"]).is_err());
+    }
+
+    #[test]
+    fn each_credential_kind_is_chosen_by_its_variable() {
+        let secret = TempFile::new("from-file\n");
+        let token = TempFile::new("eyJ.federated.token");
+        let mut args = with_credentials(None);
+        args.client_secret = None;
+        args.client_secret_file = Some(secret.0.clone());
+        assert!(
+            matches!(target(args).1.kind, CredentialKind::ClientSecretFile(p) if p == secret.0)
+        );
+        let mut args = with_credentials(None);
+        args.client_secret = None;
+        args.federated_token_file = Some(token.0.clone());
+        assert!(
+            matches!(target(args).1.kind, CredentialKind::FederatedTokenFile(p) if p == token.0)
+        );
+    }
+
+    #[test]
+    fn two_credential_kinds_are_ambiguous() {
+        let token = TempFile::new("eyJ.federated.token");
+        let mut args = with_credentials(None);
+        args.federated_token_file = Some(token.0.clone());
+        let text = Config::from_args(args).expect_err("two kinds").to_string();
+        assert!(
+            text.contains(
+                "more than one credential is set (AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret-value"), "{text}");
+    }
+
+    #[test]
+    fn credential_files_are_read_at_start() {
+        let missing = std::env::temp_dir().join(format!("gw-missing-{}", uuid::Uuid::new_v4()));
+        let empty = TempFile::new(" \n");
+        let not_pem = TempFile::new("not a certificate");
+        type Set = fn(&mut ServeArgs, PathBuf);
+        let cases: [(&str, Set, &PathBuf, &str); 5] = [
+            (
+                "AZURE_CLIENT_SECRET_FILE",
+                |a, p| a.client_secret_file = Some(p),
+                &missing,
+                "cannot be read (no such file)",
+            ),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                |a, p| a.client_certificate_path = Some(p),
+                &missing,
+                "cannot be read (no such file)",
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                |a, p| a.federated_token_file = Some(p),
+                &missing,
+                "cannot be read (no such file)",
+            ),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE",
+                |a, p| a.federated_token_file = Some(p),
+                &empty.0,
+                "is empty",
+            ),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH",
+                |a, p| a.client_certificate_path = Some(p),
+                &not_pem.0,
+                "no PEM private key",
+            ),
+        ];
+        for (var, set, path, why) in cases {
+            let mut args = with_credentials(None);
+            args.client_secret = None;
+            set(&mut args, path.clone());
+            let text = Config::from_args(args).expect_err(var).to_string();
+            assert!(
+                text.contains(&format!("{var} {}: {why}", path.display())),
+                "{var}: {text}"
+            );
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ fn serve_without_credentials_exits_naming_what_is_missing() {
         .env_remove("AZURE_TENANT_ID")
         .env_remove("AZURE_CLIENT_ID")
         .env_remove("AZURE_CLIENT_SECRET")
+        .env_remove("AZURE_CLIENT_SECRET_FILE")
+        .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .env_remove("GRAPH_CLOUD")
         .env_remove("GRAPH_BASE_URL")
         .output()
         .expect("runs");
@@ -28,6 +32,9 @@ fn serve_without_credentials_exits_naming_what_is_missing() {
         "AZURE_TENANT_ID",
         "AZURE_CLIENT_ID",
         "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_SECRET_FILE",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
         "--emulator",
     ] {
         assert!(stderr.contains(name), "{name} not named in: {stderr}");
@@ -51,6 +58,41 @@ fn configuration_errors_never_print_the_secret() {
     );
     assert!(all.contains("GRAPH_BASE_URL"), "{all}");
     assert!(!all.contains("do-not-print-me"), "{all}");
+}
+
+#[test]
+fn two_credentials_are_refused_naming_both() {
+    let token_file = std::env::temp_dir().join(format!("gw-cli-{}", std::process::id()));
+    std::fs::write(&token_file, "federated-token-text").expect("write");
+    let out = Command::new(BIN)
+        .args(["serve", "--cloud", "usgov"])
+        .env("AZURE_TENANT_ID", "t")
+        .env("AZURE_CLIENT_ID", "c")
+        .env("AZURE_CLIENT_SECRET", "do-not-print-me")
+        .env("AZURE_FEDERATED_TOKEN_FILE", &token_file)
+        .env_remove("AZURE_CLIENT_SECRET_FILE")
+        .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
+        .env_remove("AZURE_AUTHORITY_HOST")
+        .env_remove("GRAPH_BASE_URL")
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_file(&token_file);
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        all.contains(
+            "more than one credential is set (AZURE_CLIENT_SECRET, AZURE_FEDERATED_TOKEN_FILE)"
+        ),
+        "{all}"
+    );
+    assert!(
+        !all.contains("do-not-print-me") && !all.contains("federated-token-text"),
+        "{all}"
+    );
 }
 
 #[test]

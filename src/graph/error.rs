@@ -1,5 +1,6 @@
 //! What can go wrong talking to Graph, as read from Graph's answer.
 
+use super::auth::TokenError;
 use serde::Deserialize;
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -21,7 +22,7 @@ pub enum GraphError {
     /// Graph asked the tenant to pause longer than this call can wait; not sent.
     Throttled(Duration),
     /// No access token could be obtained.
-    Token(String),
+    Token(TokenError),
 }
 
 impl fmt::Display for GraphError {

@@ -3,11 +3,11 @@
 //! throttle pause, retries, per-attempt timeouts, pooled HTTP/2 with gzip and
 //! rustls), and reads the answers into success bodies or [`GraphError`]s.
 
-mod auth;
+pub mod auth;
 mod error;
 pub mod stack;
 
-pub use auth::TokenCache;
+pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
 pub use error::{parse_retry_after, GraphError, GraphFailure};
 pub use stack::{RetrySettings, StackSettings, ThrottleGate};
 

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use graph_grpc_gateway::config::{ClientSecretCredential, GraphTarget};
+use graph_grpc_gateway::config::{Credential, CredentialKind, GraphTarget};
 use graph_grpc_gateway::secret::Secret;
 use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -111,12 +111,12 @@ pub async fn start() -> (String, FakeCloud) {
 pub fn graph_with_credentials(base: &str) -> GraphTarget {
     GraphTarget::Graph {
         base_url: format!("{base}/beta").parse().expect("url"),
-        credential: Box::new(ClientSecretCredential {
+        credential: Box::new(Credential {
             authority_host: base.parse().expect("url"),
             tenant_id: "tenant-1".into(),
             client_id: "client-1".into(),
-            client_secret: Secret::new("top-secret-value"),
             scope: "https://graph.microsoft.com/.default".into(),
+            kind: CredentialKind::ClientSecret(Secret::new("top-secret-value")),
         }),
     }
 }
