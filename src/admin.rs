@@ -1,6 +1,7 @@
 //! The admin HTTP server: liveness, readiness and metrics, on their own port
 //! so that probes and scrapes never compete with gRPC traffic.
 
+use crate::graph::TokenCache;
 use crate::metrics::Metrics;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -10,17 +11,28 @@ use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// Whether the gateway should receive traffic.
-#[derive(Default)]
-pub struct Readiness(AtomicBool);
+/// Whether the gateway should receive traffic: serving (started, not
+/// draining) and holding a usable Graph access token. Liveness (`/healthz`)
+/// never depends on it.
+pub struct Readiness {
+    started: AtomicBool,
+    tokens: TokenCache,
+}
 
 impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
+    pub fn new(tokens: TokenCache) -> Self {
+        Self {
+            started: AtomicBool::new(false),
+            tokens,
+        }
+    }
+
+    pub fn set_started(&self, started: bool) {
+        self.started.store(started, Ordering::Release);
     }
 
     pub fn get(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.started.load(Ordering::Acquire) && self.tokens.health().is_ready()
     }
 }
 

@@ -43,8 +43,9 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let stop = shutdown_signal()?;
     let gateway = Gateway::start(config).await?;
-    shutdown_signal().await;
+    stop.await;
     tracing::info!("shutdown requested; draining in-flight calls");
     // Abandoning calls at the drain bound is still an orderly, requested stop.
     gateway.shutdown().await.map(|_| ())
@@ -72,28 +73,21 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(base_url = %format!("http://{local}/beta"), ?options, "Graph emulator serving");
     let emulator = emulator::Emulator::with_options(options);
-    emulator::serve(listener, emulator, shutdown_signal()).await?;
+    emulator::serve(listener, emulator, shutdown_signal()?).await?;
     Ok(())
 }
 
-/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// SIGTERM (Kubernetes) or SIGINT (Ctrl-C). The handlers are installed
+/// when this is called, before the returned future is awaited, so a signal
+/// that arrives while the gateway starts is not lost.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
 }

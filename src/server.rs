@@ -3,12 +3,14 @@
 //! asked for.
 
 use crate::admin::{self, Readiness};
+use crate::config::{Cloud, Credential, CredentialKind};
 use crate::config::{Config, GraphTarget};
-use crate::emulator::{Emulator, RunningEmulator};
+use crate::emulator::{Emulator, EmulatorOptions, RunningEmulator};
 use crate::graph::{self, GraphClient, TokenCache};
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskServiceServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::secret::Secret;
 use crate::service::TaskService;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -18,6 +20,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+const SERVICE_NAME: &str =
+    <SecurityConfigurationTaskServiceServer<TaskService> as NamedService>::NAME;
 
 /// A started gateway.
 pub struct Gateway {
@@ -39,41 +47,41 @@ impl Gateway {
     /// Binds the listeners and starts serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
-        let ready = Arc::new(Readiness::default());
         let use_proxy = !matches!(config.graph, GraphTarget::Emulator);
         let http = graph::http_client(use_proxy).context("building the HTTP client")?;
-        let (emulator, graph_client) = match &config.graph {
+        let (emulator, base_url, credential) = match &config.graph {
             GraphTarget::Emulator => {
-                let running = Emulator::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .await
-                    .context("starting the built-in Graph emulator")?;
+                let running = emulator_with_tokens().await?;
                 tracing::warn!(base_url = %running.base_url, "serving against the built-in Graph emulator: not for production");
-                let client = GraphClient::new(
-                    http,
-                    &running.base_url,
-                    None,
-                    config.graph_timeout,
-                    &config.graph_stack,
-                    metrics.clone(),
-                );
-                (Some(running), client)
+                let credential = emulator_credential(&running)?;
+                let base_url = running.base_url.clone();
+                (Some(running), base_url, credential)
             }
             GraphTarget::Graph {
                 base_url,
                 credential,
-            } => {
-                let tokens = Arc::new(TokenCache::new(http.clone(), (**credential).clone()));
-                let client = GraphClient::new(
-                    http,
-                    base_url.as_str(),
-                    Some(tokens),
-                    config.graph_timeout,
-                    &config.graph_stack,
-                    metrics.clone(),
-                );
-                (None, client)
-            }
+            } => (None, base_url.to_string(), (**credential).clone()),
         };
+        let tokens = TokenCache::new(http.clone(), credential);
+        let graph_client = GraphClient::new(
+            http,
+            &base_url,
+            Some(Arc::new(tokens.clone())),
+            config.graph_timeout,
+            &config.graph_stack,
+            metrics.clone(),
+        );
+        // Ready once a token is in hand: try for one before serving, briefly.
+        match tokio::time::timeout(WARM_UP_WAIT, tokens.warm_up()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "no access token yet; not ready until one is obtained")
+            }
+            Err(_) => tracing::warn!(
+                "no access token yet (still waiting); not ready until one is obtained"
+            ),
+        }
+        let ready = Arc::new(Readiness::new(tokens.clone()));
         let service = TaskService::new(Arc::new(graph_client), metrics.clone());
 
         let grpc_listener = TcpListener::bind(config.grpc_addr)
@@ -86,9 +94,9 @@ impl Gateway {
         let admin_addr = admin_listener.local_addr()?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_serving::<SecurityConfigurationTaskServiceServer<TaskService>>()
-            .await;
+        ready.set_started(true);
+        let serving = ready.get();
+        report_health(&health, serving).await;
         // grpcurl 1.8 speaks only v1alpha; newer clients v1. The health
         // service's descriptor is registered too, or clients cannot call it,
         // and google.rpc's error details, so clients can print them.
@@ -112,9 +120,7 @@ impl Gateway {
             let health = health.clone();
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
-                health
-                    .set_not_serving::<SecurityConfigurationTaskServiceServer<TaskService>>()
-                    .await;
+                report_health(&health, false).await;
             }
         };
         let grpc = tokio::spawn(
@@ -137,13 +143,13 @@ impl Gateway {
                 .with_graceful_shutdown(admin_stop)
                 .await
         });
-        ready.set(true);
-        let ready_on_stop = ready.clone();
-        let mut stopped_watch = stopped;
-        tokio::spawn(async move {
-            let _ = stopped_watch.wait_for(|s| *s).await;
-            ready_on_stop.set(false);
-        });
+        tokio::spawn(watch_readiness(
+            ready.clone(),
+            serving,
+            tokens,
+            health.clone(),
+            stopped,
+        ));
         tracing::info!(%grpc_addr, %admin_addr, "graph-grpc-gateway serving");
         Ok(Self {
             grpc_addr,
@@ -195,4 +201,72 @@ pub enum Drain {
     Complete,
     /// The drain timeout passed with calls still running.
     Abandoned,
+}
+
+/// How long start-up waits for a first access token before serving anyway
+/// (not ready) and trying again in the background.
+const WARM_UP_WAIT: Duration = Duration::from_secs(10);
+/// How often readiness is re-read for gRPC health.
+const READINESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The emulator, requiring bearer tokens from its own token endpoint, so the
+/// demo exercises the same token path as Graph.
+async fn emulator_with_tokens() -> anyhow::Result<RunningEmulator> {
+    let emulator = Emulator::with_options(EmulatorOptions::default().with_require_auth(true));
+    emulator
+        .spawn(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("starting the built-in Graph emulator")
+}
+
+/// Demo credentials the emulator accepts; they are not secrets.
+fn emulator_credential(running: &RunningEmulator) -> anyhow::Result<Credential> {
+    Ok(Credential {
+        authority_host: format!("http://{}", running.addr).parse()?,
+        tenant_id: "emulator".into(),
+        client_id: "graph-grpc-gateway".into(),
+        scope: Cloud::Global.scope(),
+        kind: CredentialKind::ClientSecret(Secret::new("emulator")),
+    })
+}
+
+/// Sets gRPC health for the service and for the server as a whole.
+async fn report_health(health: &HealthReporter, serving: bool) {
+    let status = if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    };
+    health.set_service_status("", status).await;
+    health.set_service_status(SERVICE_NAME, status).await;
+}
+
+/// Keeps gRPC health in step with readiness (a token in hand), and keeps
+/// trying for a token while there is none, until shutdown.
+async fn watch_readiness(
+    ready: Arc<Readiness>,
+    reported: bool,
+    tokens: TokenCache,
+    health: HealthReporter,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut reported = Some(reported);
+    let mut tick = tokio::time::interval(READINESS_EVERY);
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => break,
+            _ = tick.tick() => {}
+        }
+        let now = ready.get();
+        if reported != Some(now) {
+            tracing::info!(ready = now, "readiness changed");
+            report_health(&health, now).await;
+            reported = Some(now);
+        }
+        if !now {
+            // The cache paces failed attempts itself.
+            let _ = tokens.warm_up().await;
+        }
+    }
+    ready.set_started(false);
 }

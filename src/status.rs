@@ -1,6 +1,7 @@
 //! Every failure a call can meet, and the one table that turns it into a
 //! gRPC status with rich details.
 
+use crate::graph::auth::{TokenError, TokenErrorKind};
 use crate::graph::{GraphError, GraphFailure};
 use crate::translate::{InvalidRequest, ResponseError};
 use std::collections::HashMap;
@@ -159,7 +160,7 @@ fn graph_error(e: &GraphError) -> Status {
         GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT", None),
         GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),
         GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED", None),
-        GraphError::Token(_) => (Code::Unavailable, "TOKEN_UNAVAILABLE", None),
+        GraphError::Token(t) => return token_error(t),
     };
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
@@ -167,6 +168,39 @@ fn graph_error(e: &GraphError) -> Status {
         details.set_retry_info(retry);
     }
     Status::with_error_details(code, e.to_string(), details)
+}
+
+/// No token: transient failures are UNAVAILABLE (retry later), refused
+/// credentials UNAUTHENTICATED, a forbidden app PERMISSION_DENIED. The
+/// details carry Entra ID's ids for support, never a secret.
+fn token_error(t: &TokenError) -> Status {
+    let (code, reason) = match t.kind() {
+        TokenErrorKind::Transient => (Code::Unavailable, "TOKEN_UNAVAILABLE"),
+        TokenErrorKind::BadCredentials => (Code::Unauthenticated, "TOKEN_REFUSED"),
+        TokenErrorKind::Forbidden => (Code::PermissionDenied, "TOKEN_FORBIDDEN"),
+    };
+    let mut meta = HashMap::new();
+    if let Some(status) = t.status() {
+        meta.insert("http-status".to_owned(), status.to_string());
+    }
+    if let Some(error) = t.error_code() {
+        meta.insert("error".to_owned(), error.to_owned());
+    }
+    if let Some(aadsts) = t.aadsts() {
+        meta.insert("aadsts".to_owned(), format!("AADSTS{aadsts}"));
+    }
+    if let Some(id) = t.correlation_id() {
+        meta.insert("correlation-id".to_owned(), id.to_owned());
+    }
+    if let Some(id) = t.trace_id() {
+        meta.insert("trace-id".to_owned(), id.to_owned());
+    }
+    gateway_error(
+        code,
+        format!("no access token for Graph: {t}"),
+        reason,
+        meta,
+    )
 }
 
 fn gateway_error(

@@ -108,6 +108,13 @@ async fn update_without_mask_sends_the_populated_fields_and_returns_graph_state(
             seed::EXAMPLE_TASK_ID
         )
     );
+    assert!(
+        patch
+            .authorization
+            .as_deref()
+            .is_some_and(|a| a.starts_with("Bearer ")),
+        "the emulator's own token is sent"
+    );
     let body = patch.body.as_ref().expect("json body");
     assert_eq!(
         body["@odata.type"],
@@ -535,11 +542,15 @@ async fn every_graph_status_maps_through_the_table() {
         (509, Code::ResourceExhausted),
     ];
     for (http, code) in table {
-        h.emulator().push_faults([Fault {
+        // A refused token is replaced and the call sent once more.
+        let copies = if http == 401 { 2 } else { 1 };
+        let injected = Fault {
             code: Some("someGraphCode".into()),
             message: Some(format!("injected {http}")),
             ..fault(http)
-        }]);
+        };
+        h.emulator()
+            .push_faults(std::iter::repeat_n(injected, copies));
         let status = h
             .client
             .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))

@@ -50,7 +50,7 @@ impl Call {
         // Finish a little before the caller gives up, so the caller gets our
         // DEADLINE_EXCEEDED with its details rather than a bare cancellation.
         let deadline =
-            grpc_timeout(md).map(|t| started + t - (t / 20).min(Duration::from_millis(10)));
+            grpc_timeout(md).map(|t| started + t - (t / 10).min(Duration::from_millis(50)));
         let span = tracing::info_span!("rpc", rpc, client_request_id = %client_request_id, request_id = tracing::field::Empty);
         Self {
             rpc,

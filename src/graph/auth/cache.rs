@@ -134,6 +134,16 @@ impl TokenCache {
         self.get(Need::Fresh).await.map(drop)
     }
 
+    /// Forgets the cached token if it is still `rejected`, after Graph
+    /// refused it (revoked, or expired early): the next call fetches anew.
+    pub fn invalidate(&self, rejected: &HeaderValue) {
+        let mut s = self.inner.lock();
+        if s.token.as_ref().is_some_and(|t| t.header == *rejected) {
+            tracing::info!("Graph refused the cached access token; fetching a new one");
+            s.token = None;
+        }
+    }
+
     /// Whether a token can be handed out, for readiness.
     pub fn health(&self) -> TokenHealth {
         let now = self.inner.clock.now();
