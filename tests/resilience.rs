@@ -418,3 +418,26 @@ async fn a_slow_attempt_times_out_and_is_retried() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn graphs_tenant_throttling_is_waited_out_not_hammered() {
+    let mut h = Harness::start().await;
+    let options =
+        h.emulator()
+            .options()
+            .with_tenant_budget(graph_grpc_gateway::emulator::TenantBudget::new(
+                3,
+                Duration::from_secs(1),
+            ));
+    h.emulator().set_options(options);
+    for _ in 0..6 {
+        h.client
+            .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+            .await
+            .expect("OK, after waiting out Graph's Retry-After when throttled");
+    }
+    let throttled = h.emulator().throttled();
+    assert!(throttled >= 1, "the budget was hit");
+    // Each 429 cost one request: the retry came after Retry-After, not before.
+    assert_eq!(h.emulator().received(), 6 + throttled);
+}

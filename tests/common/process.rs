@@ -16,6 +16,12 @@ pub struct Running {
 impl Running {
     /// Starts the binary with `args` and a clean Azure environment.
     pub fn spawn(args: &[&str]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// Starts the binary with `args`, a clean Azure and proxy environment,
+    /// then `env`.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, String)]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         for var in [
@@ -30,9 +36,18 @@ impl Running {
             "GRAPH_BASE_URL",
             "GATEWAY_GRPC_ADDR",
             "GATEWAY_ADMIN_ADDR",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "NO_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "no_proxy",
         ] {
             cmd.env_remove(var);
         }
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("binary starts");
         let stderr = child.stderr.take().expect("piped");
         let (tx, lines) = mpsc::channel();
