@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's single test command: formatting, lints, proto lint, tests.
+# The project's single test command: formatting, lints, proto lint, the Helm
+# chart harness (tests/helm), tests.
 # Installs the pinned grpcurl and buf first (scripts/tools.sh, into
 # .cache/tools) and puts them on PATH, which the end-to-end tests rely on.
 # Stops at the first failing step, naming it.
@@ -35,6 +36,13 @@ cargo clippy --all-targets --locked -- -D warnings
 step "buf lint"
 buf lint
 
+step "helm chart (lint, render, validate)"
+# tests/helm: real Helm v4 (helm-python-sdk) lints and renders the chart for
+# each value file in tests/helm/values; kubernetes-validate --strict and the
+# vendored ServiceMonitor CRD check every object (venv from scripts/tools.sh).
+helm_log=$(mktemp)
+.cache/tools/helm-test/venv/bin/python -m pytest -q --color=no tests/helm 2>&1 | tee "$helm_log"
+
 step "cargo test --locked --all-targets"
 # --all-targets: unit, integration and bench targets (the crate has no doc
 # tests). --nocapture lets the chaos soak report its counts. The output is kept to print one closing total for every binary.
@@ -43,6 +51,11 @@ cargo test --locked --all-targets -- --nocapture 2>&1 | tee "$test_log"
 # The chaos soak prints its counts; show them.
 grep -ho "chaos soak:.*" "$test_log" >&2 || true
 step_name=""
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
-rm -f "$test_log"
+# The total adds cargo's `test result:` lines and pytest's closing summary
+# ("N failed, M passed in Ts").
+awk -v helm_log="$helm_log" '
+  function count() { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+  FILENAME == helm_log && /^=* *[0-9]+ [a-z]+/ && / in [0-9.]+s/ { count() }
+  FILENAME != helm_log && /^test result:/ { count() }
+  END { printf "tests: %d passed, %d failed\n", p, f }' "$helm_log" "$test_log"
+rm -f "$test_log" "$helm_log"

