@@ -177,6 +177,10 @@ pub struct EmulatorArgs {
     #[arg(long, env = "EMULATOR_LATENCY", default_value = "0s", value_parser = humantime::parse_duration)]
     pub latency: Duration,
 
+    /// Do not keep a log of Graph requests (for benchmarks: constant cost per request).
+    #[arg(long, env = "EMULATOR_NO_REQUEST_LOG")]
+    pub no_request_log: bool,
+
     /// Per-tenant request budget, as REQUESTS/PERIOD (e.g. `100/10s`); past it, 429 with Retry-After.
     #[arg(long, env = "EMULATOR_TENANT_BUDGET", value_parser = parse_budget)]
     pub tenant_budget: Option<(u32, Duration)>,

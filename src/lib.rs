@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod graph;
+pub mod load;
 pub mod metrics;
 pub mod proto;
 pub mod secret;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::server::NamedService;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -129,7 +129,11 @@ impl Gateway {
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
                 .add_service(tasks)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), grpc_stop),
+                .serve_with_incoming_shutdown(
+                    // No Nagle: a unary answer must not wait for the peer's delayed ACK.
+                    TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                    grpc_stop,
+                ),
         );
         let admin_stop = {
             let mut stopped = stopped.clone();

@@ -62,12 +62,14 @@ impl Journal {
     /// Logs a Graph-route request and hands it the next scripted fault and,
     /// when chaos is on, its draw (made whether or not a fault pre-empts it,
     /// so the draws follow arrival order alone).
-    pub fn admit(&mut self, request: RecordedRequest, chaos: Option<&Chaos>) -> Admission {
+    pub fn admit(&mut self, request: Option<RecordedRequest>, chaos: Option<&Chaos>) -> Admission {
         self.received += 1;
-        if self.log.len() >= REQUEST_LOG_CAPACITY {
-            self.log.pop_front();
+        if let Some(request) = request {
+            if self.log.len() >= REQUEST_LOG_CAPACITY {
+                self.log.pop_front();
+            }
+            self.log.push_back(request);
         }
-        self.log.push_back(request);
         Admission {
             fault: self.faults.pop_front(),
             chaos: chaos.and_then(|chaos| self.chaos.draw(chaos)),

@@ -336,9 +336,13 @@ impl Emulator {
 
     /// Admits a Graph request; also returns the options it is to be
     /// served under, read under the same lock as the chaos draw.
-    fn admit(&self, request: RecordedRequest) -> (journal::Admission, Arc<EmulatorOptions>) {
-        let mut journal = self.journal();
+    fn admit(
+        &self,
+        request: impl FnOnce() -> RecordedRequest,
+    ) -> (journal::Admission, Arc<EmulatorOptions>) {
         let options = self.current_options();
+        let request = options.record_requests.then(request);
+        let mut journal = self.journal();
         let admission = journal.admit(request, options.chaos.as_ref());
         (admission, options)
     }

@@ -38,6 +38,10 @@ pub struct EmulatorOptions {
     pub latency: Duration,
     /// Fixed-window request budget per tenant on Graph routes.
     pub tenant_budget: Option<TenantBudget>,
+    /// Keep each Graph request (with its body) for [`super::Emulator::requests`].
+    /// Off for benchmarks, where the emulator must cost the same per request
+    /// however long it runs; `received()` still counts.
+    pub record_requests: bool,
 }
 
 /// Entra's default access-token lifetime as `expires_in` reports it.
@@ -52,11 +56,17 @@ impl Default for EmulatorOptions {
             chaos: None,
             latency: Duration::ZERO,
             tenant_budget: None,
+            record_requests: true,
         }
     }
 }
 
 impl EmulatorOptions {
+    pub fn with_record_requests(mut self, record: bool) -> Self {
+        self.record_requests = record;
+        self
+    }
+
     pub fn with_require_auth(mut self, require_auth: bool) -> Self {
         self.require_auth = require_auth;
         self

@@ -54,7 +54,7 @@ async fn graph(State(emulator): State<Emulator>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let ids = RequestIds::new(&parts.headers);
     let payload = body::read(&parts.headers, body).await;
-    let (admission, options) = emulator.admit(record(&parts, payload.as_ref().ok()));
+    let (admission, options) = emulator.admit(|| record(&parts, payload.as_ref().ok()));
     let delay = admission
         .fault
         .as_ref()

@@ -1,0 +1,427 @@
+//! The load tool (`graph-grpc-gateway-load`): drives the gateway and, as the
+//! baseline, the same requests as direct HTTP against the same emulator, in
+//! one run, and reports what the gateway adds: throughput, latency, CPU time
+//! per call and memory, read from /proc for the gateway process alone.
+
+mod procs;
+mod report;
+
+use crate::graph::http_client;
+use crate::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
+use crate::proto::v1::{
+    DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority, DeviceAppManagementTaskStatus,
+    EndpointSecurityConfigurationApplicablePlatform, EndpointSecurityConfigurationProfileType,
+    EndpointSecurityConfigurationType, GetSecurityConfigurationTaskRequest, KeyValuePair,
+    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
+};
+use crate::translate;
+use anyhow::{bail, Context};
+use bytes::Bytes;
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use procs::{json_field, Proc, Usage};
+use report::{Phase, Report};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// Which call to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rpc {
+    /// UpdateSecurityConfigurationTask (gateway) vs PATCH + JSON decode (direct).
+    Update,
+    /// GetSecurityConfigurationTask (gateway) vs GET + JSON decode (direct).
+    Get,
+}
+
+/// Load the gateway and the direct-HTTP baseline side by side.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "graph-grpc-gateway-load", version)]
+pub struct LoadArgs {
+    /// The gateway binary (default: `graph-grpc-gateway` next to this one).
+    #[arg(long)]
+    pub gateway_bin: Option<PathBuf>,
+    /// The call to drive.
+    #[arg(long, value_enum, default_value = "update")]
+    pub rpc: Rpc,
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long each measured phase runs.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Calls made before each phase is measured (connections, caches, token).
+    #[arg(long, default_value_t = 2000)]
+    pub warmup: u64,
+    /// Tasks seeded in the emulator and updated in turn.
+    #[arg(long, default_value_t = 64)]
+    pub tasks: usize,
+    /// gRPC connections (HTTP/2) the workers share.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Skip the direct-HTTP baseline.
+    #[arg(long)]
+    pub skip_direct: bool,
+    /// How often the gateway's resident memory is sampled during its phase.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sample_every: Duration,
+    /// Exit 0 even when calls failed.
+    #[arg(long)]
+    pub allow_errors: bool,
+}
+
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs the tool; the report goes to stdout. Fails when any call failed
+/// (unless allowed), so a smoke run can assert a healthy path.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.concurrency > 0 && args.tasks > 0 && args.connections > 0, "counts must be positive");
+    let bin = match &args.gateway_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("binary folder")?
+            .join("graph-grpc-gateway"),
+    };
+
+    // The emulator: constant cost per request (no request log, no latency).
+    let emulator = Proc::spawn(
+        &bin,
+        &["emulator", "--addr", "127.0.0.1:0", "--no-request-log", "--log", "warn,graph_grpc_gateway=info"],
+        &[],
+    )?;
+    let line = emulator.wait_for("Graph emulator serving", START_LIMIT)?;
+    let graph_base = json_field(&line, "base_url").context("emulator base_url")?.to_owned();
+    let authority = graph_base.trim_end_matches("/beta").to_owned();
+
+    // The gateway, as in production but against the emulator.
+    let gateway = Proc::spawn(
+        &bin,
+        &["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log", "warn,graph_grpc_gateway::server=info"],
+        &[
+            ("AZURE_TENANT_ID", "load".to_owned()),
+            ("AZURE_CLIENT_ID", "load".to_owned()),
+            ("AZURE_CLIENT_SECRET", "load".to_owned()),
+            ("AZURE_AUTHORITY_HOST", authority.clone()),
+            ("GRAPH_BASE_URL", graph_base.clone()),
+            ("GRAPH_MAX_IN_FLIGHT", (args.concurrency * 2).max(256).to_string()),
+        ],
+    )?;
+    let line = gateway.wait_for("graph-grpc-gateway serving", START_LIMIT)?;
+    let grpc_addr = json_field(&line, "grpc_addr").context("gateway grpc_addr")?.to_owned();
+    let idle = gateway.usage()?;
+
+    let http = http_client(false)?;
+    let token = token(&http, &authority).await?;
+    let tasks = seed(&http, &graph_base, &token, args.tasks).await?;
+    let workload = Arc::new(Workload::new(&tasks, &graph_base, token)?);
+
+    let mut report = Report::new(&args, idle);
+    if !args.skip_direct {
+        let direct = Direct { http: http.clone(), work: workload.clone(), rpc: args.rpc };
+        let phase = measure("direct HTTP", &args, &emulator, None, move |w, i| {
+            let d = direct.clone();
+            async move { d.call(w, i).await }
+        })
+        .await?;
+        report.direct = Some(phase);
+    }
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        channels.push(Channel::from_shared(format!("http://{grpc_addr}"))?.connect().await?);
+    }
+    let grpc = Grpc { channels: Arc::new(channels), work: workload.clone(), rpc: args.rpc };
+    let phase = measure("gateway gRPC", &args, &emulator, Some(&gateway), move |w, i| {
+        let g = grpc.clone();
+        async move { g.call(w, i).await }
+    })
+    .await?;
+    report.gateway = Some(phase);
+    report.gateway_end = gateway.usage()?;
+    print!("{}", report.render());
+    let errors = report.errors();
+    if errors > 0 && !args.allow_errors {
+        bail!("{errors} calls failed");
+    }
+    Ok(())
+}
+
+/// The requests, built once so the measured loop only sends them.
+struct Workload {
+    ids: Vec<String>,
+    /// Per task, two alternating updates (so each call changes the task).
+    updates: Vec<[UpdateSecurityConfigurationTaskRequest; 2]>,
+    /// The same updates as PATCH bodies, and the task URLs, for direct HTTP.
+    bodies: Vec<[Bytes; 2]>,
+    urls: Vec<String>,
+    authorization: String,
+}
+
+impl Workload {
+    fn new(ids: &[String], graph_base: &str, token: String) -> anyhow::Result<Self> {
+        let mut updates = Vec::new();
+        let mut bodies = Vec::new();
+        let mut urls = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let pair = [realistic_update(id, n, 0), realistic_update(id, n, 1)];
+            let body = |r: &UpdateSecurityConfigurationTaskRequest| -> anyhow::Result<Bytes> {
+                Ok(translate::patch_request(r).map_err(|e| anyhow::anyhow!("{e}"))?.body.into())
+            };
+            bodies.push([body(&pair[0])?, body(&pair[1])?]);
+            updates.push(pair);
+            urls.push(format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks/{id}"));
+        }
+        Ok(Self {
+            ids: ids.to_vec(),
+            updates,
+            bodies,
+            urls,
+            authorization: format!("Bearer {token}"),
+        })
+    }
+
+    fn pick(&self, worker: usize, i: u64) -> (usize, usize) {
+        let task = worker % self.ids.len();
+        (task, usize::try_from(i % 2).unwrap_or(0))
+    }
+}
+
+/// A full update, as a security team's tooling would send it.
+fn realistic_update(id: &str, n: usize, variant: usize) -> UpdateSecurityConfigurationTaskRequest {
+    let settings = (0..4)
+        .map(|k| KeyValuePair {
+            name: format!("./Vendor/MSFT/Policy/Config/Defender/Setting{k}"),
+            value: Some(format!("{}", (k + variant) % 3)),
+        })
+        .collect();
+    UpdateSecurityConfigurationTaskRequest {
+        security_configuration_task: Some(SecurityConfigurationTask {
+            id: id.to_owned(),
+            display_name: Some(format!("Turn on tamper protection ({n})")),
+            description: Some("Tamper protection is off on devices in the finance OU.".into()),
+            due_date_time: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600 + i64::try_from(variant).unwrap_or(0),
+                nanos: 123_456_700,
+            }),
+            category: DeviceAppManagementTaskCategory::AdvancedThreatProtection as i32,
+            priority: DeviceAppManagementTaskPriority::High as i32,
+            creator: Some("secops@contoso.com".into()),
+            creator_notes: Some("Raised by Defender for Endpoint.".into()),
+            assigned_to: Some("intune-admins@contoso.com".into()),
+            status: if variant == 0 {
+                DeviceAppManagementTaskStatus::Active
+            } else {
+                DeviceAppManagementTaskStatus::Pending
+            } as i32,
+            applicable_platform: EndpointSecurityConfigurationApplicablePlatform::Windows10AndLater as i32,
+            endpoint_security_policy: EndpointSecurityConfigurationType::Antivirus as i32,
+            endpoint_security_policy_profile: EndpointSecurityConfigurationProfileType::WindowsSecurity as i32,
+            insights: Some(format!("{} devices affected", 10 + variant)),
+            managed_device_count: Some(i32::try_from(10 + variant).unwrap_or(10)),
+            intended_settings: settings,
+            created_date_time: None,
+        }),
+        update_mask: None,
+    }
+}
+
+#[derive(Clone)]
+struct Direct {
+    http: reqwest::Client,
+    work: Arc<Workload>,
+    rpc: Rpc,
+}
+
+impl Direct {
+    async fn call(&self, worker: usize, i: u64) -> Result<(), String> {
+        let (task, variant) = self.work.pick(worker, i);
+        let url = &self.work.urls[task];
+        let req = match self.rpc {
+            Rpc::Update => self
+                .http
+                .patch(url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(self.work.bodies[task][variant].clone()),
+            Rpc::Get => self.http.get(url),
+        };
+        let resp = req
+            .header(http::header::AUTHORIZATION, &self.work.authorization)
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .send()
+            .await
+            .map_err(|_| "connect".to_owned())?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|_| "body".to_owned())?;
+        if status != 200 {
+            return Err(status.to_string());
+        }
+        // Parity with the gateway's client, which gets a decoded message.
+        translate::task_from_graph(&body).map(drop).map_err(|_| "decode".to_owned())
+    }
+}
+
+#[derive(Clone)]
+struct Grpc {
+    channels: Arc<Vec<Channel>>,
+    work: Arc<Workload>,
+    rpc: Rpc,
+}
+
+impl Grpc {
+    async fn call(&self, worker: usize, i: u64) -> Result<(), String> {
+        let (task, variant) = self.work.pick(worker, i);
+        let channel = self.channels[worker % self.channels.len()].clone();
+        let mut client = SecurityConfigurationTaskServiceClient::new(channel);
+        let result = match self.rpc {
+            Rpc::Update => client
+                .update_security_configuration_task(self.work.updates[task][variant].clone())
+                .await
+                .map(drop),
+            Rpc::Get => client
+                .get_security_configuration_task(GetSecurityConfigurationTaskRequest {
+                    id: self.work.ids[task].clone(),
+                })
+                .await
+                .map(drop),
+        };
+        result.map_err(|s| crate::metrics::code_name(s.code()).to_owned())
+    }
+}
+
+/// Warms up, then runs `op` on `concurrency` workers for the duration,
+/// reading the measured process's /proc usage around it.
+async fn measure<F, Fut>(
+    name: &'static str,
+    args: &LoadArgs,
+    emulator: &Proc,
+    gateway: Option<&Proc>,
+    op: F,
+) -> anyhow::Result<Phase>
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    // Warm-up: same workers, not recorded.
+    let warm = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::new();
+    for w in 0..args.concurrency {
+        let (op, warm, limit) = (op.clone(), warm.clone(), args.warmup);
+        handles.push(tokio::spawn(async move {
+            while warm.fetch_add(1, Ordering::Relaxed) < limit {
+                let _ = op(w, 0).await;
+            }
+        }));
+    }
+    for h in handles {
+        h.await?;
+    }
+
+    let emulator_before = emulator.usage()?;
+    let gateway_before = gateway.map(Proc::usage).transpose()?;
+    let started = Instant::now();
+    let until = started + args.duration;
+    let mut handles = Vec::new();
+    for w in 0..args.concurrency {
+        let op = op.clone();
+        handles.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+            let mut i = 0u64;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let result = op(w, i).await;
+                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                let _ = hist.record(micros.min(60_000_000));
+                *statuses.entry(result.err().unwrap_or_else(|| "OK".into())).or_default() += 1;
+                i += 1;
+            }
+            (hist, statuses)
+        }));
+    }
+    // Resident memory of the gateway while it is under load.
+    let mut samples = Vec::new();
+    if let Some(gw) = gateway {
+        let mut tick = tokio::time::interval(args.sample_every);
+        tick.tick().await;
+        while Instant::now() + args.sample_every <= until {
+            tick.tick().await;
+            samples.push(gw.usage()?.rss_kib);
+        }
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for h in handles {
+        let (part, counts) = h.await?;
+        hist.add(part)?;
+        for (k, v) in counts {
+            *statuses.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu = |before: Usage, after: Usage| after.cpu.saturating_sub(before.cpu);
+    Ok(Phase {
+        name,
+        elapsed,
+        hist,
+        statuses,
+        emulator_cpu: cpu(emulator_before, emulator.usage()?),
+        gateway_cpu: match (gateway, gateway_before) {
+            (Some(gw), Some(before)) => Some(cpu(before, gw.usage()?)),
+            _ => None,
+        },
+        rss_samples_kib: samples,
+    })
+}
+
+async fn token(http: &reqwest::Client, authority: &str) -> anyhow::Result<String> {
+    #[derive(serde::Deserialize)]
+    struct Token {
+        access_token: String,
+    }
+    let t: Token = http
+        .post(format!("{authority}/load/oauth2/v2.0/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "load"),
+            ("client_secret", "load"),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(t.access_token)
+}
+
+/// Creates `n` securityConfigurationTasks through Graph's create route.
+async fn seed(http: &reqwest::Client, graph_base: &str, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        id: String,
+    }
+    let mut ids = Vec::with_capacity(n);
+    for k in 0..n {
+        let created: Created = http
+            .post(format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "@odata.type": translate::ODATA_TYPE,
+                "displayName": format!("load task {k}"),
+                "dueDateTime": "2026-12-31T00:00:00Z",
+                "category": "advancedThreatProtection",
+                "status": "pending",
+            }))
+            .send()
+            .await?
+            .error_for_status()
+            .context("seeding a task")?
+            .json()
+            .await?;
+        ids.push(created.id);
+    }
+    Ok(ids)
+}
