@@ -63,6 +63,7 @@ pub fn http_client(use_proxy: bool) -> Result<reqwest::Client, reqwest::Error> {
     } else {
         builder.no_proxy()
     };
+
     builder
         .user_agent(concat!("graph-grpc-gateway/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))

@@ -9,10 +9,11 @@ mod report;
 use crate::graph::http_client;
 use crate::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use crate::proto::v1::{
-    DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority, DeviceAppManagementTaskStatus,
-    EndpointSecurityConfigurationApplicablePlatform, EndpointSecurityConfigurationProfileType,
-    EndpointSecurityConfigurationType, GetSecurityConfigurationTaskRequest, KeyValuePair,
-    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
+    DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority,
+    DeviceAppManagementTaskStatus, EndpointSecurityConfigurationApplicablePlatform,
+    EndpointSecurityConfigurationProfileType, EndpointSecurityConfigurationType,
+    GetSecurityConfigurationTaskRequest, KeyValuePair, SecurityConfigurationTask,
+    UpdateSecurityConfigurationTaskRequest,
 };
 use crate::translate;
 use anyhow::{bail, Context};
@@ -78,7 +79,10 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// Runs the tool; the report goes to stdout. Fails when any call failed
 /// (unless allowed), so a smoke run can assert a healthy path.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.concurrency > 0 && args.tasks > 0 && args.connections > 0, "counts must be positive");
+    anyhow::ensure!(
+        args.concurrency > 0 && args.tasks > 0 && args.connections > 0,
+        "counts must be positive"
+    );
     let bin = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -90,28 +94,50 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     // The emulator: constant cost per request (no request log, no latency).
     let emulator = Proc::spawn(
         &bin,
-        &["emulator", "--addr", "127.0.0.1:0", "--no-request-log", "--log", "warn,graph_grpc_gateway=info"],
+        &[
+            "emulator",
+            "--addr",
+            "127.0.0.1:0",
+            "--no-request-log",
+            "--log",
+            "warn,graph_grpc_gateway=info",
+        ],
         &[],
     )?;
     let line = emulator.wait_for("Graph emulator serving", START_LIMIT)?;
-    let graph_base = json_field(&line, "base_url").context("emulator base_url")?.to_owned();
+    let graph_base = json_field(&line, "base_url")
+        .context("emulator base_url")?
+        .to_owned();
     let authority = graph_base.trim_end_matches("/beta").to_owned();
 
     // The gateway, as in production but against the emulator.
     let gateway = Proc::spawn(
         &bin,
-        &["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log", "warn,graph_grpc_gateway::server=info"],
+        &[
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log",
+            "warn,graph_grpc_gateway::server=info",
+        ],
         &[
             ("AZURE_TENANT_ID", "load".to_owned()),
             ("AZURE_CLIENT_ID", "load".to_owned()),
             ("AZURE_CLIENT_SECRET", "load".to_owned()),
             ("AZURE_AUTHORITY_HOST", authority.clone()),
             ("GRAPH_BASE_URL", graph_base.clone()),
-            ("GRAPH_MAX_IN_FLIGHT", (args.concurrency * 2).max(256).to_string()),
+            (
+                "GRAPH_MAX_IN_FLIGHT",
+                (args.concurrency * 2).max(256).to_string(),
+            ),
         ],
     )?;
     let line = gateway.wait_for("graph-grpc-gateway serving", START_LIMIT)?;
-    let grpc_addr = json_field(&line, "grpc_addr").context("gateway grpc_addr")?.to_owned();
+    let grpc_addr = json_field(&line, "grpc_addr")
+        .context("gateway grpc_addr")?
+        .to_owned();
     let idle = gateway.usage()?;
 
     let http = http_client(false)?;
@@ -121,7 +147,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
     let mut report = Report::new(&args, idle);
     if !args.skip_direct {
-        let direct = Direct { http: http.clone(), work: workload.clone(), rpc: args.rpc };
+        let direct = Direct {
+            http: http.clone(),
+            work: workload.clone(),
+            rpc: args.rpc,
+        };
         let phase = measure("direct HTTP", &args, &emulator, None, move |w, i| {
             let d = direct.clone();
             async move { d.call(w, i).await }
@@ -131,13 +161,27 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        channels.push(Channel::from_shared(format!("http://{grpc_addr}"))?.connect().await?);
+        channels.push(
+            Channel::from_shared(format!("http://{grpc_addr}"))?
+                .connect()
+                .await?,
+        );
     }
-    let grpc = Grpc { channels: Arc::new(channels), work: workload.clone(), rpc: args.rpc };
-    let phase = measure("gateway gRPC", &args, &emulator, Some(&gateway), move |w, i| {
-        let g = grpc.clone();
-        async move { g.call(w, i).await }
-    })
+    let grpc = Grpc {
+        channels: Arc::new(channels),
+        work: workload.clone(),
+        rpc: args.rpc,
+    };
+    let phase = measure(
+        "gateway gRPC",
+        &args,
+        &emulator,
+        Some(&gateway),
+        move |w, i| {
+            let g = grpc.clone();
+            async move { g.call(w, i).await }
+        },
+    )
     .await?;
     report.gateway = Some(phase);
     report.gateway_end = gateway.usage()?;
@@ -168,11 +212,16 @@ impl Workload {
         for (n, id) in ids.iter().enumerate() {
             let pair = [realistic_update(id, n, 0), realistic_update(id, n, 1)];
             let body = |r: &UpdateSecurityConfigurationTaskRequest| -> anyhow::Result<Bytes> {
-                Ok(translate::patch_request(r).map_err(|e| anyhow::anyhow!("{e}"))?.body.into())
+                Ok(translate::patch_request(r)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .body
+                    .into())
             };
             bodies.push([body(&pair[0])?, body(&pair[1])?]);
             updates.push(pair);
-            urls.push(format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks/{id}"));
+            urls.push(format!(
+                "{graph_base}/deviceAppManagement/deviceAppManagementTasks/{id}"
+            ));
         }
         Ok(Self {
             ids: ids.to_vec(),
@@ -216,9 +265,11 @@ fn realistic_update(id: &str, n: usize, variant: usize) -> UpdateSecurityConfigu
             } else {
                 DeviceAppManagementTaskStatus::Pending
             } as i32,
-            applicable_platform: EndpointSecurityConfigurationApplicablePlatform::Windows10AndLater as i32,
+            applicable_platform: EndpointSecurityConfigurationApplicablePlatform::Windows10AndLater
+                as i32,
             endpoint_security_policy: EndpointSecurityConfigurationType::Antivirus as i32,
-            endpoint_security_policy_profile: EndpointSecurityConfigurationProfileType::WindowsSecurity as i32,
+            endpoint_security_policy_profile:
+                EndpointSecurityConfigurationProfileType::WindowsSecurity as i32,
             insights: Some(format!("{} devices affected", 10 + variant)),
             managed_device_count: Some(i32::try_from(10 + variant).unwrap_or(10)),
             intended_settings: settings,
@@ -259,7 +310,9 @@ impl Direct {
             return Err(status.to_string());
         }
         // Parity with the gateway's client, which gets a decoded message.
-        translate::task_from_graph(&body).map(drop).map_err(|_| "decode".to_owned())
+        translate::task_from_graph(&body)
+            .map(drop)
+            .map_err(|_| "decode".to_owned())
     }
 }
 
@@ -327,15 +380,20 @@ where
     for w in 0..args.concurrency {
         let op = op.clone();
         handles.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
             let mut i = 0u64;
             while Instant::now() < until {
                 let t = Instant::now();
                 let result = op(w, i).await;
-                let micros = u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                let micros = u64::try_from(t.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
                 let _ = hist.record(micros.min(60_000_000));
-                *statuses.entry(result.err().unwrap_or_else(|| "OK".into())).or_default() += 1;
+                *statuses
+                    .entry(result.err().unwrap_or_else(|| "OK".into()))
+                    .or_default() += 1;
                 i += 1;
             }
             (hist, statuses)
@@ -398,7 +456,12 @@ async fn token(http: &reqwest::Client, authority: &str) -> anyhow::Result<String
 }
 
 /// Creates `n` securityConfigurationTasks through Graph's create route.
-async fn seed(http: &reqwest::Client, graph_base: &str, token: &str, n: usize) -> anyhow::Result<Vec<String>> {
+async fn seed(
+    http: &reqwest::Client,
+    graph_base: &str,
+    token: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
     #[derive(serde::Deserialize)]
     struct Created {
         id: String,
@@ -406,7 +469,9 @@ async fn seed(http: &reqwest::Client, graph_base: &str, token: &str, n: usize) -
     let mut ids = Vec::with_capacity(n);
     for k in 0..n {
         let created: Created = http
-            .post(format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks"))
+            .post(format!(
+                "{graph_base}/deviceAppManagement/deviceAppManagementTasks"
+            ))
             .bearer_auth(token)
             .json(&serde_json::json!({
                 "@odata.type": translate::ODATA_TYPE,

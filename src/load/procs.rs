@@ -84,10 +84,14 @@ impl Usage {
     pub fn of(pid: u32) -> anyhow::Result<Self> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
         // Fields after the command name (which may hold spaces) in parentheses.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).context("stat format")?;
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("stat format")?;
         let fields: Vec<&str> = after.split_whitespace().collect();
         // utime and stime are fields 14 and 15; `after` starts at field 3.
-        let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()? + fields.get(12).context("stime")?.parse::<u64>()?;
+        let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+            + fields.get(12).context("stime")?.parse::<u64>()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let kib = |key: &str| {
             status

@@ -73,7 +73,11 @@ impl Report {
     }
 
     pub fn errors(&self) -> u64 {
-        self.direct.iter().chain(&self.gateway).map(Phase::errors).sum()
+        self.direct
+            .iter()
+            .chain(&self.gateway)
+            .map(Phase::errors)
+            .sum()
     }
 
     pub fn render(&self) -> String {

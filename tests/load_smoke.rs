@@ -1,0 +1,39 @@
+//! The load tool in a short smoke run: the gateway and the direct-HTTP
+//! baseline both answer every call OK. (Timings are reported, not asserted:
+//! figures come from release builds, see PERFORMANCE.md.)
+
+use std::process::Command;
+
+#[test]
+fn a_short_load_run_has_no_failed_calls() {
+    for rpc in ["update", "get"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_graph-grpc-gateway-load"))
+            .args(["--gateway-bin", env!("CARGO_BIN_EXE_graph-grpc-gateway")])
+            .args(["--rpc", rpc, "--concurrency", "8", "--tasks", "8"])
+            .args([
+                "--duration",
+                "1s",
+                "--warmup",
+                "100",
+                "--sample-every",
+                "250ms",
+            ])
+            .output()
+            .expect("load tool runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{rpc}: {stdout}\n{stderr}");
+        for line in [
+            "| direct HTTP |",
+            "| gateway gRPC |",
+            "gateway process: CPU",
+            "non-OK calls: 0",
+        ] {
+            assert!(
+                stdout.contains(line),
+                "{rpc}: {line:?} missing from:\n{stdout}"
+            );
+        }
+        println!("{stdout}");
+    }
+}
