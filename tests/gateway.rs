@@ -3,13 +3,13 @@
 
 mod common;
 
-use common::Harness;
+use common::{fault, get, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskPriority as Priority, DeviceAppManagementTaskStatus as Status,
-    EndpointSecurityConfigurationProfileType as Profile, GetSecurityConfigurationTaskRequest,
-    KeyValuePair, ListSecurityConfigurationTasksRequest, SecurityConfigurationTask,
+    EndpointSecurityConfigurationProfileType as Profile, KeyValuePair,
+    ListSecurityConfigurationTasksRequest, SecurityConfigurationTask,
     UpdateSecurityConfigurationTaskRequest,
 };
 use prost_types::{FieldMask, Timestamp};
@@ -33,20 +33,6 @@ fn task(id: &str) -> SecurityConfigurationTask {
     SecurityConfigurationTask {
         id: id.into(),
         ..Default::default()
-    }
-}
-
-fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
-    GetSecurityConfigurationTaskRequest { id: id.into() }
-}
-
-fn fault(status: u16) -> Fault {
-    Fault {
-        status,
-        code: None,
-        message: None,
-        retry_after: None,
-        body: FaultBody::GraphError,
     }
 }
 

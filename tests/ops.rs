@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{config, connect, fake_cloud, loopback, Harness};
+use common::{config, connect, fake_cloud, get, loopback, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
-use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::server::Drain;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -14,10 +13,6 @@ use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
-    GetSecurityConfigurationTaskRequest { id: id.into() }
-}
 
 #[tokio::test]
 async fn health_reports_serving_for_the_service_and_overall() {

@@ -4,31 +4,16 @@
 
 mod common;
 
-use common::{config, fake_cloud, Harness};
+use common::{config, fake_cloud, fault, get, Harness};
 use graph_grpc_gateway::config::GraphTarget;
-use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
+use graph_grpc_gateway::emulator::{seed, Fault};
 use graph_grpc_gateway::proto::v1::{
-    GetSecurityConfigurationTaskRequest, SecurityConfigurationTask,
-    UpdateSecurityConfigurationTaskRequest,
+    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
 };
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
-
-fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
-    GetSecurityConfigurationTaskRequest { id: id.into() }
-}
-
-fn fault(status: u16) -> Fault {
-    Fault {
-        status,
-        code: None,
-        message: None,
-        retry_after: None,
-        body: FaultBody::GraphError,
-    }
-}
 
 async fn metrics(h: &Harness) -> String {
     reqwest::get(h.admin_url("/metrics"))

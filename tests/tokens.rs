@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{config, loopback, Harness};
+use common::{config, get, loopback, Harness};
 use graph_grpc_gateway::config::{Cloud, Credential, CredentialKind, GraphTarget};
 use graph_grpc_gateway::emulator::{seed, EmulatorOptions, Fault, RunningEmulator};
-use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::secret::Secret;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -16,10 +15,6 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_types::StatusExt;
 
 const REJECTED: &str = "rejected-secret-value";
-
-fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
-    GetSecurityConfigurationTaskRequest { id: id.into() }
-}
 
 /// A standalone emulator that requires tokens and refuses [`REJECTED`].
 async fn emulator() -> RunningEmulator {

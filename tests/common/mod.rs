@@ -4,15 +4,32 @@
 
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
 use graph_grpc_gateway::config::{Config, GraphTarget};
-use graph_grpc_gateway::emulator::Emulator;
+use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
 use graph_grpc_gateway::graph::{RetrySettings, StackSettings};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
+use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::server::Gateway;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tonic::transport::Channel;
 
 pub type Client = SecurityConfigurationTaskServiceClient<Channel>;
+
+/// A Get of `id`.
+pub fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
+    GetSecurityConfigurationTaskRequest { id: id.into() }
+}
+
+/// An emulator answer with `status` and Graph's error body.
+pub fn fault(status: u16) -> Fault {
+    Fault {
+        status,
+        code: None,
+        message: None,
+        retry_after: None,
+        body: FaultBody::GraphError,
+    }
+}
 
 pub fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
