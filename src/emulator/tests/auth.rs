@@ -538,6 +538,7 @@ async fn options_control_routes_switch_auth_on_and_expire_tokens() {
             "rejected_client_secrets": [],
             "chaos": null,
             "latency": "0s",
+            "record_requests": true,
             "tenant_budget": null
         })
     );
