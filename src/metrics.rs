@@ -20,7 +20,7 @@ struct RpcName {
 struct GraphLabels {
     method: &'static str,
     /// The HTTP status, or `error` when no answer came.
-    status: String,
+    status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -144,7 +144,7 @@ impl Metrics {
 
     /// Records one Graph request; `status` is `None` when no answer came.
     pub fn graph_request(&self, method: &'static str, status: Option<u16>) {
-        let status = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        let status = status.map_or("error", status_label);
         self.graph_requests
             .get_or_create(&GraphLabels { method, status })
             .inc();
@@ -188,6 +188,16 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// "100" to "599" as static strings, so counting a Graph answer allocates nothing.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let labels = LABELS.get_or_init(|| (100..600u16).map(|s| s.to_string()).collect());
+    status
+        .checked_sub(100)
+        .and_then(|i| labels.get(usize::from(i)))
+        .map_or("other", String::as_str)
 }
 
 /// The canonical gRPC code name, as Prometheus label value.
