@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{fault, get, Harness};
-use graph_grpc_gateway::config::GraphTarget;
+use common::{fault, get, without_retries, Harness};
 use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskPriority as Priority, DeviceAppManagementTaskStatus as Status,
@@ -494,13 +493,6 @@ async fn list_filter_is_passed_to_graph_and_binds_the_token() {
         .await
         .expect_err("Graph refuses the filter");
     assert_eq!(status.code(), Code::InvalidArgument);
-}
-
-/// A gateway that never retries, so each injected answer is the one mapped.
-async fn without_retries() -> Harness {
-    let mut cfg = common::config(GraphTarget::Emulator);
-    cfg.graph_stack.retry.max_retries = 0;
-    Harness::with_config(cfg).await
 }
 
 #[tokio::test]

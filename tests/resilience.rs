@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{config, fake_cloud, fault, get, Harness};
+use common::{config, fake_cloud, fault, get, without_retries, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::{seed, Fault};
 use graph_grpc_gateway::proto::v1::{
@@ -181,9 +181,7 @@ async fn a_deadline_shorter_than_graphs_delay_fails_at_once_with_retry_info() {
 
 #[tokio::test]
 async fn a_throttle_pause_is_shared_by_every_call() {
-    let mut cfg = config(GraphTarget::Emulator);
-    cfg.graph_stack.retry.max_retries = 0;
-    let mut h = Harness::with_config(cfg).await;
+    let mut h = without_retries().await;
     h.emulator().push_faults([Fault {
         retry_after: Some("1".into()),
         ..fault(429)

@@ -64,6 +64,13 @@ pub fn fast_retries() -> StackSettings {
     }
 }
 
+/// A gateway that never retries, so each injected answer is the one returned.
+pub async fn without_retries() -> Harness {
+    let mut cfg = config(GraphTarget::Emulator);
+    cfg.graph_stack.retry.max_retries = 0;
+    Harness::with_config(cfg).await
+}
+
 pub struct Harness {
     pub gateway: Gateway,
     pub client: Client,
