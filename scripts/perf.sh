@@ -15,6 +15,8 @@ load=target/release/graph-grpc-gateway-load
   "$load" --concurrency 1 --duration 10s --warmup 2000
   echo "## CPU per call and throughput: concurrency 64"
   "$load" --concurrency 64 --duration 10s --warmup 5000
+  echo "## the same with the gateway on one worker thread"
+  "$load" --gateway-threads 1 --concurrency 64 --duration 10s --warmup 5000
   echo "## Get at concurrency 64"
   "$load" --rpc get --concurrency 64 --duration 10s --warmup 5000
   echo "## memory with 1,000 calls in flight"

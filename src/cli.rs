@@ -45,6 +45,28 @@ pub struct LogArgs {
     pub log: String,
 }
 
+/// The async runtime the process runs on.
+#[derive(Debug, Clone, Args)]
+pub struct RuntimeArgs {
+    /// Runtime worker threads (default: the CPUs the process may use, which
+    /// follows a container's CPU limit). Fewer threads than busy cores means
+    /// fewer cross-thread wake-ups per call; see PERFORMANCE.md.
+    #[arg(long, env = "GATEWAY_WORKER_THREADS")]
+    pub worker_threads: Option<std::num::NonZeroUsize>,
+}
+
+impl RuntimeArgs {
+    /// A multi-threaded runtime with the configured worker count.
+    pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all();
+        if let Some(n) = self.worker_threads {
+            builder.worker_threads(n.get());
+        }
+        builder.build()
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Serve against the built-in Graph emulator (in-process, in-memory, on
@@ -120,6 +142,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// How the gateway treats a struggling Graph.
@@ -187,6 +212,9 @@ pub struct EmulatorArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
 }
 
 /// `100/10s` -> (100, 10 s).

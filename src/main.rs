@@ -7,9 +7,22 @@ use graph_grpc_gateway::server::Gateway;
 use graph_grpc_gateway::{emulator, telemetry};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match &cli.command {
+        Command::Serve(args) => args.runtime.build(),
+        Command::Emulator(args) => args.runtime.build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => {
+            eprintln!("graph-grpc-gateway: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             telemetry::init(&args.log);

@@ -23,6 +23,7 @@ use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
+use url::Url;
 
 const SERVICE_NAME: &str =
     <SecurityConfigurationTaskServiceServer<TaskService> as NamedService>::NAME;
@@ -54,13 +55,13 @@ impl Gateway {
                 let running = emulator_with_tokens().await?;
                 tracing::warn!(base_url = %running.base_url, "serving against the built-in Graph emulator: not for production");
                 let credential = emulator_credential(&running)?;
-                let base_url = running.base_url.clone();
+                let base_url = Url::parse(&running.base_url)?;
                 (Some(running), base_url, credential)
             }
             GraphTarget::Graph {
                 base_url,
                 credential,
-            } => (None, base_url.to_string(), (**credential).clone()),
+            } => (None, base_url.clone(), (**credential).clone()),
         };
         let tokens = TokenCache::new(http.clone(), credential);
         let graph_client = GraphClient::new(

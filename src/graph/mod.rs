@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::ServiceExt;
+use url::Url;
 
 /// The task collection, below the Graph base URL.
 pub const COLLECTION_PATH: &str = "/deviceAppManagement/deviceAppManagementTasks";
@@ -44,7 +45,9 @@ pub struct GraphResponse {
 
 /// Talks to one Graph endpoint (the real one or the emulator).
 pub struct GraphClient {
-    collection_url: String,
+    /// Parsed once: a task URL only replaces the path, so no call parses a
+    /// scheme or host again.
+    collection_url: Url,
     stack: GraphService,
     /// The whole call's budget, retries included, when the caller sets no
     /// shorter deadline.
@@ -80,7 +83,7 @@ impl GraphClient {
     /// A client for the Graph API at `base_url` (e.g. `https://graph.microsoft.com/beta`).
     pub fn new(
         http: reqwest::Client,
-        base_url: &str,
+        base_url: &Url,
         tokens: Option<Arc<TokenCache>>,
         call_timeout: Duration,
         settings: &StackSettings,
@@ -88,7 +91,7 @@ impl GraphClient {
     ) -> Self {
         let gate = Arc::new(ThrottleGate::default());
         Self {
-            collection_url: format!("{}{COLLECTION_PATH}", base_url.trim_end_matches('/')),
+            collection_url: with_path(base_url, &[COLLECTION_PATH]),
             stack: stack::build(http, tokens, settings, gate.clone(), metrics.clone()),
             call_timeout,
             gate,
@@ -127,18 +130,19 @@ impl GraphClient {
         query: &str,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let url = format!("{}?{query}", self.collection_url);
+        let mut url = self.collection_url.clone();
+        url.set_query(Some(query));
         self.send(Method::GET, url, None, ctx).await
     }
 
-    fn task_url(&self, id: &IdSegment) -> String {
-        format!("{}/{}", self.collection_url, id.as_str())
+    fn task_url(&self, id: &IdSegment) -> Url {
+        with_path(&self.collection_url, &["/", id.as_str()])
     }
 
     async fn send(
         &self,
         method: Method,
-        url: String,
+        url: Url,
         body: Option<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
@@ -147,7 +151,7 @@ impl GraphClient {
         let method_name = method_name(&method);
         let req = GraphRequest {
             method,
-            url: url.into(),
+            url: Arc::new(url),
             body,
             client_request_id: ctx.client_request_id.as_str().into(),
             deadline,
@@ -165,6 +169,18 @@ impl GraphClient {
         self.metrics.graph_request(method_name, status);
         result
     }
+}
+
+/// `base` with `parts` appended to its path (which has no trailing slash).
+fn with_path(base: &Url, parts: &[&str]) -> Url {
+    let mut path = String::with_capacity(128);
+    path.push_str(base.path().trim_end_matches('/'));
+    for part in parts {
+        path.push_str(part);
+    }
+    let mut url = base.clone();
+    url.set_path(&path);
+    url
 }
 
 fn method_name(method: &Method) -> &'static str {

@@ -63,6 +63,10 @@ pub struct LoadArgs {
     /// gRPC connections (HTTP/2) the workers share.
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
+    /// The gateway's runtime worker threads (`GATEWAY_WORKER_THREADS`;
+    /// default: the gateway's own default, one per CPU).
+    #[arg(long)]
+    pub gateway_threads: Option<std::num::NonZeroUsize>,
     /// Skip the direct-HTTP baseline.
     #[arg(long)]
     pub skip_direct: bool,
@@ -111,6 +115,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let authority = graph_base.trim_end_matches("/beta").to_owned();
 
     // The gateway, as in production but against the emulator.
+    let mut env = vec![
+        ("AZURE_TENANT_ID", "load".to_owned()),
+        ("AZURE_CLIENT_ID", "load".to_owned()),
+        ("AZURE_CLIENT_SECRET", "load".to_owned()),
+        ("AZURE_AUTHORITY_HOST", authority.clone()),
+        ("GRAPH_BASE_URL", graph_base.clone()),
+        (
+            "GRAPH_MAX_IN_FLIGHT",
+            (args.concurrency * 2).max(256).to_string(),
+        ),
+    ];
+    if let Some(n) = args.gateway_threads {
+        env.push(("GATEWAY_WORKER_THREADS", n.to_string()));
+    }
     let gateway = Proc::spawn(
         &bin,
         &[
@@ -122,17 +140,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "--log",
             "warn,graph_grpc_gateway::server=info",
         ],
-        &[
-            ("AZURE_TENANT_ID", "load".to_owned()),
-            ("AZURE_CLIENT_ID", "load".to_owned()),
-            ("AZURE_CLIENT_SECRET", "load".to_owned()),
-            ("AZURE_AUTHORITY_HOST", authority.clone()),
-            ("GRAPH_BASE_URL", graph_base.clone()),
-            (
-                "GRAPH_MAX_IN_FLIGHT",
-                (args.concurrency * 2).max(256).to_string(),
-            ),
-        ],
+        &env,
     )?;
     let line = gateway.wait_for("graph-grpc-gateway serving", START_LIMIT)?;
     let grpc_addr = json_field(&line, "grpc_addr")

@@ -62,8 +62,15 @@ impl Report {
     pub fn new(args: &LoadArgs, idle: Usage) -> Self {
         Self {
             title: format!(
-                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s)",
-                args.rpc, args.concurrency, args.duration, args.warmup, args.tasks, args.connections
+                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}",
+                args.rpc,
+                args.concurrency,
+                args.duration,
+                args.warmup,
+                args.tasks,
+                args.connections,
+                args.gateway_threads
+                    .map_or_else(|| "default".to_owned(), |n| n.to_string()),
             ),
             idle,
             direct: None,

@@ -6,11 +6,10 @@
 use super::{GraphRequest, GraphService};
 use crate::graph::{GraphError, TokenCache};
 use std::sync::Arc;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 pub fn layer(inner: GraphService, tokens: Arc<TokenCache>) -> GraphService {
-    BoxCloneSyncService::new(tower::service_fn(move |mut req: GraphRequest| {
+    GraphService::new(tower::service_fn(move |mut req: GraphRequest| {
         let inner = inner.clone();
         let tokens = tokens.clone();
         async move {

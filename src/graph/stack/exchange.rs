@@ -2,13 +2,19 @@
 
 use super::{GraphRequest, GraphService};
 use crate::graph::{GraphError, GraphFailure, GraphResponse};
-use http::header;
+use http::header::{self, HeaderName, HeaderValue};
 use std::time::SystemTime;
-use tower::util::BoxCloneSyncService;
+
+// Names and fixed values made once, not parsed from text on every request.
+const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
+const RETURN_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("return-client-request-id");
+const RETRY_ATTEMPT: HeaderName = HeaderName::from_static("retry-attempt");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
 pub fn service(client: reqwest::Client) -> GraphService {
-    BoxCloneSyncService::new(tower::service_fn(move |req: GraphRequest| {
+    GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = client.clone();
         async move { exchange(&client, req).await }
     }))
@@ -19,20 +25,18 @@ async fn exchange(
     req: GraphRequest,
 ) -> Result<GraphResponse, GraphError> {
     let mut builder = client
-        .request(req.method, &*req.url)
-        .header("client-request-id", &*req.client_request_id)
-        .header("return-client-request-id", "true")
-        .header(header::ACCEPT, "application/json");
+        .request(req.method, (*req.url).clone())
+        .header(CLIENT_REQUEST_ID, &*req.client_request_id)
+        .header(RETURN_CLIENT_REQUEST_ID, TRUE)
+        .header(header::ACCEPT, JSON);
     if let Some(auth) = req.authorization {
         builder = builder.header(header::AUTHORIZATION, auth);
     }
     if req.attempt > 0 {
-        builder = builder.header("Retry-Attempt", req.attempt);
+        builder = builder.header(RETRY_ATTEMPT, req.attempt);
     }
     if let Some(body) = req.body {
-        builder = builder
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(body);
+        builder = builder.header(header::CONTENT_TYPE, JSON).body(body);
     }
     // An error here means no response arrived: the request may or may not
     // have reached Graph, which the retry policy weighs by method.

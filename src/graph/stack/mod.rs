@@ -10,6 +10,7 @@
 mod authorize;
 mod exchange;
 mod retry;
+mod shared;
 mod shed;
 mod throttle;
 mod timeout;
@@ -17,20 +18,20 @@ mod timeout;
 pub use retry::RetrySettings;
 pub use throttle::ThrottleGate;
 
-use super::{GraphError, GraphResponse, TokenCache};
+use super::TokenCache;
 use crate::metrics::Metrics;
 use ::http::HeaderValue;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
 
 /// One logical Graph request, as it travels down the stack.
 #[derive(Debug, Clone)]
 pub struct GraphRequest {
     pub method: ::http::Method,
-    pub url: Arc<str>,
+    /// Shared, so a retry re-sends it without copying.
+    pub url: Arc<url::Url>,
     /// `Bytes`, so a retry re-sends it without copying.
     pub body: Option<Bytes>,
     pub client_request_id: Arc<str>,
@@ -42,8 +43,8 @@ pub struct GraphRequest {
     pub attempt: u32,
 }
 
-/// The assembled stack.
-pub type GraphService = BoxCloneSyncService<GraphRequest, GraphResponse, GraphError>;
+/// The assembled stack, and each layer of it.
+pub type GraphService = shared::Shared;
 
 /// What the stack needs to know.
 #[derive(Debug, Clone)]

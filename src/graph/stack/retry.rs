@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
-use tower::util::BoxCloneSyncService;
 
 /// How calls are retried.
 #[derive(Debug, Clone)]
@@ -162,7 +161,7 @@ pub fn layer(
         waited: Duration::ZERO,
         deposited: false,
     };
-    BoxCloneSyncService::new(tower::retry::Retry::new(policy, inner))
+    GraphService::new(tower::retry::Retry::new(policy, inner))
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@ use super::GraphService;
 use crate::graph::GraphError;
 use crate::metrics::Metrics;
 use std::sync::Arc;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 pub fn layer(inner: GraphService, max_in_flight: usize, metrics: Arc<Metrics>) -> GraphService {
@@ -13,8 +12,8 @@ pub fn layer(inner: GraphService, max_in_flight: usize, metrics: Arc<Metrics>) -
         .load_shed()
         .concurrency_limit(max_in_flight.max(1))
         .service(inner);
-    BoxCloneSyncService::new(limited.map_err(move |e: tower::BoxError| {
-        match e.downcast::<GraphError>() {
+    GraphService::new(
+        limited.map_err(move |e: tower::BoxError| match e.downcast::<GraphError>() {
             Ok(graph) => *graph,
             Err(other) => {
                 if other.is::<tower::load_shed::error::Overloaded>() {
@@ -22,6 +21,6 @@ pub fn layer(inner: GraphService, max_in_flight: usize, metrics: Arc<Metrics>) -
                 }
                 GraphError::Overloaded
             }
-        }
-    }))
+        }),
+    )
 }

@@ -9,7 +9,6 @@ use crate::metrics::Metrics;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 /// When Graph last asked the tenant's calls to pause until.
@@ -36,7 +35,7 @@ impl ThrottleGate {
 }
 
 pub fn layer(inner: GraphService, gate: Arc<ThrottleGate>, metrics: Arc<Metrics>) -> GraphService {
-    BoxCloneSyncService::new(tower::service_fn(move |req: GraphRequest| {
+    GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let inner = inner.clone();
         let gate = gate.clone();
         let metrics = metrics.clone();

@@ -5,11 +5,10 @@ use super::{GraphRequest, GraphService};
 use crate::graph::GraphError;
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
 pub fn layer(inner: GraphService, per_attempt: Duration) -> GraphService {
-    BoxCloneSyncService::new(tower::service_fn(move |req: GraphRequest| {
+    GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let inner = inner.clone();
         async move {
             let until = req.deadline.min(Instant::now() + per_attempt);
