@@ -75,3 +75,49 @@ app.kubernetes.io/component: gateway
 {{- define "ggg.minReplicas" -}}
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 {{- end }}
+
+{{/* Where the gRPC certificate and key are mounted (a directory: renewals reach the pod). */}}
+{{- define "ggg.tlsDir" -}}/var/run/secrets/graph-grpc-gateway/tls{{- end }}
+
+{{/* Where the client CA bundle is mounted (a directory: a new bundle reaches the pod). */}}
+{{- define "ggg.clientCaDir" -}}/etc/graph-grpc-gateway/client-ca{{- end }}
+
+{{/* Where the caller policy is mounted. */}}
+{{- define "ggg.policyDir" -}}/etc/graph-grpc-gateway/policy{{- end }}
+
+{{/* "true" when client certificates are asked for (a client CA is configured, with TLS on). */}}
+{{- define "ggg.mtls" -}}
+{{- if and .Values.tls.enabled (or .Values.tls.clientCa.existingSecret .Values.tls.clientCa.existingConfigMap) }}true{{ end }}
+{{- end }}
+
+{{/* Where the caller policy comes from: inline, existingConfigMap or none. */}}
+{{- define "ggg.policySource" -}}
+{{- if .Values.policy.inline }}inline{{ else if .Values.policy.existingConfigMap }}existingConfigMap{{ else }}none{{ end }}
+{{- end }}
+
+{{/* The ConfigMap holding the caller policy: yours, or the chart's for an inline policy. */}}
+{{- define "ggg.policyConfigMapName" -}}
+{{- if eq (include "ggg.policySource" .) "existingConfigMap" }}
+{{- .Values.policy.existingConfigMap }}
+{{- else }}
+{{- include "ggg.fullname" . | trunc 56 | trimSuffix "-" }}-policy
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the kubelet's native gRPC probe can be answered: it speaks plaintext
+only and presents no identity, so it needs a plaintext port and a health check
+open to anonymous callers (no policy, or an inline policy with
+[public] health = true). A ConfigMap of your own cannot be read at render time,
+so it counts as closed.
+*/}}
+{{- define "ggg.grpcReadinessProbe" -}}
+{{- $source := include "ggg.policySource" . }}
+{{- if not .Values.tls.enabled }}
+{{- if eq $source "none" }}true
+{{- else if eq $source "inline" }}
+{{- $public := get (fromToml .Values.policy.inline) "public" }}
+{{- if and (kindIs "map" $public) (eq (toString (get $public "health")) "true") }}true{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
