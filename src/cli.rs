@@ -132,6 +132,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub resilience: ResilienceArgs,
 
+    #[command(flatten)]
+    pub inbound: InboundArgs,
+
     /// Largest gRPC message accepted or sent, in bytes.
     #[arg(long, env = "GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
@@ -145,6 +148,59 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// Who may reach the gRPC port, and how.
+#[derive(Debug, Clone, Args)]
+pub struct InboundArgs {
+    /// PEM certificate chain served on the gRPC port (TLS); re-read when it changes.
+    #[arg(long, env = "GATEWAY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key for the certificate; re-read with it.
+    #[arg(long, env = "GATEWAY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA bundle for client certificates (mutual TLS); re-read when it changes.
+    #[arg(long, env = "GATEWAY_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// With a client CA: whether every client must present a certificate
+    /// (`optional` lets callers identify with a bearer JWT instead).
+    #[arg(
+        long,
+        env = "GATEWAY_TLS_CLIENT_AUTH",
+        value_enum,
+        default_value = "required"
+    )]
+    pub tls_client_auth: crate::security::tls::ClientAuth,
+
+    /// How often the TLS files are checked for a rotated certificate.
+    #[arg(long, env = "GATEWAY_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub tls_reload_interval: Duration,
+
+    /// Serve gRPC without TLS: for a mesh or proxy that terminates TLS in
+    /// front of the gateway. Must be chosen explicitly outside --emulator.
+    #[arg(long, env = "GATEWAY_PLAINTEXT")]
+    pub plaintext: bool,
+
+    /// The caller policy (TOML): callers, their identities, allowed RPCs,
+    /// rate limits, the JWT issuer. See README "Security".
+    #[arg(long, env = "GATEWAY_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Serve without a caller policy: every caller may call every RPC. Must
+    /// be chosen explicitly outside --emulator.
+    #[arg(long, env = "GATEWAY_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+
+    /// Open gRPC connections at most; past it, new ones wait to be accepted.
+    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Concurrent calls (HTTP/2 streams) per gRPC connection.
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    pub max_concurrent_streams: u32,
 }
 
 /// How the gateway treats a struggling Graph.

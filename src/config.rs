@@ -7,12 +7,15 @@
 //! without credentials is refused at start, naming what is missing: the
 //! gateway never falls back to the emulator on its own.
 
-use crate::cli::{LogArgs, ResilienceArgs, ServeArgs};
+use crate::cli::{InboundArgs, LogArgs, ResilienceArgs, ServeArgs};
 pub use crate::graph::auth::{Cloud, Credential, CredentialKind};
 use crate::graph::{RetrySettings, StackSettings};
+use crate::security::policy::Policy;
+use crate::security::tls::TlsSettings;
 use reqwest::Url;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The variables that select a credential kind; exactly one must be set.
@@ -35,7 +38,46 @@ pub struct Config {
     pub graph_stack: StackSettings,
     pub max_message_bytes: usize,
     pub drain_timeout: Duration,
+    pub inbound: Inbound,
     pub log: LogArgs,
+}
+
+/// How callers reach the gRPC port and who among them may call what.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub transport: Transport,
+    pub callers: Callers,
+    pub max_connections: usize,
+    pub max_concurrent_streams: u32,
+}
+
+impl Inbound {
+    /// Plaintext, anyone may call: the emulator demo, and tests.
+    pub fn open() -> Self {
+        Self {
+            transport: Transport::Plaintext,
+            callers: Callers::Anyone,
+            max_connections: 1024,
+            max_concurrent_streams: 128,
+        }
+    }
+}
+
+/// The gRPC port's transport.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// No TLS: a mesh or proxy in front terminates it.
+    Plaintext,
+    Tls(TlsSettings),
+}
+
+/// Who may call.
+#[derive(Debug, Clone)]
+pub enum Callers {
+    /// Every caller, every RPC (no policy).
+    Anyone,
+    /// The callers the policy names, for the RPCs it allows them.
+    Policy(Arc<Policy>),
 }
 
 /// Which Graph the gateway talks to.
@@ -77,6 +119,7 @@ impl Config {
             problems.push("GRAPH_TIMEOUT must be more than 0".to_owned());
         }
         let graph_stack = stack_settings(&args.resilience, &mut problems);
+        let inbound = inbound(&args.inbound, args.emulator, &mut problems);
         let graph = if args.emulator {
             if args.graph_base_url.is_some() {
                 problems.push(
@@ -87,8 +130,8 @@ impl Config {
         } else {
             graph_target(&args, &mut problems)
         };
-        match graph {
-            Some(graph) if problems.is_empty() => Ok(Config {
+        match (graph, inbound) {
+            (Some(graph), Some(inbound)) if problems.is_empty() => Ok(Config {
                 grpc_addr: args.grpc_addr,
                 admin_addr: args.admin_addr,
                 graph,
@@ -96,11 +139,92 @@ impl Config {
                 graph_stack,
                 max_message_bytes: args.max_message_bytes,
                 drain_timeout: args.drain_timeout,
+                inbound,
                 log: args.log,
             }),
             _ => Err(ConfigError(problems)),
         }
     }
+}
+
+/// TLS or an explicit plaintext, a policy or an explicit open door: outside
+/// the emulator demo, neither is ever assumed.
+fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Option<Inbound> {
+    let before = problems.len();
+    let transport = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            if args.plaintext {
+                problems.push(
+                    "GATEWAY_PLAINTEXT and GATEWAY_TLS_CERT_FILE contradict each other: choose one"
+                        .to_owned(),
+                );
+            }
+            if args.tls_reload_interval < Duration::from_millis(100) {
+                problems.push("GATEWAY_TLS_RELOAD_INTERVAL must be at least 100ms".to_owned());
+            }
+            Transport::Tls(TlsSettings {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                client_ca_file: args.tls_client_ca_file.clone(),
+                client_auth: args.tls_client_auth,
+                reload_interval: args.tls_reload_interval,
+            })
+        }
+        (None, None) => {
+            if args.tls_client_ca_file.is_some() {
+                problems.push("GATEWAY_TLS_CLIENT_CA_FILE needs GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE (mutual TLS is TLS)".to_owned());
+            }
+            if !args.plaintext && !emulator {
+                problems.push("the gRPC port needs TLS (GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE) or an explicit GATEWAY_PLAINTEXT=true (when a mesh or proxy terminates TLS)".to_owned());
+            }
+            Transport::Plaintext
+        }
+        _ => {
+            problems.push(
+                "GATEWAY_TLS_CERT_FILE and GATEWAY_TLS_KEY_FILE go together: set both".to_owned(),
+            );
+            Transport::Plaintext
+        }
+    };
+    let callers = match &args.policy_file {
+        Some(path) => {
+            if args.allow_unauthenticated {
+                problems.push("GATEWAY_POLICY_FILE and GATEWAY_ALLOW_UNAUTHENTICATED contradict each other: choose one".to_owned());
+            }
+            match Policy::load(path) {
+                Ok(policy) => {
+                    let mutual_tls =
+                        matches!(&transport, Transport::Tls(t) if t.client_ca_file.is_some());
+                    if policy.names_certificates() && !mutual_tls {
+                        problems.push("the policy names callers by certificate (cn:, dns:, uri:, email:) but no GATEWAY_TLS_CLIENT_CA_FILE is set, so no certificate could vouch for them".to_owned());
+                    }
+                    Callers::Policy(Arc::new(policy))
+                }
+                Err(e) => {
+                    problems.push(e.to_string());
+                    Callers::Anyone
+                }
+            }
+        }
+        None => {
+            if !args.allow_unauthenticated && !emulator {
+                problems.push("no caller policy: set GATEWAY_POLICY_FILE, or GATEWAY_ALLOW_UNAUTHENTICATED=true to let every caller call every RPC".to_owned());
+            }
+            Callers::Anyone
+        }
+    };
+    if args.max_connections == 0 {
+        problems.push("GATEWAY_MAX_CONNECTIONS must be at least 1".to_owned());
+    }
+    if args.max_concurrent_streams == 0 {
+        problems.push("GATEWAY_MAX_CONCURRENT_STREAMS must be at least 1".to_owned());
+    }
+    (problems.len() == before).then_some(Inbound {
+        transport,
+        callers,
+        max_connections: args.max_connections,
+        max_concurrent_streams: args.max_concurrent_streams,
+    })
 }
 
 fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSettings {
@@ -302,6 +426,9 @@ mod tests {
                 s.client_secret_file = None;
                 s.client_certificate_path = None;
                 s.federated_token_file = None;
+                // Other tests' subject: the inbound side is tested below.
+                s.inbound.plaintext = true;
+                s.inbound.allow_unauthenticated = true;
                 *s
             }
             Command::Emulator(_) => unreachable!("serve was parsed"),
@@ -606,5 +733,119 @@ mod tests {
         let mut args = serve(&["--emulator"]);
         args.graph_base_url = Some("https://graph.microsoft.com/beta".into());
         assert!(Config::from_args(args).is_err());
+    }
+
+    fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {
+        let mut s = serve(args);
+        // Only what the arguments say.
+        s.inbound.plaintext = args.contains(&"--plaintext");
+        s.inbound.allow_unauthenticated = args.contains(&"--allow-unauthenticated");
+        let mut problems = Vec::new();
+        match inbound(&s.inbound, emulator, &mut problems) {
+            Some(i) if problems.is_empty() => Ok(i),
+            _ => Err(problems),
+        }
+    }
+
+    #[test]
+    fn graph_mode_needs_an_explicit_transport_and_caller_choice() {
+        let e = inbound_of(&[], false).expect_err("neither");
+        assert!(
+            e.iter().any(|p| p.contains("GATEWAY_PLAINTEXT=true")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|p| p.contains("GATEWAY_ALLOW_UNAUTHENTICATED=true")),
+            "{e:?}"
+        );
+        let open =
+            inbound_of(&["--plaintext", "--allow-unauthenticated"], false).expect("explicit");
+        assert!(matches!(open.transport, Transport::Plaintext));
+        assert!(matches!(open.callers, Callers::Anyone));
+        // The emulator demo assumes both.
+        assert!(inbound_of(&[], true).is_ok());
+    }
+
+    #[test]
+    fn tls_settings_must_make_sense() {
+        let cert = TempFile::new("cert");
+        let key = TempFile::new("key");
+        let (c, k) = (
+            cert.0.to_str().expect("utf-8"),
+            key.0.to_str().expect("utf-8"),
+        );
+        let tls = inbound_of(
+            &[
+                "--tls-cert-file",
+                c,
+                "--tls-key-file",
+                k,
+                "--allow-unauthenticated",
+            ],
+            false,
+        )
+        .expect("tls");
+        assert!(matches!(tls.transport, Transport::Tls(_)));
+        let e = inbound_of(&["--tls-cert-file", c, "--allow-unauthenticated"], false)
+            .expect_err("no key");
+        assert!(e.iter().any(|p| p.contains("go together")), "{e:?}");
+        let e = inbound_of(
+            &[
+                "--tls-cert-file",
+                c,
+                "--tls-key-file",
+                k,
+                "--plaintext",
+                "--allow-unauthenticated",
+            ],
+            false,
+        )
+        .expect_err("both");
+        assert!(e.iter().any(|p| p.contains("contradict")), "{e:?}");
+        let e = inbound_of(
+            &[
+                "--plaintext",
+                "--tls-client-ca-file",
+                c,
+                "--allow-unauthenticated",
+            ],
+            false,
+        )
+        .expect_err("mtls without tls");
+        assert!(e.iter().any(|p| p.contains("mutual TLS is TLS")), "{e:?}");
+    }
+
+    #[test]
+    fn the_policy_file_is_read_and_checked_at_start() {
+        let policy = TempFile::new(
+            "[[callers]]\nname = \"dash\"\nidentities = [\"cn:dash\"]\nrpcs = [\"*\"]\n",
+        );
+        let p = policy.0.to_str().expect("utf-8");
+        let e = inbound_of(&["--plaintext", "--policy-file", p], false).expect_err("no CA");
+        assert!(
+            e.iter()
+                .any(|x| x.contains("no GATEWAY_TLS_CLIENT_CA_FILE")),
+            "{e:?}"
+        );
+        let e = inbound_of(
+            &["--plaintext", "--policy-file", p, "--allow-unauthenticated"],
+            false,
+        )
+        .expect_err("both");
+        assert!(e.iter().any(|x| x.contains("contradict")), "{e:?}");
+        let broken = TempFile::new("[[callers]]\nname = 1\n");
+        let b = broken.0.to_str().expect("utf-8");
+        let e = inbound_of(&["--plaintext", "--policy-file", b], false).expect_err("broken");
+        assert!(e.iter().any(|x| x.contains("policy file")), "{e:?}");
+        let e = inbound_of(
+            &["--plaintext", "--policy-file", "/nonexistent/policy.toml"],
+            false,
+        )
+        .expect_err("missing");
+        assert!(
+            e.iter().any(|x| x.contains("reading the policy file")),
+            "{e:?}"
+        );
     }
 }

@@ -4,17 +4,21 @@
 //! Data flows one way: [`service`] validates a call and asks [`translate`]
 //! for the Graph request, [`graph`] sends it (to Graph or the [`emulator`]),
 //! and the answer or error comes back through [`translate`] and [`status`].
+//! [`security`] decides who may call at all, before any of that.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod graph;
+pub mod listener;
 pub mod load;
 pub mod metrics;
 pub mod proto;
 pub mod secret;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -45,6 +45,8 @@ pub struct Metrics {
     load_shed: Counter,
     throttle_waits: Counter,
     throttle_fail_fast: Counter,
+    access_denied: Family<ReasonLabels, Counter>,
+    tls_reloads: Family<ReasonLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -113,7 +115,21 @@ impl Default for Metrics {
             "Calls failed at once because Graph's throttle pause outlasts their deadline",
             throttle_fail_fast.clone(),
         );
+        let access_denied = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "access_denied",
+            "gRPC calls refused before reaching the service, by reason (NO_CREDENTIALS, TOKEN_EXPIRED, CALLER_UNKNOWN, RPC_NOT_ALLOWED, RATE_LIMITED, ...)",
+            access_denied.clone(),
+        );
+        let tls_reloads = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Checks of the TLS files that found a change, by result (replaced, refused)",
+            tls_reloads.clone(),
+        );
         Self {
+            access_denied,
+            tls_reloads,
             retries,
             retries_skipped,
             load_shed,
@@ -129,6 +145,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A call the access layer refused.
+    pub fn access_denied(&self, reason: &'static str) {
+        self.access_denied
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A change of the TLS files: `replaced` or `refused`.
+    pub fn tls_reload(&self, reason: &'static str) {
+        self.tls_reloads
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
     /// Records one finished gRPC call.
     pub fn rpc(&self, rpc: &'static str, code: tonic::Code, elapsed: Duration) {
         self.rpc_calls

@@ -3,14 +3,18 @@
 //! asked for.
 
 use crate::admin::{self, Readiness};
+use crate::config::{Callers, Config, GraphTarget, Inbound, Transport};
 use crate::config::{Cloud, Credential, CredentialKind};
-use crate::config::{Config, GraphTarget};
 use crate::emulator::{Emulator, EmulatorOptions, RunningEmulator};
 use crate::graph::{self, GraphClient, TokenCache};
+use crate::listener;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskServiceServer;
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::secret::Secret;
+use crate::security::access::{Access, AccessLayer};
+use crate::security::jwt::JwtVerifier;
+use crate::security::tls::TlsReloader;
 use crate::service::TaskService;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -20,7 +24,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::server::NamedService;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use url::Url;
@@ -65,7 +68,7 @@ impl Gateway {
         };
         let tokens = TokenCache::new(http.clone(), credential);
         let graph_client = GraphClient::new(
-            http,
+            http.clone(),
             &base_url,
             Some(Arc::new(tokens.clone())),
             config.graph_timeout,
@@ -84,6 +87,24 @@ impl Gateway {
         }
         let ready = Arc::new(Readiness::new(tokens.clone()));
         let service = TaskService::new(Arc::new(graph_client), metrics.clone());
+        let access = access(&config.inbound, &http, &metrics).await;
+        let tls = match &config.inbound.transport {
+            Transport::Tls(settings) => {
+                let reloader = TlsReloader::load(settings.clone())
+                    .context("loading the gRPC port's TLS certificate")?;
+                let mutual = if settings.client_ca_file.is_some() {
+                    "mutual TLS"
+                } else {
+                    "TLS"
+                };
+                tracing::info!(cert_file = %settings.cert_file.display(), client_auth = ?settings.client_auth, "gRPC port serves {mutual}");
+                Some(Arc::new(reloader))
+            }
+            Transport::Plaintext => {
+                tracing::warn!("gRPC port serves plaintext (GATEWAY_PLAINTEXT): only behind a mesh or proxy that terminates TLS");
+                None
+            }
+        };
 
         let grpc_listener = TcpListener::bind(config.grpc_addr)
             .await
@@ -124,17 +145,23 @@ impl Gateway {
                 report_health(&health, false).await;
             }
         };
+        if let Some(tls) = &tls {
+            let mut stopped = stopped.clone();
+            tokio::spawn(tls.clone().watch(metrics.clone(), async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }));
+        }
+        let incoming = listener::incoming(grpc_listener, tls, config.inbound.max_connections);
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
+                .max_concurrent_streams(config.inbound.max_concurrent_streams)
+                .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+                .layer(AccessLayer(access))
                 .add_service(health_service)
                 .add_service(reflection_v1)
                 .add_service(reflection_v1alpha)
                 .add_service(tasks)
-                .serve_with_incoming_shutdown(
-                    // No Nagle: a unary answer must not wait for the peer's delayed ACK.
-                    TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
-                    grpc_stop,
-                ),
+                .serve_with_incoming_shutdown(incoming, grpc_stop),
         );
         let admin_stop = {
             let mut stopped = stopped.clone();
@@ -206,6 +233,41 @@ pub enum Drain {
     Complete,
     /// The drain timeout passed with calls still running.
     Abandoned,
+}
+
+/// The largest block of request metadata (HTTP/2 header list) accepted.
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+
+/// The access layer for the configured callers. With a JWT issuer, its keys
+/// are fetched once at start; failing that, they are fetched on first use.
+async fn access(inbound: &Inbound, http: &reqwest::Client, metrics: &Arc<Metrics>) -> Arc<Access> {
+    match &inbound.callers {
+        Callers::Anyone => {
+            tracing::warn!(
+                "no caller policy (GATEWAY_ALLOW_UNAUTHENTICATED): every caller may call every RPC"
+            );
+            Arc::new(Access::new(None, None, metrics.clone()))
+        }
+        Callers::Policy(policy) => {
+            let jwt = policy
+                .jwt
+                .clone()
+                .map(|settings| JwtVerifier::new(settings, http.clone()));
+            if let Some(jwt) = &jwt {
+                match tokio::time::timeout(WARM_UP_WAIT, jwt.warm_up()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "JWT signing keys not fetched yet; bearer tokens fail until they are"),
+                    Err(_) => tracing::warn!("JWT signing keys not fetched yet (still waiting); bearer tokens fail until they are"),
+                }
+            }
+            tracing::info!(
+                callers = policy.callers().count(),
+                jwt = jwt.is_some(),
+                "caller policy loaded"
+            );
+            Arc::new(Access::new(Some(policy.clone()), jwt, metrics.clone()))
+        }
+    }
 }
 
 /// How long start-up waits for a first access token before serving anyway

@@ -3,6 +3,7 @@
 
 use crate::graph::auth::{TokenError, TokenErrorKind};
 use crate::graph::{GraphError, GraphFailure};
+use crate::security::access::Denial;
 use crate::translate::{InvalidRequest, ResponseError};
 use std::collections::HashMap;
 use tonic::{Code, Status};
@@ -150,6 +151,63 @@ impl CallError {
             _ => None,
         }
     }
+}
+
+/// A call the access layer refused: who is unknown is UNAUTHENTICATED, who
+/// may not is PERMISSION_DENIED, who calls too fast is RESOURCE_EXHAUSTED
+/// with the wait in RetryInfo. Messages name identities and RPCs, never a
+/// token.
+pub fn denial_status(d: &Denial) -> Status {
+    let mut meta = HashMap::new();
+    let (code, message) = match d {
+        Denial::NoCredentials => (
+            Code::Unauthenticated,
+            "no caller identity: present a client certificate (mutual TLS) or `authorization: Bearer <token>` metadata".to_owned(),
+        ),
+        Denial::TokensNotAccepted => (
+            Code::Unauthenticated,
+            "bearer tokens are not accepted here: the caller policy names no token issuer".to_owned(),
+        ),
+        // The issuer's keys could not be fetched: the token may be fine,
+        // so the caller should retry rather than re-authenticate.
+        Denial::BadToken { reason, message } if *reason == "JWKS_UNAVAILABLE" => (
+            Code::Unavailable,
+            format!("bearer token cannot be checked now: {message}"),
+        ),
+        Denial::BadToken { message, .. } => {
+            (Code::Unauthenticated, format!("bearer token refused: {message}"))
+        }
+        Denial::UnknownCaller { identities } => {
+            meta.insert("identities".to_owned(), identities.join(" "));
+            (
+                Code::PermissionDenied,
+                format!("no caller in the policy is known as {}", identities.join(" or ")),
+            )
+        }
+        Denial::NotAllowed { caller, rpc } => {
+            meta.insert("caller".to_owned(), caller.to_string());
+            meta.insert("rpc".to_owned(), rpc.clone());
+            (
+                Code::PermissionDenied,
+                format!("caller {caller:?} may not call {rpc}"),
+            )
+        }
+        Denial::RateLimited {
+            caller,
+            retry_after,
+        } => {
+            meta.insert("caller".to_owned(), caller.to_string());
+            let mut details = ErrorDetails::new();
+            details.set_error_info(d.reason(), GATEWAY_DOMAIN, meta);
+            details.set_retry_info(Some(*retry_after));
+            return Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("caller {caller:?} is over its rate limit; retry after {retry_after:?}"),
+                details,
+            );
+        }
+    };
+    gateway_error(code, message, d.reason(), meta)
 }
 
 fn graph_error(e: &GraphError) -> Status {

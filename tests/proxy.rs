@@ -30,6 +30,8 @@ async fn get_through(
         ("AZURE_AUTHORITY_HOST", nowhere.clone()),
         ("GRAPH_BASE_URL", format!("{nowhere}/beta")),
         ("HTTP_PROXY", proxy_url),
+        ("GATEWAY_PLAINTEXT", "true".to_owned()),
+        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
     ];
     env.extend(proxy_env.iter().cloned());
     let gw = Running::spawn_with_env(

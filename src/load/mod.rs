@@ -121,6 +121,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         ("AZURE_CLIENT_SECRET", "load".to_owned()),
         ("AZURE_AUTHORITY_HOST", authority.clone()),
         ("GRAPH_BASE_URL", graph_base.clone()),
+        // Loopback benchmark: no TLS, no caller policy, both said out loud.
+        ("GATEWAY_PLAINTEXT", "true".to_owned()),
+        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
         (
             "GRAPH_MAX_IN_FLIGHT",
             (args.concurrency * 2).max(256).to_string(),

@@ -2,6 +2,7 @@
 
 mod call;
 
+use crate::audit;
 use crate::graph::{CallContext, GraphClient, GraphError, GraphResponse};
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
@@ -10,6 +11,8 @@ use crate::proto::v1::{
     ListSecurityConfigurationTasksResponse, SecurityConfigurationTask,
     UpdateSecurityConfigurationTaskRequest,
 };
+use crate::security::access::Admitted;
+use crate::security::identity::PeerInfo;
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
 use call::{Call, Outcome};
@@ -74,8 +77,15 @@ impl TaskService {
         &self,
         ctx: &CallContext,
         req: &UpdateSecurityConfigurationTaskRequest,
+        fields: &mut String,
     ) -> Outcome<SecurityConfigurationTask> {
         let patch = translate::patch_request(req)?;
+        *fields = patch
+            .fields
+            .iter()
+            .map(|f| f.proto_name())
+            .collect::<Vec<_>>()
+            .join(",");
         let resp = match self.graph.patch_task(&patch.id, patch.body, ctx).await {
             Ok(resp) => resp,
             // Graph answered success but the body broke off: the change was
@@ -163,8 +173,56 @@ impl SecurityConfigurationTaskService for TaskService {
         &self,
         request: Request<UpdateSecurityConfigurationTaskRequest>,
     ) -> Result<Response<SecurityConfigurationTask>, Status> {
-        let call = Call::start("UpdateSecurityConfigurationTask", &request);
+        const RPC: &str = "UpdateSecurityConfigurationTask";
+        let call = Call::start(RPC, &request);
         let ctx = call.ctx.clone();
-        self.run(call, self.update(&ctx, request.get_ref())).await
+        let mut fields = String::new();
+        let answer = self
+            .run(call, self.update(&ctx, request.get_ref(), &mut fields))
+            .await;
+        let (code, metadata) = match &answer {
+            Ok(resp) => (tonic::Code::Ok, resp.metadata()),
+            Err(status) => (status.code(), status.metadata()),
+        };
+        let admitted = request.extensions().get::<Admitted>();
+        let peer = request
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.remote)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let task_id = request
+            .get_ref()
+            .security_configuration_task
+            .as_ref()
+            .map_or("", |t| t.id.as_str());
+        audit::update(&audit::UpdateRecord {
+            rpc: RPC,
+            caller: admitted.map_or("anonymous", |a| &a.caller),
+            via: admitted.map_or("none", |a| a.via),
+            peer: &peer,
+            // Ids longer than any valid one were refused; the record keeps a bounded prefix.
+            task_id: truncate(task_id, translate::MAX_ID_BYTES),
+            fields: &fields,
+            code,
+            graph_request_id: metadata
+                .get("request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+            client_request_id: &ctx.client_request_id,
+        });
+        answer
     }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

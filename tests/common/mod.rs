@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
-use graph_grpc_gateway::config::{Config, GraphTarget};
+use graph_grpc_gateway::config::{Config, GraphTarget, Inbound};
 use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
 use graph_grpc_gateway::graph::{RetrySettings, StackSettings};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
@@ -44,6 +44,7 @@ pub fn config(graph: GraphTarget) -> Config {
         graph_stack: fast_retries(),
         max_message_bytes: 4 * 1024 * 1024,
         drain_timeout: Duration::from_secs(5),
+        inbound: Inbound::open(),
         log: LogArgs {
             log_format: LogFormat::Pretty,
             log: "warn".into(),
@@ -112,4 +113,6 @@ pub async fn connect(addr: SocketAddr) -> Client {
 }
 
 pub mod fake_cloud;
+pub mod issuer;
+pub mod pki;
 pub mod process;

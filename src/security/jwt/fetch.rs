@@ -1,0 +1,119 @@
+//! One request for the issuer's key set: bounded in time and size, so a slow
+//! or hostile endpoint cannot stall verification or exhaust memory.
+
+use super::keys::KeySet;
+use std::net::IpAddr;
+use std::time::Duration;
+use url::Url;
+
+/// Largest key set accepted. Entra ID's is about 10 KiB.
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Longest a key set request may take, body included.
+pub const JWKS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `https://`, or `http://` for a loopback host; no credentials, no fragment.
+pub(super) fn check_url(url: &Url) -> Result<(), String> {
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err("the JWKS URL must not carry credentials or a fragment".to_owned());
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    let scheme_ok = match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => loopback,
+        _ => false,
+    };
+    if !scheme_ok {
+        return Err(format!(
+            "the JWKS URL must be https:// (http:// only for a loopback host): {url}"
+        ));
+    }
+    Ok(())
+}
+
+/// Fetches and reads the key set. The error says what failed, never quoting
+/// the answer.
+pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet, String> {
+    check_url(url)?;
+    let failed = |what: String| format!("GET {url}: {what}");
+    let mut response = http
+        .get(url.clone())
+        .header(http::header::ACCEPT, "application/json")
+        .timeout(JWKS_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| failed(reason(&e).to_owned()))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(failed(format!("HTTP {}", status.as_u16())));
+    }
+    let too_large = || failed(format!("the answer is larger than {MAX_JWKS_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| failed(reason(&e).to_owned()))?
+    {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    KeySet::parse(&body).map_err(failed)
+}
+
+/// The kind of transport failure, without reqwest's text (which repeats the
+/// URL and can be long).
+fn reason(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_body() || e.is_decode() {
+        "answer interrupted"
+    } else {
+        "request failed"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        for ok in [
+            "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+            "http://127.0.0.1:8080/keys",
+            "http://[::1]:1/keys",
+            "http://localhost/keys",
+        ] {
+            assert_eq!(check_url(&Url::parse(ok).unwrap()), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://login.microsoftonline.com/keys",
+            "http://10.0.0.1/keys",
+            "ftp://127.0.0.1/keys",
+            "https://user:pw@issuer.example/keys",
+            "http://user:pw@10.0.0.1/keys",
+            "https://issuer.example/keys#frag",
+            "file:///etc/keys.json",
+        ] {
+            let e = check_url(&Url::parse(bad).unwrap()).unwrap_err();
+            assert!(!e.contains("pw@"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The caller policy file (TOML): which callers there are, the names they
+//! are recognised by (client-certificate names or JWT subjects), which RPCs
+//! each may call, how fast, and which JWT issuer vouches for callers.
+//!
+//! ```toml
+//! [public]
+//! health = true       # grpc.health.v1 without a caller identity
+//! reflection = true   # server reflection without a caller identity
+//!
+//! [jwt]
+//! issuer = "https://login.microsoftonline.com/<tenant>/v2.0"
+//! audiences = ["api://graph-grpc-gateway"]
+//! jwks_url = "https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys"
+//!
+//! [defaults]
+//! rate_limit = { per_second = 50, burst = 100 }
+//!
+//! [[callers]]
+//! name = "patcher"
+//! identities = ["uri:spiffe://cluster.local/ns/security/sa/patcher"]
+//! rpcs = ["GetSecurityConfigurationTask", "UpdateSecurityConfigurationTask"]
+//! rate_limit = { per_second = 20, burst = 40 }
+//! ```
+
+use super::identity::Identity;
+use super::jwt::JwtSettings;
+use super::rate::{Bucket, RateLimit};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// The task service's RPCs, as the policy names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    List,
+    Update,
+}
+
+impl Method {
+    pub const ALL: [Method; 3] = [Method::Get, Method::List, Method::Update];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GetSecurityConfigurationTask",
+            Method::List => "ListSecurityConfigurationTasks",
+            Method::Update => "UpdateSecurityConfigurationTask",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Calls that change Graph, and so are audited.
+    pub fn is_mutating(self) -> bool {
+        matches!(self, Method::Update)
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Method::Get => 1,
+            Method::List => 2,
+            Method::Update => 4,
+        }
+    }
+}
+
+/// One caller the policy knows.
+#[derive(Debug)]
+pub struct Caller {
+    pub name: Arc<str>,
+    methods: u8,
+    bucket: Option<Bucket>,
+}
+
+impl Caller {
+    pub fn may_call(&self, method: Method) -> bool {
+        self.methods & method.bit() != 0
+    }
+
+    /// The caller's rate limit bucket, if it has a limit.
+    pub fn bucket(&self) -> Option<&Bucket> {
+        self.bucket.as_ref()
+    }
+}
+
+/// The loaded policy.
+#[derive(Debug)]
+pub struct Policy {
+    pub public_health: bool,
+    pub public_reflection: bool,
+    pub jwt: Option<JwtSettings>,
+    callers: Vec<Caller>,
+    by_identity: HashMap<Identity, usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    public: PublicFile,
+    jwt: Option<JwtFile>,
+    #[serde(default)]
+    defaults: DefaultsFile,
+    #[serde(default)]
+    callers: Vec<CallerFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicFile {
+    #[serde(default = "yes")]
+    health: bool,
+    #[serde(default = "yes")]
+    reflection: bool,
+}
+
+impl Default for PublicFile {
+    fn default() -> Self {
+        Self {
+            health: true,
+            reflection: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JwtFile {
+    issuer: String,
+    audiences: Vec<String>,
+    jwks_url: String,
+    #[serde(default)]
+    leeway: Option<String>,
+    #[serde(default)]
+    jwks_refresh: Option<String>,
+    #[serde(default)]
+    subject_claim: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DefaultsFile {
+    rate_limit: Option<RateLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallerFile {
+    name: String,
+    identities: Vec<String>,
+    rpcs: Vec<String>,
+    rate_limit: Option<RateLimit>,
+}
+
+/// Why a policy file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("reading the policy file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("policy file {path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl Policy {
+    /// Reads and checks the policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| PolicyError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses and checks a policy; the error names every problem found.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut problems = Vec::new();
+        let jwt = file.jwt.map(|j| jwt_policy(j, &mut problems));
+        if let Some(p) = file.defaults.rate_limit.and_then(|r| r.problem()) {
+            problems.push(format!("defaults.rate_limit: {p}"));
+        }
+        let mut callers = Vec::new();
+        let mut by_identity = HashMap::new();
+        let mut names = HashMap::new();
+        for (i, c) in file.callers.into_iter().enumerate() {
+            let at = format!("callers[{i}] ({:?})", c.name);
+            if c.name.trim().is_empty() {
+                problems.push(format!("callers[{i}]: name is empty"));
+            }
+            if names.insert(c.name.clone(), i).is_some() {
+                problems.push(format!("{at}: the name is used twice"));
+            }
+            if c.identities.is_empty() {
+                problems.push(format!(
+                    "{at}: no identities, so no one could be this caller"
+                ));
+            }
+            for text in &c.identities {
+                match text.parse::<Identity>() {
+                    Ok(id) => {
+                        if matches!(id, Identity::Jwt(_)) && jwt.is_none() {
+                            problems.push(format!("{at}: {text} needs a [jwt] section"));
+                        }
+                        if let Some(other) = by_identity.insert(id, i) {
+                            if other != i {
+                                problems.push(format!(
+                                    "{at}: {text} is also callers[{other}]'s; an identity names one caller"
+                                ));
+                            }
+                        }
+                    }
+                    Err(e) => problems.push(format!("{at}: {e}")),
+                }
+            }
+            let mut methods = 0;
+            for rpc in &c.rpcs {
+                if rpc == "*" {
+                    methods = Method::ALL.iter().fold(0, |m, r| m | r.bit());
+                } else if let Some(m) = Method::from_name(rpc) {
+                    methods |= m.bit();
+                } else {
+                    let known: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+                    problems.push(format!(
+                        "{at}: unknown rpc {rpc:?}; use \"*\" or one of {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+            let limit = c.rate_limit.or(file.defaults.rate_limit);
+            if let Some(p) = c.rate_limit.and_then(|r| r.problem()) {
+                problems.push(format!("{at}.rate_limit: {p}"));
+            }
+            callers.push(Caller {
+                name: c.name.into(),
+                methods,
+                bucket: limit.filter(|l| l.problem().is_none()).map(Bucket::new),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        Ok(Self {
+            public_health: file.public.health,
+            public_reflection: file.public.reflection,
+            jwt: jwt.flatten(),
+            callers,
+            by_identity,
+        })
+    }
+
+    /// The caller any of these identities names.
+    pub fn caller<'a>(
+        &self,
+        identities: impl IntoIterator<Item = &'a Identity>,
+    ) -> Option<&Caller> {
+        identities
+            .into_iter()
+            .find_map(|id| self.by_identity.get(id))
+            .map(|&i| &self.callers[i])
+    }
+
+    /// True when some caller is known by a client-certificate name, which
+    /// only mutual TLS can vouch for.
+    pub fn names_certificates(&self) -> bool {
+        self.by_identity.keys().any(Identity::is_certificate)
+    }
+
+    pub fn callers(&self) -> impl Iterator<Item = &Caller> {
+        self.callers.iter()
+    }
+}
+
+fn jwt_policy(j: JwtFile, problems: &mut Vec<String>) -> Option<JwtSettings> {
+    let jwks_url = match Url::parse(&j.jwks_url) {
+        Ok(u) => u,
+        Err(e) => {
+            problems.push(format!("jwt.jwks_url {:?}: {e}", j.jwks_url));
+            return None;
+        }
+    };
+    let mut settings = JwtSettings::new(j.issuer, j.audiences, jwks_url);
+    let mut duration = |field: &str, value: Option<String>, into: &mut Duration| {
+        if let Some(v) = value {
+            match humantime::parse_duration(&v) {
+                Ok(d) => *into = d,
+                Err(e) => problems.push(format!("jwt.{field}: {v:?}: {e}")),
+            }
+        }
+    };
+    duration("leeway", j.leeway, &mut settings.leeway);
+    duration("jwks_refresh", j.jwks_refresh, &mut settings.refresh);
+    if let Some(claim) = j.subject_claim {
+        settings.subject_claim = claim;
+    }
+    if let Err(found) = settings.validate() {
+        problems.extend(found.into_iter().map(|p| format!("jwt: {p}")));
+    }
+    Some(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+[public]
+health = true
+reflection = false
+
+[jwt]
+issuer = "https://issuer.example/tenant/v2.0"
+audiences = ["api://graph-grpc-gateway"]
+jwks_url = "https://issuer.example/tenant/keys"
+leeway = "30s"
+
+[defaults]
+rate_limit = { per_second = 50, burst = 100 }
+
+[[callers]]
+name = "patcher"
+identities = ["uri:spiffe://cluster.local/ns/security/sa/patcher", "jwt:app-1"]
+rpcs = ["GetSecurityConfigurationTask", "UpdateSecurityConfigurationTask"]
+rate_limit = { per_second = 2, burst = 4 }
+
+[[callers]]
+name = "dashboard"
+identities = ["dns:dashboard.monitoring.svc", "cn:dashboard"]
+rpcs = ["GetSecurityConfigurationTask", "ListSecurityConfigurationTasks"]
+
+[[callers]]
+name = "admin"
+identities = ["email:ops@example.com"]
+rpcs = ["*"]
+"#;
+
+    #[test]
+    fn the_example_policy_reads_as_written() {
+        let p = Policy::from_toml(EXAMPLE).expect("valid");
+        assert!(p.public_health);
+        assert!(!p.public_reflection);
+        let jwt = p.jwt.as_ref().expect("jwt");
+        assert_eq!(jwt.leeway, Duration::from_secs(30));
+        assert_eq!(jwt.refresh, Duration::from_secs(3600));
+        assert_eq!(jwt.subject_claim, "sub");
+        assert!(p.names_certificates());
+
+        let patcher = p.caller([&Identity::Jwt("app-1".into())]).expect("patcher");
+        assert_eq!(&*patcher.name, "patcher");
+        assert!(patcher.may_call(Method::Update));
+        assert!(!patcher.may_call(Method::List));
+
+        let dashboard = p
+            .caller([
+                &Identity::Uri("x".into()),
+                &Identity::Cn("dashboard".into()),
+            ])
+            .expect("dashboard by its CN");
+        assert_eq!(&*dashboard.name, "dashboard");
+        assert!(dashboard.may_call(Method::Get));
+        assert!(!dashboard.may_call(Method::Update));
+        // No own limit: the default applies.
+        assert!(dashboard.bucket().is_some());
+
+        let admin = p
+            .caller([&Identity::Email("ops@example.com".into())])
+            .expect("admin");
+        assert!(Method::ALL.iter().all(|m| admin.may_call(*m)));
+
+        assert!(p.caller([&Identity::Jwt("someone-else".into())]).is_none());
+        assert!(p.caller([&Identity::Cn("patcher".into())]).is_none());
+    }
+
+    #[test]
+    fn every_problem_is_named() {
+        let bad = r#"
+[jwt]
+issuer = ""
+audiences = []
+jwks_url = "http://keys.example/keys"
+leeway = "soon"
+
+[[callers]]
+name = "a"
+identities = ["jwt:x", "ip:10.0.0.1"]
+rpcs = ["DeleteEverything"]
+rate_limit = { per_second = 0, burst = 0 }
+
+[[callers]]
+name = "a"
+identities = ["jwt:x"]
+rpcs = ["*"]
+
+[[callers]]
+name = "nobody"
+identities = []
+rpcs = ["*"]
+"#;
+        let e = Policy::from_toml(bad).expect_err("invalid");
+        for expected in [
+            "the JWT issuer is empty",
+            "audiences must be a non-empty list",
+            "must be https://",
+            "jwt.leeway",
+            "unknown kind \"ip\"",
+            "unknown rpc \"DeleteEverything\"",
+            "per_second must be a positive number",
+            "the name is used twice",
+            "also callers[0]'s",
+            "no identities",
+        ] {
+            assert!(e.contains(expected), "{expected:?} missing from: {e}");
+        }
+    }
+
+    #[test]
+    fn jwt_identities_need_an_issuer_and_unknown_keys_are_refused() {
+        let e = Policy::from_toml(
+            "[[callers]]\nname = \"a\"\nidentities = [\"jwt:x\"]\nrpcs = [\"*\"]\n",
+        )
+        .expect_err("no jwt section");
+        assert!(e.contains("needs a [jwt] section"), "{e}");
+        let e = Policy::from_toml("[public]\nhealth = true\nmetrics = true\n").expect_err("typo");
+        assert!(e.contains("metrics"), "{e}");
+    }
+
+    #[test]
+    fn loopback_jwks_may_be_http_and_empty_policies_allow_no_one() {
+        let p = Policy::from_toml(
+            "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_url = \"http://127.0.0.1:9/keys\"\n",
+        )
+        .expect("loopback http");
+        assert!(p.jwt.is_some());
+        assert!(!p.names_certificates());
+        let empty = Policy::from_toml("").expect("empty");
+        assert!(empty.public_health && empty.public_reflection);
+        assert!(empty.caller([&Identity::Cn("x".into())]).is_none());
+    }
+}
