@@ -5,6 +5,9 @@
 //! never its scheme, host or path: the gateway always sends it to its own
 //! configured collection URL, so a token cannot point the gateway elsewhere.
 //! It is bound to the filter it was issued for.
+//!
+//! A filter is checked against the subset Graph evaluates (`filter.rs`) and
+//! then forwarded byte for byte, percent-encoded as one query value.
 
 use super::error::InvalidRequest;
 use crate::proto::v1::ListSecurityConfigurationTasksRequest;
@@ -52,6 +55,10 @@ pub fn list_query(req: &ListSecurityConfigurationTasksRequest) -> Result<String,
     }
     if req.filter.chars().any(char::is_control) {
         errors.push("filter", "holds control characters");
+    } else if !req.filter.is_empty() && req.filter.len() <= MAX_FILTER_BYTES {
+        if let Err(e) = super::filter::validate(&req.filter) {
+            errors.push("filter", e.to_string());
+        }
     }
     if !req.page_token.is_empty() {
         match decode_token(&req.page_token, &req.filter) {
@@ -141,8 +148,36 @@ mod tests {
 
     #[test]
     fn filter_cannot_add_query_parameters() {
-        let q = list_query(&req(1, "", "x&$select=id#y")).expect("valid");
-        assert_eq!(q, "$top=1&$filter=x%26%24select%3Did%23y");
+        let e = list_query(&req(1, "", "x&$select=id#y")).expect_err("refused");
+        assert_eq!(e.violations[0].field, "filter");
+        assert!(e.violations[0].description.starts_with("at byte 1: '&'"));
+        // Inside a string literal the same characters are data, encoded.
+        let q = list_query(&req(1, "", "displayName eq 'x&$select=id#y'")).expect("valid");
+        assert_eq!(
+            q,
+            "$top=1&$filter=displayName%20eq%20%27x%26%24select%3Did%23y%27"
+        );
+    }
+
+    #[test]
+    fn valid_filters_are_forwarded_byte_for_byte() {
+        let filter = "(status eq 'It''s ✓' or not managedDeviceCount ge -2) and dueDateTime lt 2017-01-01T00:02:18.1994089-08:00";
+        let q = list_query(&req(1, "", filter)).expect("valid");
+        let encoded = q.strip_prefix("$top=1&$filter=").expect("filter last");
+        let decoded = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .expect("utf-8");
+        assert_eq!(decoded, filter);
+    }
+
+    #[test]
+    fn an_invalid_filter_is_refused_even_with_a_page_token() {
+        let filter = "status eq 'a' or";
+        let token = next_page_token("https://g/x?$skiptoken=1", filter).expect("token");
+        let e = list_query(&req(0, &token, filter)).expect_err("bad filter");
+        assert_eq!(e.violations.len(), 1);
+        assert_eq!(e.violations[0].field, "filter");
+        assert!(e.violations[0].description.contains("at byte 16"));
     }
 
     #[test]
@@ -158,9 +193,9 @@ mod tests {
     #[test]
     fn token_round_trip_keeps_only_the_query() {
         let link = "https://evil.example/other/path?$top=2&$skiptoken=abc#frag";
-        let token = next_page_token(link, "f").expect("token");
+        let token = next_page_token(link, "status eq 'a'").expect("token");
         assert_eq!(
-            list_query(&req(0, &token, "f")).as_deref(),
+            list_query(&req(0, &token, "status eq 'a'")).as_deref(),
             Ok("$top=2&$skiptoken=abc")
         );
     }
