@@ -120,7 +120,12 @@ async fn methods_other_than_get_and_head_are_405() {
                 "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
             );
             let answer = exchange(admin, request.as_bytes()).await;
-            assert_eq!(answer.status(), Some(405), "{method} {path}: {}", answer.text());
+            assert_eq!(
+                answer.status(),
+                Some(405),
+                "{method} {path}: {}",
+                answer.text()
+            );
             assert_eq!(answer.header("allow").as_deref(), Some("GET, HEAD"));
         }
     }
@@ -165,12 +170,18 @@ async fn oversized_headers_are_refused() {
     let h = Harness::start().await;
     let admin = h.gateway.admin_addr;
     // Well under the limit: served.
-    let fits = get("/healthz", &format!("X-Fill: {}\r\n", "a".repeat(MAX_HEAD_BYTES / 2)));
+    let fits = get(
+        "/healthz",
+        &format!("X-Fill: {}\r\n", "a".repeat(MAX_HEAD_BYTES / 2)),
+    );
     let answer = exchange(admin, &fits).await;
     assert_eq!(answer.status(), Some(200), "{}", answer.text());
 
     for oversized in [
-        get("/healthz", &format!("X-Fill: {}\r\n", "a".repeat(MAX_HEAD_BYTES + 1))),
+        get(
+            "/healthz",
+            &format!("X-Fill: {}\r\n", "a".repeat(MAX_HEAD_BYTES + 1)),
+        ),
         get(
             "/healthz",
             &(0..400)
@@ -218,7 +229,11 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         .await
         .expect("written");
     let answer = read_to_close(&mut idle).await;
-    assert!(answer.text().starts_with("HTTP/1.1 200"), "{}", answer.text());
+    assert!(
+        answer.text().starts_with("HTTP/1.1 200"),
+        "{}",
+        answer.text()
+    );
     assert!(started.elapsed() >= HEADER_READ_TIMEOUT - Duration::from_millis(100));
 }
 
@@ -230,7 +245,10 @@ async fn connections_past_the_cap_are_closed_until_one_frees() {
     let mut held = Vec::new();
     for _ in 0..MAX_CONNECTIONS {
         let mut stream = TcpStream::connect(admin).await.expect("connects");
-        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.expect("written");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .expect("written");
         held.push(stream);
     }
     let started = Instant::now();

@@ -60,8 +60,7 @@ pub fn with_request_limits(app: Router) -> Router {
 /// route read it).
 async fn only_get_and_head(request: Request, next: Next) -> Response {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut response =
-            (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+        let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
         response
             .headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -219,10 +219,7 @@ impl<'a> Parser<'a> {
                     Some(t) if t.kind == Kind::Close => Ok(()),
                     Some(t) => Err(FilterError::new(
                         t.start,
-                        format!(
-                            "expected 'and', 'or' or ')' but found {}",
-                            t.describe()
-                        ),
+                        format!("expected 'and', 'or' or ')' but found {}", t.describe()),
                     )),
                     None => Err(FilterError::new(
                         token.start,
@@ -347,7 +344,9 @@ fn property(name: &str, at: usize) -> Result<PropertyType, FilterError> {
                 .chain(keywords)
                 .chain(OPERATORS)
                 .find(|known| known.eq_ignore_ascii_case(name))
-                .map(|known| format!(" (did you mean '{known}'? names and keywords are case-sensitive)"))
+                .map(|known| {
+                    format!(" (did you mean '{known}'? names and keywords are case-sensitive)")
+                })
                 .unwrap_or_default();
             Err(FilterError::new(
                 at,

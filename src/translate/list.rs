@@ -116,7 +116,59 @@ fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
     if token.q.is_empty() || !token.q.chars().all(is_query_char) {
         return Err("not a page token of this service");
     }
+    check_continuation(&token.q)?;
     Ok(token.q)
+}
+
+/// The query options a continuation may carry: Graph's paging options and
+/// the filter it carries along.
+const CONTINUATION_OPTIONS: [&str; 4] = ["$top", "$skip", "$skiptoken", "$filter"];
+
+/// Checks that a token's query only continues the listing: each of
+/// [`CONTINUATION_OPTIONS`] at most once, with a value of its kind. A token
+/// is not signed (any replica must read any other's), so a forged one must
+/// not be able to add `$select`, `$expand` or other options to what the
+/// gateway sends.
+fn check_continuation(query: &str) -> Result<(), &'static str> {
+    let mut seen = [false; CONTINUATION_OPTIONS.len()];
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(index) = CONTINUATION_OPTIONS.iter().position(|o| *o == name) else {
+            return Err("carries a query option other than $top, $skip, $skiptoken and $filter");
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return Err("repeats a query option");
+        }
+        let digits =
+            !value.is_empty() && value.len() <= 9 && value.bytes().all(|b| b.is_ascii_digit());
+        let ok = match name {
+            "$top" => {
+                digits
+                    && value
+                        .parse::<i32>()
+                        .is_ok_and(|n| (1..=MAX_PAGE_SIZE).contains(&n))
+            }
+            "$skip" => digits,
+            "$skiptoken" => !value.is_empty(),
+            _ => continued_filter_is_valid(value),
+        };
+        if !ok {
+            return Err("carries a query option whose value no page of this collection has");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a nextLink's `$filter` value is a filter this gateway accepts,
+/// read with `+` as a space or as itself (query strings use both).
+fn continued_filter_is_valid(encoded: &str) -> bool {
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()
+            .is_some_and(|f| f.len() <= MAX_FILTER_BYTES && super::filter::validate(&f).is_ok())
+    };
+    decode(encoded) || decode(&encoded.replace('+', " "))
 }
 
 #[cfg(test)]
@@ -214,6 +266,59 @@ mod tests {
             let forged =
                 URL_SAFE_NO_PAD.encode(format!("{{\"q\":\"{q}\",\"f\":{}}}", fingerprint("")));
             assert!(list_query(&req(0, &forged, "")).is_err(), "{q}");
+        }
+    }
+
+    fn forged(q: &str, filter: &str) -> String {
+        let token = Token {
+            q: q.to_owned(),
+            f: fingerprint(filter),
+        };
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("json"))
+    }
+
+    #[test]
+    fn a_token_only_continues_the_listing() {
+        let filter = "status eq 'a'";
+        for q in [
+            "$top=2&$skiptoken=abc",
+            "$skiptoken=abc",
+            "$top=999&$skip=20",
+            "$top=2&$skiptoken=abc&$filter=status%20eq%20%27a%27",
+            "$skiptoken=abc&$filter=status+eq+%27a%27",
+            "$filter=status%20eq%20%27b%27%20and%20managedDeviceCount%20gt%201",
+        ] {
+            assert_eq!(
+                list_query(&req(0, &forged(q, filter), filter)).as_deref(),
+                Ok(q),
+                "{q}"
+            );
+        }
+        for (q, why) in [
+            ("$top=1&$select=id", "other than $top"),
+            ("$expand=x", "other than $top"),
+            ("$top=1&api-version=2", "other than $top"),
+            ("$top=1&$top=2", "repeats"),
+            ("$skiptoken=a&&$top=1", "other than $top"),
+            ("$top=1000", "whose value"),
+            ("$top=0", "whose value"),
+            ("$top=-1", "whose value"),
+            ("$top=1e3", "whose value"),
+            ("$skip=x", "whose value"),
+            ("$skiptoken=", "whose value"),
+            ("$skiptoken", "whose value"),
+            ("$filter=startswith(displayName,%27x%27)", "whose value"),
+            (
+                "$filter=status%20eq%20%27a%27%26%24select%3Did",
+                "whose value",
+            ),
+            ("$filter=%FF", "whose value"),
+            ("%24top=1", "other than $top"),
+            ("$TOP=1", "other than $top"),
+        ] {
+            let e = list_query(&req(0, &forged(q, filter), filter)).expect_err(q);
+            assert_eq!(e.violations[0].field, "page_token", "{q}");
+            assert!(e.violations[0].description.contains(why), "{q}: {e}");
         }
     }
 

@@ -15,7 +15,9 @@ pub(super) enum Kind<'a> {
     /// A single-quoted string; the text between the quotes, `''` still doubled.
     Str,
     /// A number; `integer` when it has no fraction or exponent and fits an `i64`.
-    Number { integer: Option<i64> },
+    Number {
+        integer: Option<i64>,
+    },
     /// An unquoted `DateTimeOffset`, e.g. `2017-01-01T08:02:18.1994089Z`.
     DateTime,
     /// An unquoted GUID, e.g. `5d630f12-0f12-5d63-120f-635d120f635d`.
@@ -199,12 +201,16 @@ fn unexpected(c: char, at: usize) -> FilterError {
     let why = match c {
         '$' => "'$' is not allowed: a filter cannot hold query options or parameter aliases".into(),
         '@' => "'@' is not allowed: parameter aliases are not supported".into(),
-        '/' => "'/' is not allowed: navigation paths, casts and lambdas (any/all) are not supported"
-            .into(),
+        '/' => {
+            "'/' is not allowed: navigation paths, casts and lambdas (any/all) are not supported"
+                .into()
+        }
         ',' => "',' is not allowed: functions are not supported".into(),
         '"' => "'\"' is not allowed: string literals are written in single quotes".into(),
         '&' | '=' | '?' | '#' | ';' => {
-            format!("'{c}' is not allowed: the filter is one expression, not part of a query string")
+            format!(
+                "'{c}' is not allowed: the filter is one expression, not part of a query string"
+            )
         }
         c if c.is_whitespace() => {
             format!("{c:?} is not allowed: only plain spaces separate tokens")

@@ -60,15 +60,19 @@ fn accepts_every_form_of_the_subset() {
 
 #[test]
 fn nesting_and_clause_limits_are_exact() {
-    let nested =
-        |n: usize| format!("{}status eq 'a'{}", "(".repeat(n), ")".repeat(n));
+    let nested = |n: usize| format!("{}status eq 'a'{}", "(".repeat(n), ")".repeat(n));
     assert_eq!(validate(&nested(MAX_DEPTH)), Ok(()));
     assert_refused(&nested(MAX_DEPTH + 1), MAX_DEPTH, "nested deeper than 16");
     let nots = |n: usize| format!("{}status eq 'a'", "not ".repeat(n));
     assert_eq!(validate(&nots(MAX_DEPTH)), Ok(()));
     assert_refused(&nots(MAX_DEPTH + 1), 4 * MAX_DEPTH, "nested deeper");
     // Mixed: parentheses and `not` count together.
-    let mixed = format!("{}{}status eq 'a'{}", "not ".repeat(8), "(".repeat(9), ")".repeat(9));
+    let mixed = format!(
+        "{}{}status eq 'a'{}",
+        "not ".repeat(8),
+        "(".repeat(9),
+        ")".repeat(9)
+    );
     assert_refused(&mixed, 32 + 8, "nested deeper");
     // Far deeper than the stack could take if nesting were not bounded.
     assert_refused(&"(".repeat(100_000), MAX_DEPTH, "nested deeper");
@@ -84,13 +88,33 @@ fn nesting_and_clause_limits_are_exact() {
 #[test]
 fn functions_lambdas_paths_and_options_are_refused_where_they_are() {
     for (filter, offset, why) in [
-        ("startswith(displayName,'x')", 0, "'startswith(' calls a function"),
-        ("status eq 'a' and contains(displayName,'x')", 18, "functions are not supported"),
-        ("isof('microsoft.graph.appVulnerabilityTask')", 0, "functions are not supported"),
-        ("intendedSettings/any(s: s/name eq 'x')", 16, "lambdas (any/all)"),
+        (
+            "startswith(displayName,'x')",
+            0,
+            "'startswith(' calls a function",
+        ),
+        (
+            "status eq 'a' and contains(displayName,'x')",
+            18,
+            "functions are not supported",
+        ),
+        (
+            "isof('microsoft.graph.appVulnerabilityTask')",
+            0,
+            "functions are not supported",
+        ),
+        (
+            "intendedSettings/any(s: s/name eq 'x')",
+            16,
+            "lambdas (any/all)",
+        ),
         ("intendedSettings eq 'x'", 0, "is a collection; lambdas"),
         ("status/x eq 'a'", 6, "navigation paths"),
-        ("microsoft.graph.securityConfigurationTask/status eq 'a'", 0, "qualified names"),
+        (
+            "microsoft.graph.securityConfigurationTask/status eq 'a'",
+            0,
+            "qualified names",
+        ),
         ("status eq 'a'&$select=id", 13, "'&' is not allowed"),
         ("$select=id", 0, "'$' is not allowed"),
         ("status eq @p1", 10, "parameter aliases"),
@@ -98,10 +122,22 @@ fn functions_lambdas_paths_and_options_are_refused_where_they_are() {
         ("status eq 'a'#frag", 13, "'#' is not allowed"),
         ("status eq 'a'; drop", 13, "';' is not allowed"),
         ("status eq \"a\"", 10, "single quotes"),
-        ("status eq 'a' has 'b'", 14, "expected 'and', 'or' or the end"),
+        (
+            "status eq 'a' has 'b'",
+            14,
+            "expected 'and', 'or' or the end",
+        ),
         ("status has 'a'", 7, "the operator 'has' is not supported"),
-        ("status in ('a','b')", 7, "the operator 'in' is not supported"),
-        ("managedDeviceCount add 1 eq 2", 19, "the operator 'add' is not supported"),
+        (
+            "status in ('a','b')",
+            7,
+            "the operator 'in' is not supported",
+        ),
+        (
+            "managedDeviceCount add 1 eq 2",
+            19,
+            "the operator 'add' is not supported",
+        ),
         ("status any 'a'", 7, "lambdas"),
         ("status\teq 'a'", 6, "only plain spaces"),
         ("status eq 'a' ＆ x", 14, "unexpected character '＆'"),
@@ -126,7 +162,11 @@ fn unknown_properties_are_named_with_what_can_be_filtered() {
     // Another task type's property is not this entity's.
     assert_refused("appName eq 'x'", 0, "unknown property 'appName'");
     assert_refused("@odata.type eq 'x'", 0, "'@' is not allowed");
-    assert_refused("odata.type eq 'x'", 0, "neither a property name nor a literal");
+    assert_refused(
+        "odata.type eq 'x'",
+        0,
+        "neither a property name nor a literal",
+    );
 }
 
 #[test]
@@ -140,7 +180,11 @@ fn unbalanced_quotes_and_parentheses_are_located() {
     assert_refused("(status eq 'a'))", 15, "unbalanced ')'");
     assert_refused(")", 0, "unexpected ')'");
     assert_refused("()", 1, "unexpected ')'");
-    assert_refused("(status eq 'a' status eq 'b')", 15, "expected 'and', 'or' or ')'");
+    assert_refused(
+        "(status eq 'a' status eq 'b')",
+        15,
+        "expected 'and', 'or' or ')'",
+    );
 }
 
 #[test]
@@ -165,28 +209,64 @@ fn incomplete_and_misplaced_parts_are_located() {
 #[test]
 fn literals_must_be_valid_and_fit_the_property() {
     for (filter, offset, why) in [
-        ("managedDeviceCount eq '2'", 22, "is Edm.Int32 and cannot be compared with string"),
+        (
+            "managedDeviceCount eq '2'",
+            22,
+            "is Edm.Int32 and cannot be compared with string",
+        ),
         ("managedDeviceCount eq 2.5", 22, "Edm.Int32"),
         ("managedDeviceCount eq 1e3", 22, "Edm.Int32"),
         ("managedDeviceCount eq 2147483648", 22, "Edm.Int32"),
-        ("managedDeviceCount eq 99999999999999999999", 22, "Edm.Int32"),
+        (
+            "managedDeviceCount eq 99999999999999999999",
+            22,
+            "Edm.Int32",
+        ),
         ("managedDeviceCount eq true", 22, "Edm.Int32"),
         ("displayName eq 2", 15, "is Edm.String"),
         ("displayName eq true", 15, "is Edm.String"),
-        ("displayName eq 5d630f12-0f12-5d63-120f-635d120f635d", 15, "GUID"),
+        (
+            "displayName eq 5d630f12-0f12-5d63-120f-635d120f635d",
+            15,
+            "GUID",
+        ),
         ("status eq 1", 10, "is deviceAppManagementTaskStatus"),
-        ("dueDateTime eq '2017-01-01T08:02:18Z'", 15, "is Edm.DateTimeOffset"),
+        (
+            "dueDateTime eq '2017-01-01T08:02:18Z'",
+            15,
+            "is Edm.DateTimeOffset",
+        ),
         ("dueDateTime eq 2017-01-01", 15, "not a valid literal"),
-        ("dueDateTime eq 2017-01-01T08:02:18", 15, "not a valid literal"),
-        ("dueDateTime eq 2017-13-01T08:02:18Z", 15, "not a valid literal"),
+        (
+            "dueDateTime eq 2017-01-01T08:02:18",
+            15,
+            "not a valid literal",
+        ),
+        (
+            "dueDateTime eq 2017-13-01T08:02:18Z",
+            15,
+            "not a valid literal",
+        ),
         ("managedDeviceCount eq 1e999", 22, "not a valid literal"),
         ("managedDeviceCount eq --1", 22, "not a valid literal"),
         ("managedDeviceCount eq 1.", 22, "not a valid literal"),
         ("managedDeviceCount eq 0x10", 22, "not a valid literal"),
         ("managedDeviceCount eq -", 22, "not a valid literal"),
-        ("id eq 5d630f12-0f12-5d63-120f-635d120f635", 6, "not a valid literal"),
-        ("id eq dd630f12-0f12-5d63-120f-635d120f635", 6, "a GUID is 8-4-4-4-12 hex digits"),
-        ("id eq dd630f12-0f12-5d63-120f-635d120f635dx", 6, "neither a property name nor a literal"),
+        (
+            "id eq 5d630f12-0f12-5d63-120f-635d120f635",
+            6,
+            "not a valid literal",
+        ),
+        (
+            "id eq dd630f12-0f12-5d63-120f-635d120f635",
+            6,
+            "a GUID is 8-4-4-4-12 hex digits",
+        ),
+        (
+            "id eq dd630f12-0f12-5d63-120f-635d120f635dx",
+            6,
+            "neither a property name nor a literal",
+        ),
     ] {
         assert_refused(filter, offset, why);
     }
