@@ -11,6 +11,12 @@ use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod limits;
+
+pub use limits::{
+    serve, HEADER_READ_TIMEOUT, MAX_BODY_BYTES, MAX_CONNECTIONS, MAX_HEAD_BYTES, REQUEST_TIMEOUT,
+};
+
 /// Whether the gateway should receive traffic: serving (started, not
 /// draining) and holding a usable Graph access token. Liveness (`/healthz`)
 /// never depends on it.

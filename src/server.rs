@@ -170,11 +170,7 @@ impl Gateway {
             }
         };
         let admin_app = admin::router(metrics.clone(), ready.clone());
-        let admin = tokio::spawn(async move {
-            axum::serve(admin_listener, admin_app)
-                .with_graceful_shutdown(admin_stop)
-                .await
-        });
+        let admin = tokio::spawn(admin::serve(admin_listener, admin_app, admin_stop));
         tokio::spawn(watch_readiness(
             ready.clone(),
             serving,

@@ -27,6 +27,9 @@ pub struct RecordedRequest {
     pub path_and_query: String,
     pub client_request_id: Option<String>,
     pub authorization: Option<String>,
+    /// Every header as received, in order, names lower case (values not
+    /// UTF-8 are replaced): what proves which headers a client sent.
+    pub headers: Vec<(String, String)>,
     /// The body after any `Content-Encoding: gzip` is undone: `None` when
     /// empty, the parsed value when it is JSON, otherwise a JSON string
     /// holding the text (invalid UTF-8 replaced by U+FFFD).

@@ -160,6 +160,16 @@ fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
             .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
         client_request_id: header(CLIENT_REQUEST_ID),
         authorization: header(AUTHORIZATION),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
         body: payload.and_then(Payload::recorded),
     }
 }

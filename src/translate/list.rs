@@ -5,6 +5,9 @@
 //! never its scheme, host or path: the gateway always sends it to its own
 //! configured collection URL, so a token cannot point the gateway elsewhere.
 //! It is bound to the filter it was issued for.
+//!
+//! A filter is checked against the subset Graph evaluates (`filter.rs`) and
+//! then forwarded byte for byte, percent-encoded as one query value.
 
 use super::error::InvalidRequest;
 use crate::proto::v1::ListSecurityConfigurationTasksRequest;
@@ -29,10 +32,14 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 #[derive(Serialize, Deserialize)]
 struct Token {
-    /// The query of Graph's nextLink.
+    /// The query of Graph's nextLink, without its `$filter`.
     q: String,
     /// FNV-1a of the filter the token was issued for.
     f: u64,
+    /// Whether the nextLink carried the filter: the next page then carries
+    /// the caller's filter again, as the gateway sent it first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    r: bool,
 }
 
 fn fingerprint(filter: &str) -> u64 {
@@ -52,6 +59,10 @@ pub fn list_query(req: &ListSecurityConfigurationTasksRequest) -> Result<String,
     }
     if req.filter.chars().any(char::is_control) {
         errors.push("filter", "holds control characters");
+    } else if !req.filter.is_empty() && req.filter.len() <= MAX_FILTER_BYTES {
+        if let Err(e) = super::filter::validate(&req.filter) {
+            errors.push("filter", e.to_string());
+        }
     }
     if !req.page_token.is_empty() {
         match decode_token(&req.page_token, &req.filter) {
@@ -67,11 +78,16 @@ pub fn list_query(req: &ListSecurityConfigurationTasksRequest) -> Result<String,
         n => n.clamp(1, MAX_PAGE_SIZE),
     };
     let mut query = format!("$top={size}");
-    if !req.filter.is_empty() {
-        query.push_str("&$filter=");
-        query.extend(utf8_percent_encode(&req.filter, QUERY_VALUE));
-    }
+    push_filter(&mut query, &req.filter);
     errors.or_ok(query)
+}
+
+/// Appends `&$filter=` and the filter, percent-encoded as one value.
+fn push_filter(query: &mut String, filter: &str) {
+    if !filter.is_empty() {
+        query.push_str("&$filter=");
+        query.extend(utf8_percent_encode(filter, QUERY_VALUE));
+    }
 }
 
 /// The page token for Graph's nextLink, bound to `filter`; `None` when the
@@ -79,12 +95,22 @@ pub fn list_query(req: &ListSecurityConfigurationTasksRequest) -> Result<String,
 pub fn next_page_token(next_link: &str, filter: &str) -> Option<String> {
     let (_, query) = next_link.split_once('?')?;
     let query = query.split('#').next().unwrap_or(query);
-    if query.is_empty() {
+    let mut carried_filter = false;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let is_filter = pair.starts_with("$filter=");
+            carried_filter |= is_filter;
+            !is_filter && !pair.is_empty()
+        })
+        .collect();
+    if rest.is_empty() {
         return None;
     }
     let token = Token {
-        q: query.to_owned(),
+        q: rest.join("&"),
         f: fingerprint(filter),
+        r: carried_filter,
     };
     serde_json::to_vec(&token)
         .ok()
@@ -109,7 +135,50 @@ fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
     if token.q.is_empty() || !token.q.chars().all(is_query_char) {
         return Err("not a page token of this service");
     }
-    Ok(token.q)
+    check_continuation(&token.q)?;
+    let mut query = token.q;
+    if token.r {
+        push_filter(&mut query, filter);
+    }
+    Ok(query)
+}
+
+/// The query options a continuation may carry: Graph's paging options.
+const CONTINUATION_OPTIONS: [&str; 3] = ["$top", "$skip", "$skiptoken"];
+
+/// Checks that a token's query only continues the listing: each of
+/// [`CONTINUATION_OPTIONS`] at most once, with a value of its kind. A token
+/// is not signed (any replica must read any other's), so a forged one must
+/// not be able to add `$select`, `$expand`, another `$filter` or any other
+/// option to what the gateway sends; the filter sent is always the
+/// caller's, checked.
+fn check_continuation(query: &str) -> Result<(), &'static str> {
+    let mut seen = [false; CONTINUATION_OPTIONS.len()];
+    for pair in query.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(index) = CONTINUATION_OPTIONS.iter().position(|o| *o == name) else {
+            return Err("carries a query option other than $top, $skip and $skiptoken");
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return Err("repeats a query option");
+        }
+        let digits =
+            !value.is_empty() && value.len() <= 9 && value.bytes().all(|b| b.is_ascii_digit());
+        let ok = match name {
+            "$top" => {
+                digits
+                    && value
+                        .parse::<i32>()
+                        .is_ok_and(|n| (1..=MAX_PAGE_SIZE).contains(&n))
+            }
+            "$skip" => digits,
+            _ => !value.is_empty(),
+        };
+        if !ok {
+            return Err("carries a query option whose value no page of this collection has");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -141,8 +210,36 @@ mod tests {
 
     #[test]
     fn filter_cannot_add_query_parameters() {
-        let q = list_query(&req(1, "", "x&$select=id#y")).expect("valid");
-        assert_eq!(q, "$top=1&$filter=x%26%24select%3Did%23y");
+        let e = list_query(&req(1, "", "x&$select=id#y")).expect_err("refused");
+        assert_eq!(e.violations[0].field, "filter");
+        assert!(e.violations[0].description.starts_with("at byte 1: '&'"));
+        // Inside a string literal the same characters are data, encoded.
+        let q = list_query(&req(1, "", "displayName eq 'x&$select=id#y'")).expect("valid");
+        assert_eq!(
+            q,
+            "$top=1&$filter=displayName%20eq%20%27x%26%24select%3Did%23y%27"
+        );
+    }
+
+    #[test]
+    fn valid_filters_are_forwarded_byte_for_byte() {
+        let filter = "(status eq 'It''s ✓' or not managedDeviceCount ge -2) and dueDateTime lt 2017-01-01T00:02:18.1994089-08:00";
+        let q = list_query(&req(1, "", filter)).expect("valid");
+        let encoded = q.strip_prefix("$top=1&$filter=").expect("filter last");
+        let decoded = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .expect("utf-8");
+        assert_eq!(decoded, filter);
+    }
+
+    #[test]
+    fn an_invalid_filter_is_refused_even_with_a_page_token() {
+        let filter = "status eq 'a' or";
+        let token = next_page_token("https://g/x?$skiptoken=1", filter).expect("token");
+        let e = list_query(&req(0, &token, filter)).expect_err("bad filter");
+        assert_eq!(e.violations.len(), 1);
+        assert_eq!(e.violations[0].field, "filter");
+        assert!(e.violations[0].description.contains("at byte 16"));
     }
 
     #[test]
@@ -158,9 +255,9 @@ mod tests {
     #[test]
     fn token_round_trip_keeps_only_the_query() {
         let link = "https://evil.example/other/path?$top=2&$skiptoken=abc#frag";
-        let token = next_page_token(link, "f").expect("token");
+        let token = next_page_token(link, "status eq 'a'").expect("token");
         assert_eq!(
-            list_query(&req(0, &token, "f")).as_deref(),
+            list_query(&req(0, &token, "status eq 'a'")).as_deref(),
             Ok("$top=2&$skiptoken=abc")
         );
     }
@@ -180,6 +277,74 @@ mod tests {
                 URL_SAFE_NO_PAD.encode(format!("{{\"q\":\"{q}\",\"f\":{}}}", fingerprint("")));
             assert!(list_query(&req(0, &forged, "")).is_err(), "{q}");
         }
+    }
+
+    fn forged(q: &str, filter: &str) -> String {
+        let token = Token {
+            q: q.to_owned(),
+            f: fingerprint(filter),
+            r: false,
+        };
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&token).expect("json"))
+    }
+
+    #[test]
+    fn a_token_only_continues_the_listing() {
+        let filter = "status eq 'a'";
+        for q in [
+            "$top=2&$skiptoken=abc",
+            "$skiptoken=abc",
+            "$top=999&$skip=20",
+        ] {
+            assert_eq!(
+                list_query(&req(0, &forged(q, filter), filter)).as_deref(),
+                Ok(q),
+                "{q}"
+            );
+        }
+        for (q, why) in [
+            ("$top=1&$select=id", "other than $top"),
+            ("$expand=x", "other than $top"),
+            ("$top=1&api-version=2", "other than $top"),
+            ("$top=2&$filter=status%20eq%20%27b%27", "other than $top"),
+            ("$top=1&$top=2", "repeats"),
+            ("$skiptoken=a&&$top=1", "other than $top"),
+            ("$top=1000", "whose value"),
+            ("$top=0", "whose value"),
+            ("$top=-1", "whose value"),
+            ("$top=1e3", "whose value"),
+            ("$skip=x", "whose value"),
+            ("$skiptoken=", "whose value"),
+            ("$skiptoken", "whose value"),
+            ("%24top=1", "other than $top"),
+            ("$TOP=1", "other than $top"),
+        ] {
+            let e = list_query(&req(0, &forged(q, filter), filter)).expect_err(q);
+            assert_eq!(e.violations[0].field, "page_token", "{q}");
+            assert!(e.violations[0].description.contains(why), "{q}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_carried_filter_is_sent_again_as_the_gateway_sent_it() {
+        let filter = "displayName eq 'a+b' and dueDateTime lt 2017-01-01T00:00:00+01:00";
+        let first = list_query(&req(2, "", filter)).expect("valid");
+        let sent = first.strip_prefix("$top=2").expect("top first");
+        // Graph may write the filter its own way in the nextLink.
+        let link = "https://g/x?$top=2&$filter=displayName+eq+'a+b'+and+x&$skiptoken=s1";
+        let token = next_page_token(link, filter).expect("token");
+        assert_eq!(
+            list_query(&req(0, &token, filter)).as_deref(),
+            Ok(format!("$top=2&$skiptoken=s1{sent}").as_str())
+        );
+        // A link without the filter is continued without it.
+        let token = next_page_token("https://g/x?$skiptoken=s2", filter).expect("token");
+        assert_eq!(
+            list_query(&req(0, &token, filter)).as_deref(),
+            Ok("$skiptoken=s2")
+        );
+        // A link with nothing but the filter does not continue.
+        assert_eq!(next_page_token("https://g/x?$filter=x", filter), None);
     }
 
     #[test]

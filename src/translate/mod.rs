@@ -4,6 +4,7 @@
 pub mod enums;
 mod error;
 pub mod fields;
+pub mod filter;
 pub mod ids;
 pub mod list;
 pub mod read;

@@ -1,8 +1,8 @@
 //! The real binary as a child process, for tests of the command line.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_graph-grpc-gateway");
@@ -11,6 +11,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_graph-grpc-gateway");
 pub struct Running {
     pub child: Child,
     pub lines: mpsc::Receiver<String>,
+    /// Every line the process wrote to the captured streams, in order,
+    /// whether or not it was taken from `lines`.
+    pub transcript: Arc<Mutex<Vec<String>>>,
 }
 
 impl Running {
@@ -22,8 +25,22 @@ impl Running {
     /// Starts the binary with `args`, a clean Azure and proxy environment,
     /// then `env`.
     pub fn spawn_with_env(args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::start(args, env, false)
+    }
+
+    /// As [`Running::spawn_with_env`], capturing stdout as well as stderr.
+    pub fn spawn_capturing_stdout(args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::start(args, env, true)
+    }
+
+    fn start(args: &[&str], env: &[(&str, String)], with_stdout: bool) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
+        let stdout = if with_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        cmd.args(args).stdout(stdout).stderr(Stdio::piped());
         for var in [
             "AZURE_TENANT_ID",
             "AZURE_CLIENT_ID",
@@ -55,16 +72,40 @@ impl Running {
         }
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("binary starts");
-        let stderr = child.stderr.take().expect("piped");
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+        let transcript = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped");
+        forward(stderr, tx.clone(), transcript.clone());
+        if let Some(stdout) = child.stdout.take() {
+            forward(stdout, tx, transcript.clone());
+        }
+        Self {
+            child,
+            lines,
+            transcript,
+        }
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL if it has not exited within
+    /// `limit`) and returns everything it wrote.
+    pub fn finish(mut self, limit: Duration) -> String {
+        // It may have exited already; then there is nothing to signal.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        while self.child.try_wait().ok().flatten().is_none() {
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                break;
             }
-        });
-        Self { child, lines }
+            // Drains the channel while waiting, so the readers never block.
+            let _ = self.lines.recv_timeout(Duration::from_millis(20));
+        }
+        let _ = self.child.wait();
+        // The readers end at the pipes' end of file: wait for them to flush.
+        while self.lines.recv_timeout(limit).is_ok() {}
+        self.transcript.lock().expect("lock").join("\n")
     }
 
     /// Waits for a log line containing `needle` (the process's own signal
@@ -96,4 +137,24 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends each line of `stream` to `tx` and appends it to `transcript`; bytes
+/// that are not UTF-8 are kept, replaced, rather than ending the capture.
+fn forward(
+    stream: impl Read + Send + 'static,
+    tx: mpsc::Sender<String>,
+    transcript: Arc<Mutex<Vec<String>>>,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+            line.clear();
+            transcript.lock().expect("lock").push(text.clone());
+            // The receiver may be gone; the transcript still keeps the line.
+            let _ = tx.send(text);
+        }
+    });
 }

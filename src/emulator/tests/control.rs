@@ -129,9 +129,13 @@ async fn request_log_records_what_the_gateway_sent() {
             ),
             client_request_id: Some("c-1".into()),
             authorization: Some("Bearer token-1".into()),
+            headers: log[0].headers.clone(),
             body: Some(json!({"displayName": "logged"})),
         }
     );
+    assert!(log[0]
+        .headers
+        .contains(&("client-request-id".into(), "c-1".into())));
     assert_eq!(log[1].body, Some(Value::String("not json".into())));
     assert_eq!(
         log[2].path_and_query,

@@ -11,6 +11,9 @@ mod credential;
 mod error;
 mod request;
 
+#[cfg(test)]
+mod redaction;
+
 pub use cache::{Clock, SystemClock, TokenCache, TokenHealth};
 pub use cloud::Cloud;
 pub use credential::{Credential, CredentialKind};
