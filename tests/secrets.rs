@@ -134,6 +134,8 @@ fn configuration_types_redact_their_secrets() {
         TENANT,
         "--client-id",
         CLIENT,
+        "--plaintext",
+        "--allow-unauthenticated",
     ])
     .expect("parses");
     let CliCommand::Serve(mut args) = cli.command else {
@@ -291,6 +293,8 @@ async fn start(em: &RunningEmulator, setup: &Setup) -> (Running, common::Client)
         &authority,
         "--graph-max-retries",
         "0",
+        "--plaintext",
+        "--allow-unauthenticated",
         "--log-format",
         "json",
         "--log",
