@@ -36,6 +36,8 @@ fn serve_without_credentials_exits_naming_what_is_missing() {
         "AZURE_CLIENT_CERTIFICATE_PATH",
         "AZURE_FEDERATED_TOKEN_FILE",
         "--emulator",
+        "GATEWAY_PLAINTEXT=true",
+        "GATEWAY_ALLOW_UNAUTHENTICATED=true",
     ] {
         assert!(stderr.contains(name), "{name} not named in: {stderr}");
     }
@@ -105,6 +107,9 @@ fn sigterm_drains_and_exits_zero() {
         "--admin-addr",
         "127.0.0.1:0",
     ]);
+    // The demo's open door and plaintext port are said out loud, in order.
+    gw.wait_for_line("no caller policy", Duration::from_secs(30));
+    gw.wait_for_line("gRPC port serves plaintext", Duration::from_secs(30));
     gw.wait_for_line("graph-grpc-gateway serving", Duration::from_secs(30));
     gw.terminate();
     gw.wait_for_line("drained", Duration::from_secs(30));
