@@ -211,8 +211,108 @@ fn server_config(
     };
     let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(format!("certificate and key do not make a pair: {e}")))?;
+        .map_err(|e| TlsError::Pem {
+            path: settings.key_file.display().to_string(),
+            what: format!(
+                "not a usable key for {} ({e})",
+                settings.cert_file.display()
+            ),
+        })?;
     // gRPC is HTTP/2 only.
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Files(PathBuf);
+
+    impl Files {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("gw-tls-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&dir).expect("dir");
+            Self(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, text).expect("write");
+            path
+        }
+    }
+
+    impl Drop for Files {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn settings(files: &Files, cert: &str, key: &str) -> TlsSettings {
+        TlsSettings {
+            cert_file: files.write("tls.crt", cert),
+            key_file: files.write("tls.key", key),
+            client_ca_file: None,
+            client_auth: ClientAuth::Required,
+            reload_interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn reload_swaps_only_for_a_changed_valid_pair() {
+        let files = Files::new();
+        let (cert, key) = pair();
+        let tls = TlsReloader::load(settings(&files, &cert, &key)).expect("loads");
+        let first = tls.config();
+        assert_eq!(first.alpn_protocols, vec![b"h2".to_vec()]);
+        assert_eq!(tls.reload().expect("same files"), Reload::Unchanged);
+        assert!(Arc::ptr_eq(&first, &tls.config()));
+
+        let (cert2, key2) = pair();
+        files.write("tls.key", &key2);
+        files.write("tls.crt", &cert2);
+        assert_eq!(tls.reload().expect("new pair"), Reload::Replaced);
+        assert!(!Arc::ptr_eq(&first, &tls.config()));
+
+        // A certificate that does not match the key is refused; the
+        // previous configuration stays.
+        let current = tls.config();
+        files.write("tls.crt", &cert);
+        assert!(matches!(tls.reload(), Err(TlsError::Pem { .. })));
+        assert!(Arc::ptr_eq(&current, &tls.config()));
+    }
+
+    #[test]
+    fn errors_name_the_file_never_its_contents() {
+        let files = Files::new();
+        let (cert, _) = pair();
+        let marker = "c2VjcmV0LWtleS1ieXRlcw";
+        let bad_key = format!("-----BEGIN PRIVATE KEY-----\n{marker}\n-----END PRIVATE KEY-----\n");
+        let e = TlsReloader::load(settings(&files, &cert, &bad_key))
+            .err()
+            .expect("bad key refused");
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("tls.key"), "{text}");
+        assert!(!text.contains(marker), "{text}");
+
+        let e = TlsReloader::load(settings(&files, "no certificate here", &bad_key))
+            .err()
+            .expect("no certificate");
+        assert!(e.to_string().contains("holds no CERTIFICATE"), "{e}");
+
+        let mut missing = settings(&files, &cert, &bad_key);
+        missing.cert_file = files.0.join("absent.crt");
+        let e = TlsReloader::load(missing).err().expect("missing file");
+        assert!(e.to_string().contains("absent.crt"), "{e}");
+    }
 }
