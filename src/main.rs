@@ -25,7 +25,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
-            telemetry::init(&args.log);
+            let _logs = telemetry::init(&args.log);
             let config = match Config::from_args(*args) {
                 Ok(c) => c,
                 Err(e) => {
@@ -43,7 +43,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Emulator(args) => {
-            telemetry::init(&args.log);
+            let _logs = telemetry::init(&args.log);
             match run_emulator(&args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

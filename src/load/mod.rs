@@ -67,6 +67,10 @@ pub struct LoadArgs {
     /// default: the gateway's own default, one per CPU).
     #[arg(long)]
     pub gateway_threads: Option<std::num::NonZeroUsize>,
+    /// Turn the gateway's audit records off (`audit=off`), to measure what
+    /// writing one record per update costs.
+    #[arg(long)]
+    pub no_audit: bool,
     /// Skip the direct-HTTP baseline.
     #[arg(long)]
     pub skip_direct: bool,
@@ -132,6 +136,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(n) = args.gateway_threads {
         env.push(("GATEWAY_WORKER_THREADS", n.to_string()));
     }
+    let log = if args.no_audit {
+        "warn,graph_grpc_gateway::server=info,audit=off"
+    } else {
+        "warn,graph_grpc_gateway::server=info"
+    };
     let gateway = Proc::spawn(
         &bin,
         &[
@@ -141,7 +150,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "--admin-addr",
             "127.0.0.1:0",
             "--log",
-            "warn,graph_grpc_gateway::server=info",
+            log,
         ],
         &env,
     )?;
