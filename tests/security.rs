@@ -620,3 +620,109 @@ async fn oversized_messages_and_metadata_are_refused_before_graph() {
     assert_eq!(emulator(&gw).requests().len(), before, "reached Graph");
     gw.shutdown().await.expect("stops");
 }
+
+/// grpcurl (Go's gRPC and TLS stack) against the TLS port: mutual TLS for
+/// reflection and the call, and a bearer token in `-H`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_calls_over_mutual_tls_with_a_bearer_token() {
+    let found = std::process::Command::new("grpcurl")
+        .arg("--version")
+        .output()
+        .is_ok();
+    assert!(
+        found,
+        "grpcurl is not on PATH: run the tests with scripts/test.sh, or `source scripts/tools.sh` first"
+    );
+    let issuer = Issuer::start().await;
+    let dir = Dir::new();
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let policy = format!(
+        "{}\n[public]\nhealth = true\nreflection = false\n\n[[callers]]\nname = \"operator\"\nidentities = [\"cn:operator\"]\nrpcs = [\"GetSecurityConfigurationTask\"]\n\n[[callers]]\nname = \"writer\"\nidentities = [\"jwt:writer-app\"]\nrpcs = [\"*\"]\n",
+        issuer.policy_section()
+    );
+    let gw = gateway(inbound(
+        tls(
+            &dir,
+            &server_ca.server(),
+            Some(&client_ca),
+            ClientAuth::Required,
+        ),
+        Some(&policy),
+    ))
+    .await;
+    let operator = client_ca.client("operator", None, None);
+    let ca_file = dir.write("server-ca.pem", &server_ca.pem());
+    let cert_file = dir.write("operator.crt", &operator.cert_pem);
+    let key_file = dir.write("operator.key", &operator.key_pem);
+    let addr = gw.grpc_addr.to_string();
+    let tls_args: Vec<String> = vec![
+        "-cacert".into(),
+        ca_file.display().to_string(),
+        "-cert".into(),
+        cert_file.display().to_string(),
+        "-key".into(),
+        key_file.display().to_string(),
+    ];
+    let grpcurl = move |extra: Vec<String>| {
+        let mut cmd = std::process::Command::new("grpcurl");
+        cmd.args(&tls_args).args(extra);
+        cmd.output().expect("grpcurl runs")
+    };
+    let get = format!("{{\"id\": \"{}\"}}", seed::EXAMPLE_TASK_ID);
+    let method = "graphgateway.v1.SecurityConfigurationTaskService/GetSecurityConfigurationTask";
+    let update = "graphgateway.v1.SecurityConfigurationTaskService/UpdateSecurityConfigurationTask";
+    let body = format!(
+        "{{\"security_configuration_task\": {{\"id\": \"{}\", \"display_name\": \"via grpcurl\"}}, \"update_mask\": {{\"paths\": [\"display_name\"]}}}}",
+        seed::EXAMPLE_TASK_ID
+    );
+    let token = issuer.token("writer-app");
+    let (read, write_as_operator, write_with_token) = {
+        let (addr, get, body, token) = (addr.clone(), get.clone(), body.clone(), token.clone());
+        tokio::task::spawn_blocking(move || {
+            let read = grpcurl(vec!["-d".into(), get, addr.clone(), method.into()]);
+            let as_operator = grpcurl(vec!["-d".into(), body.clone(), addr.clone(), update.into()]);
+            let with_token = grpcurl(vec![
+                "-H".into(),
+                format!("authorization: Bearer {token}"),
+                "-d".into(),
+                body,
+                addr,
+                update.into(),
+            ]);
+            (read, as_operator, with_token)
+        })
+        .await
+        .expect("grpcurl ran")
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(read.status.success(), "{}", text(&read));
+    assert!(
+        text(&read).contains(seed::EXAMPLE_TASK_ID),
+        "{}",
+        text(&read)
+    );
+    assert!(!write_as_operator.status.success());
+    assert!(
+        text(&write_as_operator).contains("PermissionDenied"),
+        "{}",
+        text(&write_as_operator)
+    );
+    assert!(
+        write_with_token.status.success(),
+        "{}",
+        text(&write_with_token)
+    );
+    assert!(text(&write_with_token).contains("via grpcurl"));
+    assert_eq!(
+        emulator(&gw).task(seed::EXAMPLE_TASK_ID).expect("task")["displayName"],
+        json!("via grpcurl")
+    );
+    gw.shutdown().await.expect("stops");
+}
