@@ -114,7 +114,12 @@ impl CallFacts {
     pub fn of<B>(req: &Request<B>) -> Self {
         Self {
             route: route(req.uri().path()),
-            authorization: req.headers().get(http::header::AUTHORIZATION).cloned(),
+            // Marked sensitive: a Debug of it prints `Sensitive`, never the token.
+            authorization: req.headers().get(http::header::AUTHORIZATION).map(|v| {
+                let mut v = v.clone();
+                v.set_sensitive(true);
+                v
+            }),
             peer: req.extensions().get::<PeerInfo>().cloned(),
         }
     }
