@@ -168,6 +168,46 @@ async fn update_with_star_sends_every_writable_field() {
     );
 }
 
+/// Problems enough to fill the response headers many times over (a
+/// megabyte-long mask path, thousands of paths, a thousand bad settings)
+/// still reach the caller as INVALID_ARGUMENT with BadRequest details, not
+/// as a transport error.
+#[tokio::test]
+async fn huge_invalid_updates_are_still_invalid_argument() {
+    let mut h = Harness::start().await;
+    let long_path = "x".repeat(1 << 20);
+    let wide_path = "é".repeat(8000);
+    let many_paths: Vec<String> = (0..20_000).map(|i| format!("p{i}")).collect();
+    let many: Vec<&str> = many_paths.iter().map(String::as_str).collect();
+    let mut bad_settings = task(seed::EXAMPLE_TASK_ID);
+    bad_settings.intended_settings = vec![
+        KeyValuePair {
+            name: String::new(),
+            value: None,
+        };
+        1000
+    ];
+    let cases = [
+        update(task(seed::EXAMPLE_TASK_ID), Some(&[long_path.as_str()])),
+        update(task(seed::EXAMPLE_TASK_ID), Some(&[wide_path.as_str()])),
+        update(task(seed::EXAMPLE_TASK_ID), Some(&many)),
+        update(bad_settings, None),
+    ];
+    for req in cases {
+        let status = h
+            .client
+            .update_security_configuration_task(req)
+            .await
+            .expect_err("invalid");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+        let bad = status.get_details_bad_request().expect("BadRequest");
+        let reported = bad.field_violations.len();
+        assert!((1..=graph_grpc_gateway::translate::MAX_VIOLATIONS).contains(&reported));
+        assert!(status.message().len() < 4096, "{}", status.message());
+    }
+    assert_eq!(h.emulator().received(), 0);
+}
+
 #[tokio::test]
 async fn invalid_updates_name_the_field_and_never_reach_graph() {
     let mut h = Harness::start().await;
@@ -453,6 +493,47 @@ async fn list_pages_through_only_security_tasks() {
         .collect();
     assert_eq!(whole_ids, seen);
     assert!(whole.next_page_token.is_empty());
+}
+
+/// Graph echoes the filter in its nextLink; with the longest filter, every
+/// character percent-encoded, the page token still carries it and paging
+/// goes on to the end.
+#[tokio::test]
+async fn list_pages_on_with_the_longest_filter() {
+    let mut h = Harness::start().await;
+    let name = "é".repeat(1000);
+    let mut want = Vec::new();
+    for _ in 0..3 {
+        let mut t = h
+            .emulator()
+            .task(seed::EXAMPLE_TASK_ID)
+            .expect("seeded task");
+        t["id"] = Value::Null;
+        t["displayName"] = json!(name);
+        want.push(h.emulator().insert(t));
+    }
+    let filter = format!("displayName eq '{name}'");
+    assert!(filter.len() <= 2048, "{} bytes", filter.len());
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    for _ in 0..10 {
+        let page = h
+            .client
+            .list_security_configuration_tasks(ListSecurityConfigurationTasksRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                filter: filter.clone(),
+            })
+            .await
+            .expect("every page OK")
+            .into_inner();
+        seen.extend(page.security_configuration_tasks.into_iter().map(|t| t.id));
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, want);
 }
 
 #[tokio::test]

@@ -125,11 +125,15 @@ impl TaskService {
                     request_id: resp.request_id.clone(),
                 })?;
             self.count_unknown(&page.unknown_enum_values);
-            let next_page_token = page
-                .next_link
-                .as_deref()
-                .and_then(|link| translate::next_page_token(link, &req.filter))
-                .unwrap_or_default();
+            let next_page_token = match page.next_link.as_deref() {
+                Some(link) => translate::next_page_token(link, &req.filter)
+                    .map_err(|error| CallError::Answer {
+                        error,
+                        request_id: resp.request_id.clone(),
+                    })?
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
             if page.tasks.is_empty() && !next_page_token.is_empty() && extra_pages < MAX_EXTRA_PAGES
             {
                 extra_pages += 1;

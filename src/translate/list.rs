@@ -4,16 +4,18 @@
 //! A page token carries only the query part of Graph's `@odata.nextLink`,
 //! never its scheme, host or path: the gateway always sends it to its own
 //! configured collection URL, so a token cannot point the gateway elsewhere.
-//! It is bound to the filter it was issued for.
+//! It is bound to the filter it was issued for, and every token the gateway
+//! issues it accepts again.
 //!
 //! A filter is checked against the subset Graph evaluates (`filter.rs`) and
 //! then forwarded byte for byte, percent-encoded as one query value.
 
-use super::error::InvalidRequest;
+use super::error::{quoted, InvalidRequest, ResponseError};
 use crate::proto::v1::ListSecurityConfigurationTasksRequest;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
+use url::Url;
 
 /// Page size when the caller leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: i32 = 100;
@@ -21,8 +23,10 @@ pub const DEFAULT_PAGE_SIZE: i32 = 100;
 pub const MAX_PAGE_SIZE: i32 = 999;
 /// The longest filter accepted, in bytes.
 pub const MAX_FILTER_BYTES: usize = 2048;
-/// The longest page token accepted, in bytes.
-const MAX_TOKEN_BYTES: usize = 4096;
+/// The longest page token issued or accepted, in bytes. A token carries
+/// Graph's paging options (its skip token is opaque and can run to
+/// kilobytes) as base64 of JSON, 4/3 of their size and more with escapes.
+pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
 
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -92,11 +96,25 @@ fn push_filter(query: &mut String, filter: &str) {
 
 /// The page token for Graph's nextLink, bound to `filter`; `None` when the
 /// link has no query to continue from.
-pub fn next_page_token(next_link: &str, filter: &str) -> Option<String> {
-    let (_, query) = next_link.split_once('?')?;
-    let query = query.split('#').next().unwrap_or(query);
+///
+/// The query kept is the one a client following the link would send: the
+/// link is parsed as a URL (a relative one against a placeholder base), so
+/// whatever is not a query character (spaces, quotes, non-ASCII) comes out
+/// percent-encoded, as it goes on the wire. A link that is not a URL, that
+/// does more than continue the listing, or that is too long for a token, is
+/// an answer the gateway cannot page through: an error now, never a token
+/// refused on the next call or a silently shortened listing.
+pub fn next_page_token(next_link: &str, filter: &str) -> Result<Option<String>, ResponseError> {
+    let unreadable = |why: String| ResponseError::Malformed(format!("@odata.nextLink {why}"));
+    let base = Url::parse("https://graph.invalid/").map_err(|e| unreadable(e.to_string()))?;
+    let link = Url::options()
+        .base_url(Some(&base))
+        .parse(next_link)
+        .map_err(|e| unreadable(format!("is not a URL: {e}")))?;
     let mut carried_filter = false;
-    let rest: Vec<&str> = query
+    let rest: Vec<&str> = link
+        .query()
+        .unwrap_or_default()
         .split('&')
         .filter(|pair| {
             let is_filter = pair.starts_with("$filter=");
@@ -105,16 +123,24 @@ pub fn next_page_token(next_link: &str, filter: &str) -> Option<String> {
         })
         .collect();
     if rest.is_empty() {
-        return None;
+        return Ok(None);
     }
+    let query = rest.join("&");
+    check_continuation(&query).map_err(|why| unreadable(format!("{why}: {}", quoted(&query))))?;
     let token = Token {
-        q: rest.join("&"),
+        q: query,
         f: fingerprint(filter),
         r: carried_filter,
     };
-    serde_json::to_vec(&token)
-        .ok()
-        .map(|json| URL_SAFE_NO_PAD.encode(json))
+    let json = serde_json::to_vec(&token).map_err(|e| unreadable(e.to_string()))?;
+    let token = URL_SAFE_NO_PAD.encode(json);
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(unreadable(format!(
+            "is too long to carry in a page token ({} bytes)",
+            next_link.len()
+        )));
+    }
+    Ok(Some(token))
 }
 
 fn decode_token(token: &str, filter: &str) -> Result<String, &'static str> {
@@ -235,7 +261,9 @@ mod tests {
     #[test]
     fn an_invalid_filter_is_refused_even_with_a_page_token() {
         let filter = "status eq 'a' or";
-        let token = next_page_token("https://g/x?$skiptoken=1", filter).expect("token");
+        let token = next_page_token("https://g/x?$skiptoken=1", filter)
+            .expect("a URL")
+            .expect("token");
         let e = list_query(&req(0, &token, filter)).expect_err("bad filter");
         assert_eq!(e.violations.len(), 1);
         assert_eq!(e.violations[0].field, "filter");
@@ -255,7 +283,9 @@ mod tests {
     #[test]
     fn token_round_trip_keeps_only_the_query() {
         let link = "https://evil.example/other/path?$top=2&$skiptoken=abc#frag";
-        let token = next_page_token(link, "status eq 'a'").expect("token");
+        let token = next_page_token(link, "status eq 'a'")
+            .expect("a URL")
+            .expect("token");
         assert_eq!(
             list_query(&req(0, &token, "status eq 'a'")).as_deref(),
             Ok("$top=2&$skiptoken=abc")
@@ -264,8 +294,9 @@ mod tests {
 
     #[test]
     fn token_is_bound_to_its_filter() {
-        let token =
-            next_page_token("https://g/x?$skiptoken=1", "status eq 'pending'").expect("token");
+        let token = next_page_token("https://g/x?$skiptoken=1", "status eq 'pending'")
+            .expect("a URL")
+            .expect("token");
         let e = list_query(&req(0, &token, "")).expect_err("other filter");
         assert!(e.violations[0].description.contains("another filter"));
     }
@@ -332,24 +363,77 @@ mod tests {
         let sent = first.strip_prefix("$top=2").expect("top first");
         // Graph may write the filter its own way in the nextLink.
         let link = "https://g/x?$top=2&$filter=displayName+eq+'a+b'+and+x&$skiptoken=s1";
-        let token = next_page_token(link, filter).expect("token");
+        let token = next_page_token(link, filter)
+            .expect("a URL")
+            .expect("token");
         assert_eq!(
             list_query(&req(0, &token, filter)).as_deref(),
             Ok(format!("$top=2&$skiptoken=s1{sent}").as_str())
         );
         // A link without the filter is continued without it.
-        let token = next_page_token("https://g/x?$skiptoken=s2", filter).expect("token");
+        let token = next_page_token("https://g/x?$skiptoken=s2", filter)
+            .expect("a URL")
+            .expect("token");
         assert_eq!(
             list_query(&req(0, &token, filter)).as_deref(),
             Ok("$skiptoken=s2")
         );
         // A link with nothing but the filter does not continue.
-        assert_eq!(next_page_token("https://g/x?$filter=x", filter), None);
+        assert_eq!(next_page_token("https://g/x?$filter=x", filter), Ok(None));
     }
 
     #[test]
     fn link_without_query_ends_paging() {
-        assert_eq!(next_page_token("https://g/x", ""), None);
-        assert_eq!(next_page_token("https://g/x?", ""), None);
+        assert_eq!(next_page_token("https://g/x", ""), Ok(None));
+        assert_eq!(next_page_token("https://g/x?", ""), Ok(None));
+        assert_eq!(next_page_token("https://g/x?#frag", ""), Ok(None));
+    }
+
+    /// A token keeps the query as it goes on the wire, so the gateway never
+    /// issues a token it would then refuse.
+    #[test]
+    fn link_query_is_kept_as_sent() {
+        let cases: [(&str, Option<&str>); 4] = [
+            ("https://g/x? ", None),
+            ("https://g/x?$skiptoken=a b", Some("$skiptoken=a%20b")),
+            (
+                "https://g/x?$skiptoken=\"é\"",
+                Some("$skiptoken=%22%C3%A9%22"),
+            ),
+            ("/beta/x?$skiptoken=1", Some("$skiptoken=1")),
+        ];
+        for (link, query) in cases {
+            let token = next_page_token(link, "").expect("a URL");
+            let next = token.map(|t| list_query(&req(0, &t, "")).expect("accepted"));
+            assert_eq!(next.as_deref(), query, "{link}");
+        }
+    }
+
+    /// A long skip token beside the longest filter, echoed: the token still
+    /// works, and the filter sent again is the caller's.
+    #[test]
+    fn long_links_page_on() {
+        let filter = format!("displayName eq '{}'", "é".repeat(1000));
+        let echoed: String = utf8_percent_encode(&filter, QUERY_VALUE).collect();
+        let link = format!(
+            "https://g/x?$top=999&$skiptoken={}&$filter={echoed}",
+            "s".repeat(4000)
+        );
+        let token = next_page_token(&link, &filter)
+            .expect("a URL")
+            .expect("token");
+        let query = list_query(&req(0, &token, &filter)).expect("own token accepted");
+        assert!(query.ends_with(&echoed));
+    }
+
+    #[test]
+    fn unusable_links_are_errors() {
+        assert!(next_page_token("https://[::1/x?$skiptoken=a", "").is_err());
+        for query in ["$select=id", "$top=1&$top=2", "$top=0", "\u{7f}"] {
+            let link = format!("https://g/x?{query}");
+            assert!(next_page_token(&link, "").is_err(), "{query}");
+        }
+        let huge = format!("https://g/x?$skiptoken={}", "b".repeat(MAX_TOKEN_BYTES));
+        assert!(next_page_token(&huge, "").is_err());
     }
 }

@@ -14,7 +14,7 @@ pub mod update;
 #[cfg(test)]
 mod tests;
 
-pub use error::{FieldViolation, InvalidRequest, ResponseError};
+pub use error::{FieldViolation, InvalidRequest, ResponseError, MAX_VIOLATIONS};
 pub use ids::{IdSegment, MAX_ID_BYTES};
 pub use list::{list_query, next_page_token};
 pub use read::{page_from_graph, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue};

@@ -6,7 +6,7 @@
 //! field is sent. Every problem is collected so that one answer names them all.
 
 use super::enums::{self, EnumValueError, GraphEnum};
-use super::error::InvalidRequest;
+use super::error::{quoted, InvalidRequest};
 use super::fields::{Field, FieldSet};
 use super::ids::IdSegment;
 use super::timestamp::GraphDateTime;
@@ -75,17 +75,20 @@ impl Mask {
     }
 }
 
+/// What is wrong with a mask path; the path is quoted short, since a
+/// caller may send megabytes of it.
 fn unknown_path(path: &str) -> String {
+    let shown = quoted(path);
     let head = path.split(['.', '[']).next().unwrap_or(path);
     if head != path && Field::from_proto_name(head).is_some() {
-        return format!("path \"{path}\": nested or indexed paths are not supported; name the whole field \"{head}\"");
+        return format!("path {shown}: nested or indexed paths are not supported; name the whole field \"{head}\"");
     }
     match Field::from_graph_name(path) {
         Some(f) => format!(
-            "unknown path \"{path}\"; update_mask paths use proto names: \"{}\"",
+            "unknown path {shown}; update_mask paths use proto names: \"{}\"",
             f.proto_name()
         ),
-        None => format!("unknown path \"{path}\""),
+        None => format!("unknown path {shown}"),
     }
 }
 
