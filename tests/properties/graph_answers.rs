@@ -142,8 +142,15 @@ proptest! {
         let task = task_from_graph(&body);
         let page = page_from_graph(&body);
         if let Ok(page) = page {
-            let parsed: Value = serde_json::from_slice(&body)
-                .map_err(|e| TestCaseError::fail(format!("a page was read from non-JSON: {e}")))?;
+            // serde skips the parts of a body it does not read without
+            // checking their `\u` escapes, so a page may be read from a body
+            // whose ignored parts hold a lone surrogate; nothing else that is
+            // not JSON may pass.
+            let parsed: Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) if e.to_string().contains("unicode") => return Ok(()),
+                Err(e) => return Err(TestCaseError::fail(format!("a page was read from non-JSON: {e}"))),
+            };
             let items = parsed["value"].as_array().map_or(0, Vec::len);
             prop_assert_eq!(page.tasks.len() + page.other_types_skipped, items);
         }
