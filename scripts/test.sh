@@ -33,6 +33,11 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets --locked -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "fuzz targets compile (cargo check fuzz/)"
+# Running them needs nightly and minutes of build (scripts/fuzz.sh); checking
+# them on stable keeps them in step with the translation code.
+cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
+
 step "buf lint"
 buf lint
 
