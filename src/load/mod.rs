@@ -128,6 +128,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         // Loopback benchmark: no TLS, no caller policy, both said out loud.
         ("GATEWAY_PLAINTEXT", "true".to_owned()),
         ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+        // Every call the tool keeps in flight is in flight at the gateway
+        // too: its one connection may carry them all.
+        (
+            "GATEWAY_MAX_CONCURRENT_STREAMS",
+            args.concurrency.max(128).to_string(),
+        ),
         (
             "GRAPH_MAX_IN_FLIGHT",
             (args.concurrency * 2).max(256).to_string(),
