@@ -1,6 +1,6 @@
 //! The audit trail of the real binary: one JSON record per mutating call
-//! under the `audit` target, naming the
-//! caller, task, field names and outcome, and never a value or a token.
+//! under the `audit` target, naming the caller, task, field names and
+//! outcome; and, at trace level, no value or bearer token in any log line.
 
 mod common;
 
