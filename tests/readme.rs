@@ -179,3 +179,53 @@ fn readme_commands_work_verbatim() {
         }
     }
 }
+
+/// The README's fenced blocks of `kind`.
+fn blocks(kind: &str) -> Vec<String> {
+    let open = format!("```{kind}");
+    let mut found = Vec::new();
+    let mut current: Option<String> = None;
+    for line in README.lines() {
+        match (&mut current, line.trim_end()) {
+            (None, l) if l == open => current = Some(String::new()),
+            (Some(_), "```") => found.extend(current.take()),
+            (Some(text), l) => {
+                text.push_str(l);
+                text.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    found
+}
+
+#[test]
+fn the_readme_policy_and_audit_examples_are_what_the_gateway_reads_and_writes() {
+    let policies = blocks("toml");
+    assert!(!policies.is_empty(), "no policy example in the README");
+    for text in &policies {
+        graph_grpc_gateway::security::policy::Policy::from_toml(text)
+            .unwrap_or_else(|e| panic!("README policy example refused: {e}\n{text}"));
+    }
+    let audit = blocks("json");
+    let record: Value = serde_json::from_str(audit.first().expect("audit example")).expect("JSON");
+    for field in [
+        "target",
+        "rpc",
+        "caller",
+        "via",
+        "peer",
+        "task_id",
+        "fields",
+        "outcome",
+        "code",
+        "graph_request_id",
+        "client_request_id",
+    ] {
+        assert!(
+            record.get(field).is_some(),
+            "{field} missing from the README's audit record"
+        );
+    }
+    assert_eq!(record["target"], "audit");
+}

@@ -349,6 +349,22 @@ rpcs = ["*"]
 "#;
 
     #[test]
+    fn the_helm_charts_example_policy_is_valid() {
+        let p = Policy::from_toml(include_str!("../../tests/helm/policy/example.toml"))
+            .expect("the chart's example parses");
+        let patcher = p
+            .caller([&Identity::Jwt(
+                "11111111-2222-3333-4444-555555555555".into(),
+            )])
+            .expect("patcher");
+        assert!(patcher.may_call(Method::Update));
+        let dashboard = p
+            .caller([&Identity::Dns("dashboard.monitoring.svc".into())])
+            .expect("dashboard");
+        assert!(!dashboard.may_call(Method::Update));
+    }
+
+    #[test]
     fn the_example_policy_reads_as_written() {
         let p = Policy::from_toml(EXAMPLE).expect("valid");
         assert!(p.public_health);
