@@ -73,7 +73,7 @@ async fn every_update_leaves_one_audit_record_with_names_not_values() {
     let dir = Dir::new();
     let policy = dir.write(
         "policy.toml",
-        &format!(
+        format!(
             "{}\n[[callers]]\nname = \"writer\"\nidentities = [\"jwt:writer-app\"]\nrpcs = [\"*\"]\n\n[[callers]]\nname = \"reader\"\nidentities = [\"jwt:reader-app\"]\nrpcs = [\"GetSecurityConfigurationTask\"]\n",
             issuer.policy_section()
         ),

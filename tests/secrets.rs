@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::temp::TempDir;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::fault;
@@ -25,7 +27,6 @@ use graph_grpc_gateway::proto::v1::{
 use graph_grpc_gateway::secret::Secret;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use rsa::Generate;
-use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Code, Request, Status};
@@ -159,29 +160,6 @@ fn configuration_types_redact_their_secrets() {
 }
 
 // ---- the binary ---------------------------------------------------------
-
-/// A folder for credential files, removed afterwards.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("gw-secrets-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, contents).expect("write");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A credential for the binary: its environment and the values it must
 /// never show.

@@ -38,7 +38,7 @@ async fn gateway(inbound: Inbound) -> Gateway {
 
 fn tls(dir: &Dir, server: &Leaf, client_ca: Option<&Ca>, auth: ClientAuth) -> Transport {
     let (cert_file, key_file) = pki::write_server(dir, server);
-    let client_ca_file = client_ca.map(|ca| dir.write("client-ca.pem", &ca.pem()));
+    let client_ca_file = client_ca.map(|ca| dir.write("client-ca.pem", ca.pem()));
     Transport::Tls(TlsSettings {
         cert_file,
         key_file,
@@ -652,7 +652,7 @@ async fn grpcurl_calls_over_mutual_tls_with_a_bearer_token() {
     ))
     .await;
     let operator = client_ca.client("operator", None, None);
-    let ca_file = dir.write("server-ca.pem", &server_ca.pem());
+    let ca_file = dir.write("server-ca.pem", server_ca.pem());
     let cert_file = dir.write("operator.crt", &operator.cert_pem);
     let key_file = dir.write("operator.key", &operator.key_pem);
     let addr = gw.grpc_addr.to_string();

@@ -116,3 +116,4 @@ pub mod fake_cloud;
 pub mod issuer;
 pub mod pki;
 pub mod process;
+pub mod temp;

@@ -1,39 +1,10 @@
 //! Certificates made in the test: a CA, server and client leaves, written as
-//! PEM files into a temporary folder removed on drop.
+//! PEM files into a [`Dir`].
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, SanType};
 use std::path::PathBuf;
 
-/// A folder for PEM files, removed with the value.
-pub struct Dir(pub PathBuf);
-
-impl Dir {
-    pub fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!("gw-pki-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-
-    /// Writes `contents` to `name` atomically (write then rename), as a
-    /// Kubernetes Secret volume update does.
-    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
-        let path = self.0.join(name);
-        let tmp = self.0.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, contents).expect("write");
-        std::fs::rename(&tmp, &path).expect("rename");
-        path
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use super::temp::TempDir as Dir;
 
 /// A certificate authority that signs leaves.
 pub struct Ca {
