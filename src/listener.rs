@@ -19,6 +19,10 @@ use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
+/// How long accepting pauses after a failed accept (e.g. out of file
+/// descriptors), so the loop does not spin.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
 /// How long a client may take to finish the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -67,11 +71,12 @@ pub fn incoming(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        // Out of file descriptors and the like: say so, and
-                        // keep serving the connections already open.
+                        // Out of file descriptors and the like: say so, keep
+                        // serving the connections already open, and wait a
+                        // little before trying again rather than spin.
                         tracing::warn!(error = %e, "accepting a gRPC connection failed");
                         drop(slot);
-                        tokio::task::yield_now().await;
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                         continue;
                     }
                 },
