@@ -14,7 +14,7 @@ use crate::security::policy::Policy;
 use crate::security::tls::TlsSettings;
 use reqwest::Url;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -374,15 +374,9 @@ fn endpoint(name: &str, value: &str, problems: &mut Vec<String>) -> Option<Url> 
             return None;
         }
     };
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
     let ok = match url.scheme() {
         "https" => url.host().is_some(),
-        "http" => loopback,
+        "http" => crate::graph::is_loopback(&url),
         _ => false,
     };
     if !ok {

@@ -183,6 +183,34 @@ fn with_path(base: &Url, parts: &[&str]) -> Url {
     url
 }
 
+/// The kind of a failed HTTP exchange, without reqwest's text (which repeats
+/// the URL, naming the tenant, and can be long). Shared by token and key-set
+/// requests.
+pub fn transport_failure(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_redirect() {
+        "too many redirects"
+    } else if e.is_body() || e.is_decode() {
+        "answer interrupted"
+    } else {
+        "request failed"
+    }
+}
+
+/// True for `localhost` and loopback addresses: the only hosts plain
+/// `http://` is allowed to.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 fn method_name(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",

@@ -83,12 +83,12 @@ pub(crate) async fn request_token(
         .form(&form)
         .send()
         .await
-        .map_err(|e| TokenError::unreachable(reqwest_reason(&e)))?;
+        .map_err(|e| TokenError::unreachable(crate::graph::transport_failure(&e)))?;
     let status = resp.status().as_u16();
     let body = resp
         .bytes()
         .await
-        .map_err(|e| TokenError::unreachable(reqwest_reason(&e)))?;
+        .map_err(|e| TokenError::unreachable(crate::graph::transport_failure(&e)))?;
     if !(200..300).contains(&status) {
         return Err(TokenError::from_response(status, &body));
     }
@@ -122,20 +122,6 @@ pub(crate) async fn request_token(
     // Entra ID's tokens live about an hour; a day bounds a nonsense answer.
     let lifetime = Duration::from_secs(seconds.min(86_400));
     Ok(Token::new(header, issued, lifetime))
-}
-
-/// reqwest errors print the URL (which names the tenant): keep only the kind
-/// of failure.
-fn reqwest_reason(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "answer interrupted"
-    } else {
-        "request failed"
-    }
 }
 
 #[cfg(test)]

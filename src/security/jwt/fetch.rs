@@ -2,7 +2,7 @@
 //! or hostile endpoint cannot stall verification or exhaust memory.
 
 use super::keys::KeySet;
-use std::net::IpAddr;
+use crate::graph::{is_loopback, transport_failure};
 use std::time::Duration;
 use url::Url;
 
@@ -17,15 +17,9 @@ pub(super) fn check_url(url: &Url) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err("the JWKS URL must not carry credentials or a fragment".to_owned());
     }
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
     let scheme_ok = match url.scheme() {
         "https" => url.host().is_some(),
-        "http" => loopback,
+        "http" => is_loopback(url),
         _ => false,
     };
     if !scheme_ok {
@@ -47,7 +41,7 @@ pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet
         .timeout(JWKS_TIMEOUT)
         .send()
         .await
-        .map_err(|e| failed(reason(&e).to_owned()))?;
+        .map_err(|e| failed(transport_failure(&e).to_owned()))?;
     let status = response.status();
     if !status.is_success() {
         return Err(failed(format!("HTTP {}", status.as_u16())));
@@ -63,7 +57,7 @@ pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| failed(reason(&e).to_owned()))?
+        .map_err(|e| failed(transport_failure(&e).to_owned()))?
     {
         if body.len() + chunk.len() > MAX_JWKS_BYTES {
             return Err(too_large());
@@ -71,22 +65,6 @@ pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet
         body.extend_from_slice(&chunk);
     }
     KeySet::parse(&body).map_err(failed)
-}
-
-/// The kind of transport failure, without reqwest's text (which repeats the
-/// URL and can be long).
-fn reason(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_redirect() {
-        "too many redirects"
-    } else if e.is_body() || e.is_decode() {
-        "answer interrupted"
-    } else {
-        "request failed"
-    }
 }
 
 #[cfg(test)]
