@@ -223,9 +223,14 @@ pub struct ResilienceArgs {
     #[arg(long, env = "GRAPH_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub graph_attempt_timeout: Duration,
 
-    /// Graph calls in flight at once; more are refused at once with RESOURCE_EXHAUSTED.
+    /// Graph calls in flight at once; more wait for a turn (GRAPH_MAX_QUEUED).
     #[arg(long, env = "GRAPH_MAX_IN_FLIGHT", default_value_t = 256)]
     pub graph_max_in_flight: usize,
+
+    /// Calls that may wait for a Graph call slot; past it a call is refused
+    /// at once with RESOURCE_EXHAUSTED (0: never wait).
+    #[arg(long, env = "GRAPH_MAX_QUEUED", default_value_t = 1024)]
+    pub graph_max_queued: usize,
 }
 
 #[derive(Debug, Clone, Args)]

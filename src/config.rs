@@ -9,7 +9,7 @@
 
 use crate::cli::{InboundArgs, LogArgs, ResilienceArgs, ServeArgs};
 pub use crate::graph::auth::{Cloud, Credential, CredentialKind};
-use crate::graph::{RetrySettings, StackSettings};
+use crate::graph::{Admission, RetrySettings, StackSettings};
 use crate::security::policy::Policy;
 use crate::security::tls::TlsSettings;
 use reqwest::Url;
@@ -248,7 +248,10 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
             ..RetrySettings::default()
         },
         attempt_timeout: args.graph_attempt_timeout,
-        max_in_flight: args.graph_max_in_flight,
+        admission: Admission {
+            max_in_flight: args.graph_max_in_flight,
+            max_queued: args.graph_max_queued,
+        },
     }
 }
 

@@ -1,7 +1,9 @@
 //! Prometheus metrics, served as text on the admin port's `/metrics`.
 
 use prometheus_client::encoding::{text::encode, EncodeLabelSet};
-use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::metrics::{
+    counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
+};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
 
@@ -43,6 +45,7 @@ pub struct Metrics {
     retries: Family<ReasonLabels, Counter>,
     retries_skipped: Family<ReasonLabels, Counter>,
     load_shed: Counter,
+    graph_queued: Gauge,
     throttle_waits: Counter,
     throttle_fail_fast: Counter,
     access_denied: Family<ReasonLabels, Counter>,
@@ -100,8 +103,14 @@ impl Default for Metrics {
         let load_shed = Counter::default();
         registry.register(
             "graph_load_shed",
-            "Calls refused because too many Graph calls were in flight",
+            "Calls turned away unsent: every Graph call slot busy and the wait queue full, or the deadline passed while waiting",
             load_shed.clone(),
+        );
+        let graph_queued = Gauge::default();
+        registry.register(
+            "graph_queued",
+            "Calls waiting for a Graph call slot (GRAPH_MAX_IN_FLIGHT) right now",
+            graph_queued.clone(),
         );
         let throttle_waits = Counter::default();
         registry.register(
@@ -133,6 +142,7 @@ impl Default for Metrics {
             retries,
             retries_skipped,
             load_shed,
+            graph_queued,
             throttle_waits,
             throttle_fail_fast,
             registry,
@@ -201,6 +211,14 @@ impl Metrics {
 
     pub fn load_shed(&self) {
         self.load_shed.inc();
+    }
+
+    pub fn graph_queued_inc(&self) {
+        self.graph_queued.inc();
+    }
+
+    pub fn graph_queued_dec(&self) {
+        self.graph_queued.dec();
     }
 
     pub fn throttle_wait(&self) {

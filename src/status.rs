@@ -214,7 +214,7 @@ fn graph_error(e: &GraphError) -> Status {
     let (code, reason, retry) = match e {
         GraphError::Status(failure) => return graph_failure(failure),
         GraphError::Throttled(delay) => (Code::ResourceExhausted, "GRAPH_THROTTLED", Some(*delay)),
-        GraphError::Overloaded => (Code::ResourceExhausted, "GATEWAY_OVERLOADED", None),
+        GraphError::Overloaded(_) => (Code::ResourceExhausted, "GATEWAY_OVERLOADED", None),
         GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT", None),
         GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),
         GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED", None),

@@ -7,6 +7,7 @@ mod common;
 use common::{config, fake_cloud, fault, get, without_retries, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::{seed, Fault};
+use graph_grpc_gateway::graph::Admission;
 use graph_grpc_gateway::proto::v1::{
     SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
 };
@@ -241,12 +242,106 @@ async fn retries_carry_retry_attempt() {
     assert_eq!(*cloud.retry_attempts.lock().expect("lock"), ["", "1", "2"]);
 }
 
-#[tokio::test]
-async fn calls_past_the_in_flight_cap_are_shed() {
+/// A gateway in front of the fake cloud with room for `max_in_flight` Graph
+/// calls and `max_queued` waiting ones.
+async fn admitting(max_in_flight: usize, max_queued: usize) -> (Harness, fake_cloud::FakeCloud) {
     let (url, cloud) = fake_cloud::start().await;
     let mut cfg = config(fake_cloud::graph_with_credentials(&url));
-    cfg.graph_stack.max_in_flight = 1;
-    let h = Harness::with_config(cfg).await;
+    cfg.graph_stack.admission = Admission {
+        max_in_flight,
+        max_queued,
+    };
+    (Harness::with_config(cfg).await, cloud)
+}
+
+/// Waits until the gateway reports `n` calls waiting for a Graph slot.
+async fn until_queued(h: &Harness, n: u32) {
+    let want = format!("graph_gateway_graph_queued {n}\n");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !metrics(h).await.contains(&want) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the call queued");
+}
+
+fn assert_overloaded(s: &tonic::Status, message: &str) {
+    assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+    assert_eq!(
+        s.get_details_error_info().expect("ErrorInfo").reason,
+        "GATEWAY_OVERLOADED"
+    );
+    assert!(s.message().contains(message), "{s:?}");
+}
+
+#[tokio::test]
+async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
+    let (h, cloud) = admitting(1, 1).await;
+    let mut holder = h.client.clone();
+    let held =
+        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    let mut waiter = h.client.clone();
+    let waiting =
+        tokio::spawn(async move { waiter.get_security_configuration_task(get("fast")).await });
+    until_queued(&h, 1).await;
+
+    let mut third = h.client.clone();
+    let s = third
+        .get_security_configuration_task(get("fast"))
+        .await
+        .expect_err("the queue is full");
+    assert_overloaded(&s, "in flight and waiting");
+    assert!(
+        cloud.authorizations.lock().expect("lock").is_empty(),
+        "neither the waiting nor the refused call was sent"
+    );
+
+    cloud.release.notify_one();
+    held.await
+        .expect("joined")
+        .expect("the held call completes");
+    let got = waiting
+        .await
+        .expect("joined")
+        .expect("the waiting call gets its turn")
+        .into_inner();
+    assert_eq!(got.id, "fast");
+    assert_eq!(cloud.authorizations.lock().expect("lock").len(), 1);
+    let m = metrics(&h).await;
+    assert!(m.contains("graph_gateway_graph_queued 0\n"), "{m}");
+    assert!(m.contains("graph_gateway_graph_load_shed_total 1\n"), "{m}");
+}
+
+#[tokio::test]
+async fn a_call_whose_deadline_passes_while_it_waits_is_refused_unsent() {
+    let (h, cloud) = admitting(1, 8).await;
+    let mut holder = h.client.clone();
+    let held =
+        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    let mut req = Request::new(get("fast"));
+    req.set_timeout(Duration::from_millis(300));
+    let s = h
+        .client
+        .clone()
+        .get_security_configuration_task(req)
+        .await
+        .expect_err("no slot before the deadline");
+    assert_overloaded(&s, "deadline passed while waiting");
+    assert!(cloud.authorizations.lock().expect("lock").is_empty());
+    let m = metrics(&h).await;
+    assert!(m.contains("graph_gateway_graph_queued 0\n"), "{m}");
+    cloud.release.notify_one();
+    held.await
+        .expect("joined")
+        .expect("the held call completes");
+}
+
+#[tokio::test]
+async fn calls_past_the_in_flight_cap_are_shed_when_nothing_may_wait() {
+    let (h, cloud) = admitting(1, 0).await;
     let mut holder = h.client.clone();
     let held =
         tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });

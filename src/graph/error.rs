@@ -17,12 +17,21 @@ pub enum GraphError {
     /// Graph answered success, but the body broke off: the request was
     /// taken, its answer lost.
     Body(String),
-    /// Too many Graph calls in flight; this one was shed without being sent.
-    Overloaded,
+    /// Too many Graph calls in flight and waiting; this one was not sent.
+    Overloaded(Overload),
     /// Graph asked the tenant to pause longer than this call can wait; not sent.
     Throttled(Duration),
     /// No access token could be obtained.
     Token(TokenError),
+}
+
+/// Why the gateway's own capacity turned a call away before sending it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overload {
+    /// Every slot was busy and the wait queue was full.
+    QueueFull,
+    /// The call waited for a slot, and its deadline came first.
+    DeadlineWhileQueued,
 }
 
 impl fmt::Display for GraphError {
@@ -32,7 +41,12 @@ impl fmt::Display for GraphError {
             Self::Timeout => f.write_str("Graph did not answer in time"),
             Self::Connect(why) => write!(f, "Graph could not be reached: {why}"),
             Self::Body(why) => write!(f, "Graph's answer could not be read: {why}"),
-            Self::Overloaded => f.write_str("too many Graph calls in flight; try again shortly"),
+            Self::Overloaded(Overload::QueueFull) => {
+                f.write_str("too many Graph calls in flight and waiting; try again shortly")
+            }
+            Self::Overloaded(Overload::DeadlineWhileQueued) => f.write_str(
+                "the deadline passed while waiting for a Graph call slot; not sent, try again shortly",
+            ),
             Self::Throttled(d) => write!(
                 f,
                 "Graph is throttling this tenant for {:.1} s more, past this call's deadline",

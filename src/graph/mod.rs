@@ -8,8 +8,8 @@ mod error;
 pub mod stack;
 
 pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
-pub use error::{parse_retry_after, GraphError, GraphFailure};
-pub use stack::{RetrySettings, StackSettings, ThrottleGate};
+pub use error::{parse_retry_after, GraphError, GraphFailure, Overload};
+pub use stack::{Admission, RetrySettings, StackSettings, ThrottleGate};
 
 use crate::metrics::Metrics;
 use crate::translate::IdSegment;

@@ -67,6 +67,10 @@ pub struct LoadArgs {
     /// default: the gateway's own default, one per CPU).
     #[arg(long)]
     pub gateway_threads: Option<std::num::NonZeroUsize>,
+    /// The gateway's cap on Graph calls in flight (`GRAPH_MAX_IN_FLIGHT`;
+    /// default: the gateway's own default, 256). Calls past it wait.
+    #[arg(long)]
+    pub graph_max_in_flight: Option<std::num::NonZeroUsize>,
     /// Turn the gateway's audit records off (`audit=off`), to measure what
     /// writing one record per update costs.
     #[arg(long)]
@@ -134,11 +138,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             "GATEWAY_MAX_CONCURRENT_STREAMS",
             args.concurrency.max(128).to_string(),
         ),
-        (
-            "GRAPH_MAX_IN_FLIGHT",
-            (args.concurrency * 2).max(256).to_string(),
-        ),
+        // Calls past the gateway's Graph cap wait their turn rather than
+        // being refused, as a burst would in production.
+        ("GRAPH_MAX_QUEUED", args.concurrency.max(1024).to_string()),
     ];
+    if let Some(n) = args.graph_max_in_flight {
+        env.push(("GRAPH_MAX_IN_FLIGHT", n.to_string()));
+    }
     if let Some(n) = args.gateway_threads {
         env.push(("GATEWAY_WORKER_THREADS", n.to_string()));
     }

@@ -62,7 +62,7 @@ impl Report {
     pub fn new(args: &LoadArgs, idle: Usage) -> Self {
         Self {
             title: format!(
-                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, audit records: {}",
+                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, Graph calls in flight at most: {}, audit records: {}",
                 args.rpc,
                 args.concurrency,
                 args.duration,
@@ -71,6 +71,8 @@ impl Report {
                 args.connections,
                 args.gateway_threads
                     .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+                args.graph_max_in_flight
+                    .map_or_else(|| "default (256)".to_owned(), |n| n.to_string()),
                 if args.no_audit { "off" } else { "on" },
             ),
             idle,

@@ -5,7 +5,7 @@
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
 use graph_grpc_gateway::config::{Config, GraphTarget, Inbound};
 use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
-use graph_grpc_gateway::graph::{RetrySettings, StackSettings};
+use graph_grpc_gateway::graph::{Admission, RetrySettings, StackSettings};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::server::Gateway;
@@ -61,7 +61,10 @@ pub fn fast_retries() -> StackSettings {
             ..RetrySettings::default()
         },
         attempt_timeout: Duration::from_secs(5),
-        max_in_flight: 256,
+        admission: Admission {
+            max_in_flight: 256,
+            max_queued: 1024,
+        },
     }
 }
 

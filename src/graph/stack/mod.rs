@@ -1,20 +1,21 @@
 //! The outbound stack, one tower layer per concern, outermost first:
 //!
 //! ```text
-//! shed -> concurrency limit -> auth -> throttle gate -> retry -> attempt timeout -> HTTP
+//! admission (in-flight cap, bounded queue) -> auth -> throttle gate -> retry -> attempt timeout -> HTTP
 //! ```
 //!
 //! The whole call is bounded by the caller's deadline (or the configured call
 //! timeout) in [`super::GraphClient`].
 
+mod admit;
 mod authorize;
 mod exchange;
 mod retry;
 mod shared;
-mod shed;
 mod throttle;
 mod timeout;
 
+pub use admit::Admission;
 pub use retry::RetrySettings;
 pub use throttle::ThrottleGate;
 
@@ -52,8 +53,8 @@ pub struct StackSettings {
     pub retry: RetrySettings,
     /// Longest wait for one attempt.
     pub attempt_timeout: Duration,
-    /// Graph calls in flight at once; more are shed at once.
-    pub max_in_flight: usize,
+    /// Graph calls in flight at once, and calls that may wait for a turn.
+    pub admission: Admission,
 }
 
 /// Builds the stack around `http`.
@@ -72,5 +73,5 @@ pub fn build(
         Some(tokens) => authorize::layer(svc, tokens),
         None => svc,
     };
-    shed::layer(svc, settings.max_in_flight, metrics)
+    admit::layer(svc, settings.admission, metrics)
 }

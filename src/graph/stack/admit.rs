@@ -1,0 +1,83 @@
+//! Admission: at most `max_in_flight` Graph calls at once, and a bounded,
+//! first-come-first-served queue behind them.
+//!
+//! A burst past the cap waits its turn (a wait costs a parked future, not a
+//! connection to Graph), so a short spike is absorbed instead of failing;
+//! past `max_queued` waiters a call fails at once with
+//! [`GraphError::Overloaded`], so the queue never grows without bound. A call
+//! whose deadline comes while it waits fails the same way, never having
+//! been sent.
+
+use super::{GraphRequest, GraphService};
+use crate::graph::{GraphError, Overload};
+use crate::metrics::Metrics;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::ServiceExt;
+
+/// How many calls may be at Graph, and how many may wait for a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    pub max_in_flight: usize,
+    pub max_queued: usize,
+}
+
+struct Gate {
+    slots: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    max_queued: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Counts one waiter for as long as it lives, so a call dropped while it
+/// waits (its caller went away) leaves the count right.
+struct Waiting<'a>(&'a Gate);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.graph_queued_dec();
+    }
+}
+
+impl Gate {
+    async fn admit(&self, req: &GraphRequest) -> Result<OwnedSemaphorePermit, GraphError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.metrics.load_shed();
+            return Err(GraphError::Overloaded(Overload::QueueFull));
+        }
+        self.metrics.graph_queued_inc();
+        let _waiting = Waiting(self);
+        match tokio::time::timeout_at(req.deadline, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; treat it as a full queue anyway.
+            Ok(Err(_)) => Err(GraphError::Overloaded(Overload::QueueFull)),
+            Err(_) => {
+                self.metrics.load_shed();
+                Err(GraphError::Overloaded(Overload::DeadlineWhileQueued))
+            }
+        }
+    }
+}
+
+pub fn layer(inner: GraphService, admission: Admission, metrics: Arc<Metrics>) -> GraphService {
+    let gate = Arc::new(Gate {
+        slots: Arc::new(Semaphore::new(admission.max_in_flight.max(1))),
+        waiting: AtomicUsize::new(0),
+        max_queued: admission.max_queued,
+        metrics,
+    });
+    GraphService::new(tower::service_fn(move |req: GraphRequest| {
+        let inner = inner.clone();
+        let gate = gate.clone();
+        async move {
+            let _slot = gate.admit(&req).await?;
+            inner.oneshot(req).await
+        }
+    }))
+}
