@@ -1,31 +1,25 @@
 //! Structured logs with `tracing`: JSON lines or human-readable, by flag.
 
+mod batch;
+
 use crate::cli::{LogArgs, LogFormat};
-use std::io::BufWriter;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Flushes the log lines still queued when dropped: keep it until exit.
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+/// Writes the log lines still gathered when dropped: keep it until exit.
+pub struct LogGuard(#[allow(dead_code)] Option<batch::Guard>);
 
 /// Installs the global subscriber; a second call (as in tests) is a no-op.
 ///
-/// Lines are formatted on the calling thread and written to stderr by a
-/// writer thread that drains every queued line into one buffer and one
-/// write. Under load that is one system call for many lines (an audit
-/// record per update cost about 7 µs of CPU with a write each, about 2.5 µs
-/// this way at 64 calls in flight; see PERFORMANCE.md). The queue never
-/// drops a line: when it is full, logging waits.
+/// Lines are formatted on the calling thread and gathered in memory; a
+/// writer thread writes them to stderr in one system call per interval (see
+/// [`batch`]). An audit record per update cost about 7 µs of CPU with a write
+/// each, and a wake-up of the writer per line added about 20 µs of latency at
+/// one call in flight; see PERFORMANCE.md. No line is dropped: when the
+/// buffer is full, logging waits.
 pub fn init(args: &LogArgs) -> LogGuard {
     let filter = EnvFilter::try_new(with_audit(&args.log))
         .unwrap_or_else(|_| EnvFilter::new(with_audit("info")));
-    // The queue's slots are allocated up front: 4,096 lines (about 128 KiB)
-    // rather than the default 128,000 (4 MiB); the writer drains it
-    // continuously.
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(4096)
-        .lossy(false)
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let (writer, guard) = batch::spawn(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
