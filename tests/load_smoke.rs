@@ -1,5 +1,5 @@
-//! The load tool in a short smoke run: the gateway and the direct-HTTP
-//! baseline both answer every call OK. (Timings are reported, not asserted:
+//! The load tool in a short smoke run: the gateway, the direct-HTTP
+//! baseline and the floor all answer every call OK. (Timings are reported, not asserted:
 //! figures come from release builds, see PERFORMANCE.md.)
 
 use std::process::Command;
@@ -9,7 +9,15 @@ fn a_short_load_run_has_no_failed_calls() {
     for rpc in ["update", "get"] {
         let out = Command::new(env!("CARGO_BIN_EXE_graph-grpc-gateway-load"))
             .args(["--gateway-bin", env!("CARGO_BIN_EXE_graph-grpc-gateway")])
-            .args(["--rpc", rpc, "--concurrency", "8", "--tasks", "8"])
+            .args([
+                "--rpc",
+                rpc,
+                "--concurrency",
+                "8",
+                "--tasks",
+                "8",
+                "--floor",
+            ])
             .args([
                 "--duration",
                 "1s",
@@ -25,8 +33,11 @@ fn a_short_load_run_has_no_failed_calls() {
         assert!(out.status.success(), "{rpc}: {stdout}\n{stderr}");
         for line in [
             "| direct HTTP |",
+            "| floor gRPC |",
             "| gateway gRPC |",
+            "floor process: CPU",
             "gateway process: CPU",
+            "gateway vs floor: CPU",
             "non-OK calls: 0",
         ] {
             assert!(

@@ -3,6 +3,7 @@
 //! one run, and reports what the gateway adds: throughput, latency, CPU time
 //! per call and memory, read from /proc for the gateway process alone.
 
+pub mod floor;
 mod procs;
 mod report;
 
@@ -78,6 +79,11 @@ pub struct LoadArgs {
     /// Skip the direct-HTTP baseline.
     #[arg(long)]
     pub skip_direct: bool,
+    /// Also measure the floor: a bare tonic server making the same pooled
+    /// request with the same JSON translation, and nothing else (see
+    /// `src/load/floor.rs`), in its own process like the gateway.
+    #[arg(long)]
+    pub floor: bool,
     /// How often the gateway's resident memory is sampled during its phase.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub sample_every: Duration,
@@ -191,19 +197,30 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .await?;
         report.direct = Some(phase);
     }
-    let mut channels = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
-        channels.push(
-            Channel::from_shared(format!("http://{grpc_addr}"))?
-                .connect()
-                .await?,
-        );
+    if args.floor {
+        let floor = Proc::spawn(
+            &std::env::current_exe()?,
+            &[floor::COMMAND],
+            &[
+                (floor::ENV_GRAPH_BASE_URL, graph_base.clone()),
+                (floor::ENV_AUTHORIZATION, workload.authorization.clone()),
+                (
+                    floor::ENV_MAX_STREAMS,
+                    args.concurrency.max(128).to_string(),
+                ),
+            ],
+        )?;
+        let line = floor.wait_for(floor::SERVING, START_LIMIT)?;
+        let addr = json_field(&line, "grpc_addr").context("floor grpc_addr")?;
+        let grpc = Grpc::connect(addr, args.connections, &workload, args.rpc).await?;
+        let phase = measure("floor gRPC", &args, &emulator, Some(&floor), move |w, i| {
+            let g = grpc.clone();
+            async move { g.call(w, i).await }
+        })
+        .await?;
+        report.floor = Some(phase);
     }
-    let grpc = Grpc {
-        channels: Arc::new(channels),
-        work: workload.clone(),
-        rpc: args.rpc,
-    };
+    let grpc = Grpc::connect(&grpc_addr, args.connections, &workload, args.rpc).await?;
     let phase = measure(
         "gateway gRPC",
         &args,
@@ -356,6 +373,27 @@ struct Grpc {
 }
 
 impl Grpc {
+    async fn connect(
+        addr: &str,
+        connections: usize,
+        work: &Arc<Workload>,
+        rpc: Rpc,
+    ) -> anyhow::Result<Self> {
+        let mut channels = Vec::with_capacity(connections);
+        for _ in 0..connections {
+            channels.push(
+                Channel::from_shared(format!("http://{addr}"))?
+                    .connect()
+                    .await?,
+            );
+        }
+        Ok(Self {
+            channels: Arc::new(channels),
+            work: work.clone(),
+            rpc,
+        })
+    }
+
     async fn call(&self, worker: usize, i: u64) -> Result<(), String> {
         let (task, variant) = self.work.pick(worker, i);
         let channel = self.channels[worker % self.channels.len()].clone();
@@ -382,7 +420,7 @@ async fn measure<F, Fut>(
     name: &'static str,
     args: &LoadArgs,
     emulator: &Proc,
-    gateway: Option<&Proc>,
+    measured: Option<&Proc>,
     op: F,
 ) -> anyhow::Result<Phase>
 where
@@ -405,7 +443,7 @@ where
     }
 
     let emulator_before = emulator.usage()?;
-    let gateway_before = gateway.map(Proc::usage).transpose()?;
+    let measured_before = measured.map(Proc::usage).transpose()?;
     let started = Instant::now();
     let until = started + args.duration;
     let mut handles = Vec::new();
@@ -431,9 +469,9 @@ where
             (hist, statuses)
         }));
     }
-    // Resident memory of the gateway while it is under load.
+    // Resident memory of the measured process while it is under load.
     let mut samples = Vec::new();
-    if let Some(gw) = gateway {
+    if let Some(gw) = measured {
         let mut tick = tokio::time::interval(args.sample_every);
         tick.tick().await;
         while Instant::now() + args.sample_every <= until {
@@ -458,7 +496,7 @@ where
         hist,
         statuses,
         emulator_cpu: cpu(emulator_before, emulator.usage()?),
-        gateway_cpu: match (gateway, gateway_before) {
+        process_cpu: match (measured, measured_before) {
             (Some(gw), Some(before)) => Some(cpu(before, gw.usage()?)),
             _ => None,
         },

@@ -16,7 +16,8 @@ pub struct Phase {
     pub hist: Histogram<u64>,
     pub statuses: BTreeMap<String, u64>,
     pub emulator_cpu: Duration,
-    pub gateway_cpu: Option<Duration>,
+    /// CPU time of the measured server process (gateway or floor), if any.
+    pub process_cpu: Option<Duration>,
     pub rss_samples_kib: Vec<u64>,
 }
 
@@ -50,6 +51,7 @@ pub struct Report {
     title: String,
     idle: Usage,
     pub direct: Option<Phase>,
+    pub floor: Option<Phase>,
     pub gateway: Option<Phase>,
     pub gateway_end: Usage,
 }
@@ -77,17 +79,18 @@ impl Report {
             ),
             idle,
             direct: None,
+            floor: None,
             gateway: None,
             gateway_end: Usage::default(),
         }
     }
 
     pub fn errors(&self) -> u64 {
-        self.direct
-            .iter()
-            .chain(&self.gateway)
-            .map(Phase::errors)
-            .sum()
+        self.phases().map(Phase::errors).sum()
+    }
+
+    fn phases(&self) -> impl Iterator<Item = &Phase> {
+        self.direct.iter().chain(&self.floor).chain(&self.gateway)
     }
 
     pub fn render(&self) -> String {
@@ -98,7 +101,7 @@ impl Report {
             "| path | calls | non-OK | calls/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | emulator CPU µs/call |"
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for p in self.direct.iter().chain(&self.gateway) {
+        for p in self.phases() {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {:.1} |",
@@ -124,14 +127,46 @@ impl Report {
                 g.q(0.99) as i64 - d.q(0.99) as i64,
             );
         }
+        if let (Some(d), Some(f)) = (&self.direct, &self.floor) {
+            let _ = writeln!(
+                out,
+                "floor vs direct: throughput {:.2}x; added latency p50 {:+} µs, p99 {:+} µs",
+                f.rps() / d.rps(),
+                f.q(0.5) as i64 - d.q(0.5) as i64,
+                f.q(0.99) as i64 - d.q(0.99) as i64,
+            );
+        }
+        if let Some(f) = &self.floor {
+            if let Some(cpu) = f.process_cpu {
+                let _ = writeln!(
+                    out,
+                    "floor process: CPU {:.1} µs/call ({:.2} cores busy)",
+                    Phase::cpu_per_call_us(cpu, f.calls()),
+                    cpu.as_secs_f64() / f.elapsed.as_secs_f64()
+                );
+            }
+        }
         if let Some(g) = &self.gateway {
-            if let Some(cpu) = g.gateway_cpu {
+            if let Some(cpu) = g.process_cpu {
                 let _ = writeln!(
                     out,
                     "gateway process: CPU {:.1} µs/call ({:.2} cores busy)",
                     Phase::cpu_per_call_us(cpu, g.calls()),
                     cpu.as_secs_f64() / g.elapsed.as_secs_f64()
                 );
+                if let Some(floor_cpu) = self
+                    .floor
+                    .as_ref()
+                    .and_then(|f| f.process_cpu.map(|c| Phase::cpu_per_call_us(c, f.calls())))
+                {
+                    let gw = Phase::cpu_per_call_us(cpu, g.calls());
+                    let _ = writeln!(
+                        out,
+                        "gateway vs floor: CPU {:.2}x ({:+.1} µs/call)",
+                        gw / floor_cpu,
+                        gw - floor_cpu
+                    );
+                }
             }
             let samples: Vec<String> = g
                 .rss_samples_kib
@@ -147,7 +182,7 @@ impl Report {
                 mib(self.gateway_end.peak_rss_kib),
             );
         }
-        for p in self.direct.iter().chain(&self.gateway) {
+        for p in self.phases() {
             let _ = writeln!(out, "statuses ({}): {:?}", p.name, p.statuses);
         }
         let _ = writeln!(out, "non-OK calls: {}", self.errors());
