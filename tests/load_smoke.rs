@@ -1,14 +1,15 @@
 //! The load tool in a short smoke run: the gateway, the direct-HTTP
-//! baseline and the floor all answer every call OK. (Timings are reported, not asserted:
+//! baseline and the floor all answer every call OK, over plaintext and TLS. (Timings are reported, not asserted:
 //! figures come from release builds, see PERFORMANCE.md.)
 
 use std::process::Command;
 
 #[test]
 fn a_short_load_run_has_no_failed_calls() {
-    for rpc in ["update", "get"] {
+    for (rpc, tls) in [("update", false), ("get", false), ("update", true)] {
         let out = Command::new(env!("CARGO_BIN_EXE_graph-grpc-gateway-load"))
             .args(["--gateway-bin", env!("CARGO_BIN_EXE_graph-grpc-gateway")])
+            .args(tls.then_some("--tls"))
             .args([
                 "--rpc",
                 rpc,
@@ -39,6 +40,11 @@ fn a_short_load_run_has_no_failed_calls() {
             "gateway process: CPU",
             "gateway vs floor: CPU",
             "non-OK calls: 0",
+            if tls {
+                "gRPC over TLS"
+            } else {
+                "gRPC over plaintext"
+            },
         ] {
             assert!(
                 stdout.contains(line),

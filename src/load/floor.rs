@@ -33,6 +33,9 @@ pub const ENV_GRAPH_BASE_URL: &str = "FLOOR_GRAPH_BASE_URL";
 pub const ENV_AUTHORIZATION: &str = "FLOOR_AUTHORIZATION";
 /// HTTP/2 streams allowed per connection.
 pub const ENV_MAX_STREAMS: &str = "FLOOR_MAX_CONCURRENT_STREAMS";
+/// When both are set, the floor serves TLS with this certificate and key.
+pub const ENV_TLS_CERT_FILE: &str = "FLOOR_TLS_CERT_FILE";
+pub const ENV_TLS_KEY_FILE: &str = "FLOOR_TLS_KEY_FILE";
 /// The line printed once serving, with `grpc_addr`.
 pub const SERVING: &str = "floor serving";
 
@@ -127,7 +130,13 @@ pub async fn serve() -> anyhow::Result<()> {
         .with_nodelay(Some(true));
     let addr = incoming.local_addr()?;
     eprintln!("{{\"message\":\"{SERVING}\",\"grpc_addr\":\"{addr}\"}}");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let (Ok(cert), Ok(key)) = (var(ENV_TLS_CERT_FILE), var(ENV_TLS_KEY_FILE)) {
+        let identity =
+            tonic::transport::Identity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))?;
+    }
+    server
         .max_concurrent_streams(max_streams)
         .add_service(SecurityConfigurationTaskServiceServer::new(floor))
         .serve_with_incoming(incoming)

@@ -6,6 +6,7 @@
 pub mod floor;
 mod procs;
 mod report;
+mod tls;
 
 use crate::graph::http_client;
 use crate::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
@@ -79,6 +80,10 @@ pub struct LoadArgs {
     /// Skip the direct-HTTP baseline.
     #[arg(long)]
     pub skip_direct: bool,
+    /// Serve gRPC over TLS (a throwaway certificate) on the gateway and the
+    /// floor, to measure what TLS costs; plaintext otherwise.
+    #[arg(long)]
+    pub tls: bool,
     /// Also measure the floor: a bare tonic server making the same pooled
     /// request with the same JSON translation, and nothing else (see
     /// `src/load/floor.rs`), in its own process like the gateway.
@@ -135,8 +140,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         ("AZURE_CLIENT_SECRET", "load".to_owned()),
         ("AZURE_AUTHORITY_HOST", authority.clone()),
         ("GRAPH_BASE_URL", graph_base.clone()),
-        // Loopback benchmark: no TLS, no caller policy, both said out loud.
-        ("GATEWAY_PLAINTEXT", "true".to_owned()),
+        // Loopback benchmark: no caller policy, said out loud.
         ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
         // Every call the tool keeps in flight is in flight at the gateway
         // too: its one connection may carry them all.
@@ -153,6 +157,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.gateway_threads {
         env.push(("GATEWAY_WORKER_THREADS", n.to_string()));
+    }
+    let tls = args.tls.then(tls::TlsFiles::create).transpose()?;
+    match &tls {
+        Some(files) => {
+            env.push(("GATEWAY_TLS_CERT_FILE", files.cert.display().to_string()));
+            env.push(("GATEWAY_TLS_KEY_FILE", files.key.display().to_string()));
+        }
+        None => env.push(("GATEWAY_PLAINTEXT", "true".to_owned())),
     }
     let log = if args.no_audit {
         "warn,graph_grpc_gateway::server=info,audit=off"
@@ -198,21 +210,22 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         report.direct = Some(phase);
     }
     if args.floor {
-        let floor = Proc::spawn(
-            &std::env::current_exe()?,
-            &[floor::COMMAND],
-            &[
-                (floor::ENV_GRAPH_BASE_URL, graph_base.clone()),
-                (floor::ENV_AUTHORIZATION, workload.authorization.clone()),
-                (
-                    floor::ENV_MAX_STREAMS,
-                    args.concurrency.max(128).to_string(),
-                ),
-            ],
-        )?;
+        let mut floor_env = vec![
+            (floor::ENV_GRAPH_BASE_URL, graph_base.clone()),
+            (floor::ENV_AUTHORIZATION, workload.authorization.clone()),
+            (
+                floor::ENV_MAX_STREAMS,
+                args.concurrency.max(128).to_string(),
+            ),
+        ];
+        if let Some(files) = &tls {
+            floor_env.push((floor::ENV_TLS_CERT_FILE, files.cert.display().to_string()));
+            floor_env.push((floor::ENV_TLS_KEY_FILE, files.key.display().to_string()));
+        }
+        let floor = Proc::spawn(&std::env::current_exe()?, &[floor::COMMAND], &floor_env)?;
         let line = floor.wait_for(floor::SERVING, START_LIMIT)?;
         let addr = json_field(&line, "grpc_addr").context("floor grpc_addr")?;
-        let grpc = Grpc::connect(addr, args.connections, &workload, args.rpc).await?;
+        let grpc = Grpc::connect(addr, &args, tls.as_ref(), &workload).await?;
         let phase = measure("floor gRPC", &args, &emulator, Some(&floor), move |w, i| {
             let g = grpc.clone();
             async move { g.call(w, i).await }
@@ -220,7 +233,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .await?;
         report.floor = Some(phase);
     }
-    let grpc = Grpc::connect(&grpc_addr, args.connections, &workload, args.rpc).await?;
+    let grpc = Grpc::connect(&grpc_addr, &args, tls.as_ref(), &workload).await?;
     let phase = measure(
         "gateway gRPC",
         &args,
@@ -375,22 +388,24 @@ struct Grpc {
 impl Grpc {
     async fn connect(
         addr: &str,
-        connections: usize,
+        args: &LoadArgs,
+        tls: Option<&tls::TlsFiles>,
         work: &Arc<Workload>,
-        rpc: Rpc,
     ) -> anyhow::Result<Self> {
-        let mut channels = Vec::with_capacity(connections);
-        for _ in 0..connections {
-            channels.push(
-                Channel::from_shared(format!("http://{addr}"))?
-                    .connect()
-                    .await?,
-            );
+        let mut channels = Vec::with_capacity(args.connections);
+        for _ in 0..args.connections {
+            let endpoint = match tls {
+                Some(files) => {
+                    Channel::from_shared(format!("https://{addr}"))?.tls_config(files.client())?
+                }
+                None => Channel::from_shared(format!("http://{addr}"))?,
+            };
+            channels.push(endpoint.connect().await?);
         }
         Ok(Self {
             channels: Arc::new(channels),
             work: work.clone(),
-            rpc,
+            rpc: args.rpc,
         })
     }
 

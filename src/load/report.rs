@@ -64,7 +64,7 @@ impl Report {
     pub fn new(args: &LoadArgs, idle: Usage) -> Self {
         Self {
             title: format!(
-                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, Graph calls in flight at most: {}, audit records: {}",
+                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, Graph calls in flight at most: {}, gRPC over {}, audit records: {}",
                 args.rpc,
                 args.concurrency,
                 args.duration,
@@ -75,6 +75,7 @@ impl Report {
                     .map_or_else(|| "default".to_owned(), |n| n.to_string()),
                 args.graph_max_in_flight
                     .map_or_else(|| "default (256)".to_owned(), |n| n.to_string()),
+                if args.tls { "TLS" } else { "plaintext" },
                 if args.no_audit { "off" } else { "on" },
             ),
             idle,
