@@ -26,7 +26,7 @@ use procs::{json_field, Proc, Usage};
 use report::{Phase, Report};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -56,6 +56,10 @@ pub struct LoadArgs {
     /// How long each measured phase runs.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+    /// Calls each measured phase makes; the phase runs until they are
+    /// answered instead of for `--duration`.
+    #[arg(long, conflicts_with = "duration")]
+    pub calls: Option<std::num::NonZeroU64>,
     /// Calls made before each phase is measured (connections, caches, token).
     #[arg(long, default_value_t = 2000)]
     pub warmup: u64,
@@ -429,7 +433,34 @@ impl Grpc {
     }
 }
 
-/// Warms up, then runs `op` on `concurrency` workers for the duration,
+/// When a measured phase ends: at a time, or after a number of calls.
+#[derive(Clone)]
+enum End {
+    At(Instant),
+    After { started: Arc<AtomicU64>, calls: u64 },
+}
+
+impl End {
+    fn new(args: &LoadArgs, started: Instant) -> Self {
+        match args.calls {
+            Some(n) => Self::After {
+                started: Arc::new(AtomicU64::new(0)),
+                calls: n.get(),
+            },
+            None => Self::At(started + args.duration),
+        }
+    }
+
+    /// Whether a worker makes another call (and, by calls, takes it).
+    fn another(&self) -> bool {
+        match self {
+            Self::At(until) => Instant::now() < *until,
+            Self::After { started, calls } => started.fetch_add(1, Ordering::Relaxed) < *calls,
+        }
+    }
+}
+
+/// Warms up, then runs `op` on `concurrency` workers for the duration (or the calls),
 /// reading the measured process's /proc usage around it.
 async fn measure<F, Fut>(
     name: &'static str,
@@ -460,16 +491,19 @@ where
     let emulator_before = emulator.usage()?;
     let measured_before = measured.map(Proc::usage).transpose()?;
     let started = Instant::now();
-    let until = started + args.duration;
+    let end = End::new(args, started);
+    let running = Arc::new(AtomicUsize::new(args.concurrency));
+    let all_done = Arc::new(tokio::sync::Notify::new());
     let mut handles = Vec::new();
     for w in 0..args.concurrency {
-        let op = op.clone();
+        let (op, end, running, all_done) =
+            (op.clone(), end.clone(), running.clone(), all_done.clone());
         handles.push(tokio::spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
             let mut i = 0u64;
-            while Instant::now() < until {
+            while end.another() {
                 let t = Instant::now();
                 let result = op(w, i).await;
                 let micros = u64::try_from(t.elapsed().as_micros())
@@ -481,17 +515,23 @@ where
                     .or_default() += 1;
                 i += 1;
             }
+            if running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                all_done.notify_one();
+            }
             (hist, statuses)
         }));
     }
-    // Resident memory of the measured process while it is under load.
+    // Resident memory of the measured process while it is under load,
+    // until the last worker is done.
     let mut samples = Vec::new();
     if let Some(gw) = measured {
         let mut tick = tokio::time::interval(args.sample_every);
         tick.tick().await;
-        while Instant::now() + args.sample_every <= until {
-            tick.tick().await;
-            samples.push(gw.usage()?.rss_kib);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => samples.push(gw.usage()?.rss_kib),
+                () = all_done.notified() => break,
+            }
         }
     }
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;

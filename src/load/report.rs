@@ -64,10 +64,13 @@ impl Report {
     pub fn new(args: &LoadArgs, idle: Usage) -> Self {
         Self {
             title: format!(
-                "{:?}, concurrency {}, {:?} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, Graph calls in flight at most: {}, gRPC over {}, audit records: {}",
+                "{:?}, concurrency {}, {} per phase after {} warm-up calls, {} tasks, {} gRPC connection(s), gateway worker threads: {}, Graph calls in flight at most: {}, gRPC over {}, audit records: {}",
                 args.rpc,
                 args.concurrency,
-                args.duration,
+                args.calls.map_or_else(
+                    || format!("{:?}", args.duration),
+                    |n| format!("{n} calls")
+                ),
                 args.warmup,
                 args.tasks,
                 args.connections,
