@@ -254,6 +254,19 @@ async fn admitting(max_in_flight: usize, max_queued: usize) -> (Harness, fake_cl
     (Harness::with_config(cfg).await, cloud)
 }
 
+/// Starts a call that Graph holds until `cloud.release`; returns once Graph
+/// has it.
+async fn hold_the_only_slot(
+    h: &Harness,
+    cloud: &fake_cloud::FakeCloud,
+) -> tokio::task::JoinHandle<Result<tonic::Response<SecurityConfigurationTask>, tonic::Status>> {
+    let mut holder = h.client.clone();
+    let held =
+        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
+    cloud.arrived.notified().await;
+    held
+}
+
 /// Waits until the gateway reports `n` calls waiting for a Graph slot.
 async fn until_queued(h: &Harness, n: u32) {
     let want = format!("graph_gateway_graph_queued {n}\n");
@@ -278,10 +291,7 @@ fn assert_overloaded(s: &tonic::Status, message: &str) {
 #[tokio::test]
 async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
     let (h, cloud) = admitting(1, 1).await;
-    let mut holder = h.client.clone();
-    let held =
-        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
-    cloud.arrived.notified().await;
+    let held = hold_the_only_slot(&h, &cloud).await;
     let mut waiter = h.client.clone();
     let waiting =
         tokio::spawn(async move { waiter.get_security_configuration_task(get("fast")).await });
@@ -317,10 +327,7 @@ async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
 #[tokio::test]
 async fn a_call_whose_deadline_passes_while_it_waits_is_refused_unsent() {
     let (h, cloud) = admitting(1, 8).await;
-    let mut holder = h.client.clone();
-    let held =
-        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
-    cloud.arrived.notified().await;
+    let held = hold_the_only_slot(&h, &cloud).await;
     let mut req = Request::new(get("fast"));
     req.set_timeout(Duration::from_millis(300));
     let s = h
@@ -342,20 +349,13 @@ async fn a_call_whose_deadline_passes_while_it_waits_is_refused_unsent() {
 #[tokio::test]
 async fn calls_past_the_in_flight_cap_are_shed_when_nothing_may_wait() {
     let (h, cloud) = admitting(1, 0).await;
-    let mut holder = h.client.clone();
-    let held =
-        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
-    cloud.arrived.notified().await;
+    let held = hold_the_only_slot(&h, &cloud).await;
     let mut other = h.client.clone();
     let s = other
         .get_security_configuration_task(get("fast"))
         .await
         .expect_err("shed");
-    assert_eq!(s.code(), Code::ResourceExhausted);
-    assert_eq!(
-        s.get_details_error_info().expect("ErrorInfo").reason,
-        "GATEWAY_OVERLOADED"
-    );
+    assert_overloaded(&s, "in flight and waiting");
     assert!(
         cloud.authorizations.lock().expect("lock").is_empty(),
         "shed before sending"

@@ -122,56 +122,40 @@ impl Report {
             );
         }
         out.push('\n');
-        if let (Some(d), Some(g)) = (&self.direct, &self.gateway) {
-            let _ = writeln!(
-                out,
-                "gateway vs direct: throughput {:.2}x; added latency p50 {:+} µs, p99 {:+} µs",
-                g.rps() / d.rps(),
-                g.q(0.5) as i64 - d.q(0.5) as i64,
-                g.q(0.99) as i64 - d.q(0.99) as i64,
-            );
-        }
-        if let (Some(d), Some(f)) = (&self.direct, &self.floor) {
-            let _ = writeln!(
-                out,
-                "floor vs direct: throughput {:.2}x; added latency p50 {:+} µs, p99 {:+} µs",
-                f.rps() / d.rps(),
-                f.q(0.5) as i64 - d.q(0.5) as i64,
-                f.q(0.99) as i64 - d.q(0.99) as i64,
-            );
-        }
-        if let Some(f) = &self.floor {
-            if let Some(cpu) = f.process_cpu {
+        for (label, phase) in [("gateway", &self.gateway), ("floor", &self.floor)] {
+            if let (Some(d), Some(p)) = (&self.direct, phase) {
                 let _ = writeln!(
                     out,
-                    "floor process: CPU {:.1} µs/call ({:.2} cores busy)",
-                    Phase::cpu_per_call_us(cpu, f.calls()),
-                    cpu.as_secs_f64() / f.elapsed.as_secs_f64()
+                    "{label} vs direct: throughput {:.2}x; added latency p50 {:+} µs, p99 {:+} µs",
+                    p.rps() / d.rps(),
+                    p.q(0.5) as i64 - d.q(0.5) as i64,
+                    p.q(0.99) as i64 - d.q(0.99) as i64,
                 );
             }
+        }
+        for (label, phase) in [("floor", &self.floor), ("gateway", &self.gateway)] {
+            if let Some((p, cpu)) = phase.as_ref().and_then(|p| Some((p, p.process_cpu?))) {
+                let _ = writeln!(
+                    out,
+                    "{label} process: CPU {:.1} µs/call ({:.2} cores busy)",
+                    Phase::cpu_per_call_us(cpu, p.calls()),
+                    cpu.as_secs_f64() / p.elapsed.as_secs_f64()
+                );
+            }
+        }
+        let per_call = |phase: &Option<Phase>| {
+            let p = phase.as_ref()?;
+            Some(Phase::cpu_per_call_us(p.process_cpu?, p.calls()))
+        };
+        if let (Some(gw), Some(floor)) = (per_call(&self.gateway), per_call(&self.floor)) {
+            let _ = writeln!(
+                out,
+                "gateway vs floor: CPU {:.2}x ({:+.1} µs/call)",
+                gw / floor,
+                gw - floor
+            );
         }
         if let Some(g) = &self.gateway {
-            if let Some(cpu) = g.process_cpu {
-                let _ = writeln!(
-                    out,
-                    "gateway process: CPU {:.1} µs/call ({:.2} cores busy)",
-                    Phase::cpu_per_call_us(cpu, g.calls()),
-                    cpu.as_secs_f64() / g.elapsed.as_secs_f64()
-                );
-                if let Some(floor_cpu) = self
-                    .floor
-                    .as_ref()
-                    .and_then(|f| f.process_cpu.map(|c| Phase::cpu_per_call_us(c, f.calls())))
-                {
-                    let gw = Phase::cpu_per_call_us(cpu, g.calls());
-                    let _ = writeln!(
-                        out,
-                        "gateway vs floor: CPU {:.2}x ({:+.1} µs/call)",
-                        gw / floor_cpu,
-                        gw - floor_cpu
-                    );
-                }
-            }
             let samples: Vec<String> = g
                 .rss_samples_kib
                 .iter()
