@@ -18,6 +18,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The most Graph calls in flight a gateway may be configured for (far past
+/// what one tenant's throttling allows; the cap keeps the slot count sane).
+const MAX_GRAPH_IN_FLIGHT: usize = 1_000_000;
+
 /// The variables that select a credential kind; exactly one must be set.
 pub const CREDENTIAL_VARIABLES: [&str; 4] = [
     "AZURE_CLIENT_SECRET",
@@ -237,8 +241,10 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
     if args.graph_attempt_timeout.is_zero() {
         problems.push("GRAPH_ATTEMPT_TIMEOUT must be more than 0".to_owned());
     }
-    if args.graph_max_in_flight == 0 {
-        problems.push("GRAPH_MAX_IN_FLIGHT must be at least 1".to_owned());
+    if !(1..=MAX_GRAPH_IN_FLIGHT).contains(&args.graph_max_in_flight) {
+        problems.push(format!(
+            "GRAPH_MAX_IN_FLIGHT must be 1 to {MAX_GRAPH_IN_FLIGHT}"
+        ));
     }
     StackSettings {
         retry: RetrySettings {
@@ -730,6 +736,28 @@ mod tests {
         let mut args = serve(&["--emulator"]);
         args.graph_base_url = Some("https://graph.microsoft.com/beta".into());
         assert!(Config::from_args(args).is_err());
+    }
+
+    #[test]
+    fn graph_call_slots_are_bounded_both_ways() {
+        let problems_for = |value: &str| {
+            let mut problems = Vec::new();
+            let s = serve(&["--emulator", "--graph-max-in-flight", value]);
+            let settings = stack_settings(&s.resilience, &mut problems);
+            (settings.admission, problems)
+        };
+        let (admission, problems) = problems_for("1000000");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(admission.max_in_flight, 1_000_000);
+        assert_eq!(admission.max_queued, 1024, "the default queue");
+        for refused in ["0", "1000001", "18446744073709551615"] {
+            let (_, problems) = problems_for(refused);
+            assert_eq!(
+                problems,
+                ["GRAPH_MAX_IN_FLIGHT must be 1 to 1000000"],
+                "{refused}"
+            );
+        }
     }
 
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {

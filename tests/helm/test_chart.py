@@ -501,8 +501,17 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("replicaCuont=2", "replicaCuont"),
         ("service.grpcPort=-1", "/service/grpcPort"),
         ("graph.cloud=mars", "/graph/cloud"),
+        ("gateway.graphMaxInFlight=1000001", "/gateway/graphMaxInFlight"),
+        ("gateway.graphMaxQueued=-1", "/gateway/graphMaxQueued"),
     ],
-    ids=["string-replicas", "unknown-top-level-key", "negative-port", "unknown-cloud"],
+    ids=[
+        "string-replicas",
+        "unknown-top-level-key",
+        "negative-port",
+        "unknown-cloud",
+        "too-many-graph-slots",
+        "negative-graph-queue",
+    ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
     with pytest.raises(helm.HelmValuesError) as caught:
