@@ -18,9 +18,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The most Graph calls in flight a gateway may be configured for (far past
-/// what one tenant's throttling allows; the cap keeps the slot count sane).
-const MAX_GRAPH_IN_FLIGHT: usize = 1_000_000;
+/// The most a count of slots (connections, Graph calls in flight) may be set
+/// to: far past what a machine or one tenant's throttling allows, and well
+/// within what the semaphores enforcing them can hold.
+const MAX_SLOTS: usize = 1_000_000;
+
+fn check_slots(name: &str, value: usize, problems: &mut Vec<String>) {
+    if !(1..=MAX_SLOTS).contains(&value) {
+        problems.push(format!("{name} must be 1 to {MAX_SLOTS}"));
+    }
+}
 
 /// The variables that select a credential kind; exactly one must be set.
 pub const CREDENTIAL_VARIABLES: [&str; 4] = [
@@ -217,9 +224,7 @@ fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Op
             Callers::Anyone
         }
     };
-    if args.max_connections == 0 {
-        problems.push("GATEWAY_MAX_CONNECTIONS must be at least 1".to_owned());
-    }
+    check_slots("GATEWAY_MAX_CONNECTIONS", args.max_connections, problems);
     if args.max_concurrent_streams == 0 {
         problems.push("GATEWAY_MAX_CONCURRENT_STREAMS must be at least 1".to_owned());
     }
@@ -241,11 +246,7 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
     if args.graph_attempt_timeout.is_zero() {
         problems.push("GRAPH_ATTEMPT_TIMEOUT must be more than 0".to_owned());
     }
-    if !(1..=MAX_GRAPH_IN_FLIGHT).contains(&args.graph_max_in_flight) {
-        problems.push(format!(
-            "GRAPH_MAX_IN_FLIGHT must be 1 to {MAX_GRAPH_IN_FLIGHT}"
-        ));
-    }
+    check_slots("GRAPH_MAX_IN_FLIGHT", args.graph_max_in_flight, problems);
     StackSettings {
         retry: RetrySettings {
             max_retries: args.graph_max_retries,
@@ -739,7 +740,7 @@ mod tests {
     }
 
     #[test]
-    fn graph_call_slots_are_bounded_both_ways() {
+    fn slot_counts_are_bounded_both_ways() {
         let problems_for = |value: &str| {
             let mut problems = Vec::new();
             let s = serve(&["--emulator", "--graph-max-in-flight", value]);
@@ -757,7 +758,28 @@ mod tests {
                 ["GRAPH_MAX_IN_FLIGHT must be 1 to 1000000"],
                 "{refused}"
             );
+            let e = inbound_of(
+                &[
+                    "--plaintext",
+                    "--allow-unauthenticated",
+                    "--max-connections",
+                    refused,
+                ],
+                false,
+            )
+            .expect_err(refused);
+            assert_eq!(e, ["GATEWAY_MAX_CONNECTIONS must be 1 to 1000000"]);
         }
+        inbound_of(
+            &[
+                "--plaintext",
+                "--allow-unauthenticated",
+                "--max-connections",
+                "1000000",
+            ],
+            false,
+        )
+        .expect("the largest count");
     }
 
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {

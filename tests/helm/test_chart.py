@@ -503,6 +503,7 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("graph.cloud=mars", "/graph/cloud"),
         ("gateway.graphMaxInFlight=1000001", "/gateway/graphMaxInFlight"),
         ("gateway.graphMaxQueued=-1", "/gateway/graphMaxQueued"),
+        ("gateway.maxConnections=1000001", "/gateway/maxConnections"),
     ],
     ids=[
         "string-replicas",
@@ -511,6 +512,7 @@ def test_values_pass_the_schema(scenario: str) -> None:
         "unknown-cloud",
         "too-many-graph-slots",
         "negative-graph-queue",
+        "too-many-connections",
     ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
