@@ -254,17 +254,26 @@ async fn admitting(max_in_flight: usize, max_queued: usize) -> (Harness, fake_cl
     (Harness::with_config(cfg).await, cloud)
 }
 
+/// A call Graph holds until `cloud.release`.
+type Held =
+    tokio::task::JoinHandle<Result<tonic::Response<SecurityConfigurationTask>, tonic::Status>>;
+
 /// Starts a call that Graph holds until `cloud.release`; returns once Graph
 /// has it.
-async fn hold_the_only_slot(
-    h: &Harness,
-    cloud: &fake_cloud::FakeCloud,
-) -> tokio::task::JoinHandle<Result<tonic::Response<SecurityConfigurationTask>, tonic::Status>> {
+async fn hold_the_only_slot(h: &Harness, cloud: &fake_cloud::FakeCloud) -> Held {
     let mut holder = h.client.clone();
     let held =
         tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
     cloud.arrived.notified().await;
     held
+}
+
+/// Lets Graph answer the held call, which must then complete OK.
+async fn release_the_slot(cloud: &fake_cloud::FakeCloud, held: Held) {
+    cloud.release.notify_one();
+    held.await
+        .expect("joined")
+        .expect("the held call completes");
 }
 
 /// Waits until the gateway reports `n` calls waiting for a Graph slot.
@@ -308,10 +317,7 @@ async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
         "neither the waiting nor the refused call was sent"
     );
 
-    cloud.release.notify_one();
-    held.await
-        .expect("joined")
-        .expect("the held call completes");
+    release_the_slot(&cloud, held).await;
     let got = waiting
         .await
         .expect("joined")
@@ -340,10 +346,7 @@ async fn a_call_whose_deadline_passes_while_it_waits_is_refused_unsent() {
     assert!(cloud.authorizations.lock().expect("lock").is_empty());
     let m = metrics(&h).await;
     assert!(m.contains("graph_gateway_graph_queued 0\n"), "{m}");
-    cloud.release.notify_one();
-    held.await
-        .expect("joined")
-        .expect("the held call completes");
+    release_the_slot(&cloud, held).await;
 }
 
 #[tokio::test]
@@ -360,10 +363,7 @@ async fn calls_past_the_in_flight_cap_are_shed_when_nothing_may_wait() {
         cloud.authorizations.lock().expect("lock").is_empty(),
         "shed before sending"
     );
-    cloud.release.notify_one();
-    held.await
-        .expect("joined")
-        .expect("the held call completes");
+    release_the_slot(&cloud, held).await;
     other
         .get_security_configuration_task(get("fast"))
         .await
