@@ -231,6 +231,22 @@ pub struct ResilienceArgs {
     /// at once with RESOURCE_EXHAUSTED (0: never wait).
     #[arg(long, env = "GRAPH_MAX_QUEUED", default_value_t = 1024)]
     pub graph_max_queued: usize,
+
+    /// Longest delay Graph may ask for with Retry-After that is kept (the
+    /// shared throttle pause, a retry's wait, callers' RetryInfo); longer
+    /// ones are cut to it. 1s to 1h.
+    #[arg(long, env = "GRAPH_MAX_RETRY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
+    pub graph_max_retry_after: Duration,
+
+    /// Largest Graph answer body read, in bytes after decompression; a
+    /// larger one is refused with INTERNAL (GRAPH_ANSWER_TOO_LARGE). 1024 to 1073741824.
+    #[arg(long, env = "GRAPH_MAX_ANSWER_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub graph_max_answer_bytes: u64,
+
+    /// Largest answer body read from Entra ID's token endpoint, in bytes
+    /// after decompression; a larger one is a failed token request. 1024 to 16777216.
+    #[arg(long, env = "AZURE_TOKEN_MAX_ANSWER_BYTES", default_value_t = 64 * 1024)]
+    pub azure_token_max_answer_bytes: u64,
 }
 
 #[derive(Debug, Clone, Args)]

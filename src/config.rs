@@ -29,6 +29,16 @@ fn check_slots(name: &str, value: usize, problems: &mut Vec<String>) {
     }
 }
 
+/// The range of `GRAPH_MAX_RETRY_AFTER`: a pause of a second at least (Graph
+/// asks for whole seconds), an hour at most (past it the gateway is as good
+/// as stopped).
+const MIN_RETRY_AFTER_CAP: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+/// The largest `GRAPH_MAX_ANSWER_BYTES`: a gibibyte, far past a page of tasks.
+const MAX_GRAPH_ANSWER_BYTES: u64 = 1 << 30;
+/// The largest `AZURE_TOKEN_MAX_ANSWER_BYTES`: far past any token answer.
+const MAX_TOKEN_ANSWER_BYTES: u64 = 16 << 20;
+
 /// The variables that select a credential kind; exactly one must be set.
 pub const CREDENTIAL_VARIABLES: [&str; 4] = [
     "AZURE_CLIENT_SECRET",
@@ -247,6 +257,19 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
         problems.push("GRAPH_ATTEMPT_TIMEOUT must be more than 0".to_owned());
     }
     check_slots("GRAPH_MAX_IN_FLIGHT", args.graph_max_in_flight, problems);
+    if !(MIN_RETRY_AFTER_CAP..=MAX_RETRY_AFTER_CAP).contains(&args.graph_max_retry_after) {
+        problems.push("GRAPH_MAX_RETRY_AFTER must be 1s to 1h".to_owned());
+    }
+    if !(1024..=MAX_GRAPH_ANSWER_BYTES).contains(&args.graph_max_answer_bytes) {
+        problems.push(format!(
+            "GRAPH_MAX_ANSWER_BYTES must be 1024 to {MAX_GRAPH_ANSWER_BYTES}"
+        ));
+    }
+    if !(1024..=MAX_TOKEN_ANSWER_BYTES).contains(&args.azure_token_max_answer_bytes) {
+        problems.push(format!(
+            "AZURE_TOKEN_MAX_ANSWER_BYTES must be 1024 to {MAX_TOKEN_ANSWER_BYTES}"
+        ));
+    }
     StackSettings {
         retry: RetrySettings {
             max_retries: args.graph_max_retries,
@@ -259,6 +282,9 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
             max_in_flight: args.graph_max_in_flight,
             max_queued: args.graph_max_queued,
         },
+        max_retry_after: args.graph_max_retry_after,
+        max_answer_bytes: args.graph_max_answer_bytes,
+        token_max_answer_bytes: args.azure_token_max_answer_bytes,
     }
 }
 
@@ -780,6 +806,67 @@ mod tests {
             false,
         )
         .expect("the largest count");
+    }
+
+    #[test]
+    fn answer_limits_have_defaults_and_ranges() {
+        let settings_for = |args: &[&str]| {
+            let mut problems = Vec::new();
+            let mut argv = vec!["--emulator"];
+            argv.extend_from_slice(args);
+            let s = serve(&argv);
+            (stack_settings(&s.resilience, &mut problems), problems)
+        };
+        let (settings, problems) = settings_for(&[]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings.max_retry_after, Duration::from_secs(180));
+        assert_eq!(settings.max_answer_bytes, 16 * 1024 * 1024);
+        assert_eq!(settings.token_max_answer_bytes, 64 * 1024);
+        let (settings, problems) = settings_for(&[
+            "--graph-max-retry-after",
+            "1h",
+            "--graph-max-answer-bytes",
+            "1024",
+            "--azure-token-max-answer-bytes",
+            "16777216",
+        ]);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(settings.max_retry_after, Duration::from_secs(3600));
+        for (flag, value, problem) in [
+            (
+                "--graph-max-retry-after",
+                "999ms",
+                "GRAPH_MAX_RETRY_AFTER must be 1s to 1h",
+            ),
+            (
+                "--graph-max-retry-after",
+                "3601s",
+                "GRAPH_MAX_RETRY_AFTER must be 1s to 1h",
+            ),
+            (
+                "--graph-max-answer-bytes",
+                "1023",
+                "GRAPH_MAX_ANSWER_BYTES must be 1024 to 1073741824",
+            ),
+            (
+                "--graph-max-answer-bytes",
+                "1073741825",
+                "GRAPH_MAX_ANSWER_BYTES must be 1024 to 1073741824",
+            ),
+            (
+                "--azure-token-max-answer-bytes",
+                "0",
+                "AZURE_TOKEN_MAX_ANSWER_BYTES must be 1024 to 16777216",
+            ),
+            (
+                "--azure-token-max-answer-bytes",
+                "16777217",
+                "AZURE_TOKEN_MAX_ANSWER_BYTES must be 1024 to 16777216",
+            ),
+        ] {
+            let (_, problems) = settings_for(&[flag, value]);
+            assert_eq!(problems, [problem], "{flag} {value}");
+        }
     }
 
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {

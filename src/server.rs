@@ -66,7 +66,12 @@ impl Gateway {
                 credential,
             } => (None, base_url.clone(), (**credential).clone()),
         };
-        let tokens = TokenCache::new(http.clone(), credential);
+        let tokens = TokenCache::with_answer_limit(
+            http.clone(),
+            credential,
+            Arc::new(graph::auth::SystemClock),
+            config.graph_stack.token_max_answer_bytes,
+        );
         let graph_client = GraphClient::new(
             http.clone(),
             &base_url,

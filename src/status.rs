@@ -2,7 +2,7 @@
 //! gRPC status with rich details.
 
 use crate::graph::auth::{TokenError, TokenErrorKind};
-use crate::graph::{GraphError, GraphFailure};
+use crate::graph::{clip, GraphError, GraphFailure, MAX_MESSAGE_BYTES};
 use crate::security::access::Denial;
 use crate::translate::{InvalidRequest, ResponseError};
 use std::collections::HashMap;
@@ -147,6 +147,7 @@ impl CallError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             Self::Graph(GraphError::Status(f)) => f.request_id.as_deref(),
+            Self::Graph(GraphError::AnswerTooLarge(a)) => a.request_id.as_deref(),
             Self::Answer { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
@@ -219,6 +220,21 @@ fn graph_error(e: &GraphError) -> Status {
         GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),
         GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED", None),
         GraphError::Token(t) => return token_error(t),
+        GraphError::AnswerTooLarge(a) => {
+            let mut meta = HashMap::from([
+                ("limit-bytes".to_owned(), a.limit.to_string()),
+                ("http-status".to_owned(), a.status.to_string()),
+            ]);
+            if let Some(id) = &a.request_id {
+                meta.insert("request-id".to_owned(), id.clone());
+            }
+            return gateway_error(
+                Code::Internal,
+                e.to_string(),
+                "GRAPH_ANSWER_TOO_LARGE",
+                meta,
+            );
+        }
     };
     let mut details = ErrorDetails::new();
     details.set_error_info(reason, GATEWAY_DOMAIN, HashMap::new());
@@ -293,8 +309,10 @@ fn graph_failure(f: &GraphFailure) -> Status {
     if f.retry_after.is_some() {
         details.set_retry_info(f.retry_after);
     }
+    // Graph's text, cut to a size a status can carry; the code and ids
+    // are in the details whatever the message holds.
     let message = match &f.message {
-        Some(m) => m.clone(),
+        Some(m) => clip(m, MAX_MESSAGE_BYTES).to_owned(),
         None => f.to_string(),
     };
     Status::with_error_details(code, message, details)
@@ -369,5 +387,39 @@ mod tests {
         assert_eq!(info.metadata["date"], "2021-09-14T19:05:24");
         let retry = status.get_details_retry_info().expect("RetryInfo");
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn graph_messages_are_cut_to_a_kibibyte() {
+        let failure = GraphFailure {
+            status: 400,
+            code: Some("badRequest".into()),
+            message: Some("ß".repeat(10_000)),
+            request_id: None,
+            client_request_id: None,
+            date: None,
+            retry_after: None,
+        };
+        let status = CallError::Graph(GraphError::Status(Box::new(failure))).to_status();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message().len(), MAX_MESSAGE_BYTES);
+        assert!(status.message().chars().all(|c| c == 'ß'));
+    }
+
+    #[test]
+    fn an_answer_too_large_is_internal_with_the_limit() {
+        let error = GraphError::AnswerTooLarge(crate::graph::AnswerTooLarge {
+            status: 200,
+            limit: 1024,
+            request_id: Some("r".into()),
+        });
+        let status = CallError::Graph(error).to_status();
+        assert_eq!(status.code(), Code::Internal);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "GRAPH_ANSWER_TOO_LARGE");
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        assert_eq!(info.metadata["limit-bytes"], "1024");
+        assert_eq!(info.metadata["http-status"], "200");
+        assert_eq!(info.metadata["request-id"], "r");
     }
 }

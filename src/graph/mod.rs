@@ -4,12 +4,15 @@
 //! rustls), and reads the answers into success bodies or [`GraphError`]s.
 
 pub mod auth;
+pub mod body;
 mod error;
 pub mod stack;
 
 pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
-pub use error::{parse_retry_after, GraphError, GraphFailure, Overload};
-pub use stack::{Admission, RetrySettings, StackSettings, ThrottleGate};
+pub use error::{
+    clip, parse_retry_after, AnswerTooLarge, GraphError, GraphFailure, Overload, MAX_MESSAGE_BYTES,
+};
+pub use stack::{Admission, RetrySettings, StackSettings, ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
 
 use crate::metrics::Metrics;
 use crate::translate::IdSegment;
@@ -89,7 +92,7 @@ impl GraphClient {
         settings: &StackSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let gate = Arc::new(ThrottleGate::default());
+        let gate = Arc::new(ThrottleGate::new(settings.max_retry_after));
         Self {
             collection_url: with_path(base_url, &[COLLECTION_PATH]),
             stack: stack::build(http, tokens, settings, gate.clone(), metrics.clone()),
@@ -164,6 +167,7 @@ impl GraphClient {
         let status = match &result {
             Ok(r) => Some(r.status),
             Err(GraphError::Status(f)) => Some(f.status),
+            Err(GraphError::AnswerTooLarge(a)) => Some(a.status),
             Err(_) => None,
         };
         self.metrics.graph_request(method_name, status);

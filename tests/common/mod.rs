@@ -5,7 +5,7 @@
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
 use graph_grpc_gateway::config::{Config, GraphTarget, Inbound};
 use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
-use graph_grpc_gateway::graph::{Admission, RetrySettings, StackSettings};
+use graph_grpc_gateway::graph::{Admission, RetrySettings, StackSettings, DEFAULT_MAX_RETRY_AFTER};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::server::Gateway;
@@ -65,6 +65,9 @@ pub fn fast_retries() -> StackSettings {
             max_in_flight: 256,
             max_queued: 1024,
         },
+        max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+        max_answer_bytes: 16 * 1024 * 1024,
+        token_max_answer_bytes: 64 * 1024,
     }
 }
 

@@ -14,7 +14,7 @@
 
 use super::credential::Credential;
 use super::error::{TokenError, TokenErrorKind};
-use super::request::{request_token, Token};
+use super::request::{request_token, Token, DEFAULT_MAX_ANSWER_BYTES};
 use crate::graph::GraphError;
 use http::HeaderValue;
 use std::fmt;
@@ -72,6 +72,8 @@ struct Inner {
     credential: Credential,
     clock: Arc<dyn Clock>,
     state: Mutex<State>,
+    /// The most of a token answer that is read.
+    max_answer_bytes: u64,
 }
 
 #[derive(Default)]
@@ -109,12 +111,24 @@ impl TokenCache {
         credential: Credential,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        Self::with_answer_limit(http, credential, clock, DEFAULT_MAX_ANSWER_BYTES)
+    }
+
+    /// A cache reading the time from `clock` that reads at most
+    /// `max_answer_bytes` of a token answer (`AZURE_TOKEN_MAX_ANSWER_BYTES`).
+    pub fn with_answer_limit(
+        http: reqwest::Client,
+        credential: Credential,
+        clock: Arc<dyn Clock>,
+        max_answer_bytes: u64,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 http,
                 credential,
                 clock,
                 state: Mutex::new(State::default()),
+                max_answer_bytes,
             }),
         }
     }
@@ -220,7 +234,13 @@ impl TokenCache {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let issued = inner.clock.now();
-            let result = request_token(&inner.http, &inner.credential, issued).await;
+            let result = request_token(
+                &inner.http,
+                &inner.credential,
+                issued,
+                inner.max_answer_bytes,
+            )
+            .await;
             let outcome = inner.settle(result);
             let _ = tx.send(Some(outcome));
         });

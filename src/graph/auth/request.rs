@@ -2,6 +2,7 @@
 
 use super::credential::{ClientAuth, Credential};
 use super::error::{TokenError, TokenErrorKind};
+use crate::graph::body::{self, BodyError};
 use http::{header, HeaderValue};
 use serde::Deserialize;
 use std::time::Duration;
@@ -56,11 +57,18 @@ enum Seconds {
     Text(String),
 }
 
-/// Asks Entra ID for a token; `issued` is when the request started.
+/// The default `AZURE_TOKEN_MAX_ANSWER_BYTES`: a token answer is a few
+/// kilobytes.
+pub const DEFAULT_MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// Asks Entra ID for a token; `issued` is when the request started. The
+/// answer is read up to `max_answer_bytes` (after decompression): a success
+/// past it is a transient failure, an error past it is read for what fits.
 pub(crate) async fn request_token(
     http: &reqwest::Client,
     credential: &Credential,
     issued: Instant,
+    max_answer_bytes: u64,
 ) -> Result<Token, TokenError> {
     let token_url = credential.token_url();
     let auth = credential.client_auth(&token_url).await?;
@@ -85,13 +93,25 @@ pub(crate) async fn request_token(
         .await
         .map_err(|e| TokenError::unreachable(crate::graph::transport_failure(&e)))?;
     let status = resp.status().as_u16();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| TokenError::unreachable(crate::graph::transport_failure(&e)))?;
     if !(200..300).contains(&status) {
+        let limit = usize::try_from(max_answer_bytes).unwrap_or(usize::MAX);
+        let body = body::read_prefix(resp, limit).await;
         return Err(TokenError::from_response(status, &body));
     }
+    let body = match body::read_limited(resp, max_answer_bytes).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { limit }) => {
+            return Err(TokenError::local(
+                TokenErrorKind::Transient,
+                format!(
+                    "Entra ID's token answer is larger than {limit} bytes (AZURE_TOKEN_MAX_ANSWER_BYTES); it was not read"
+                ),
+            ))
+        }
+        Err(BodyError::Broken(e)) => {
+            return Err(TokenError::unreachable(crate::graph::transport_failure(&e)))
+        }
+    };
     let odd = |what: &str| {
         TokenError::local(
             TokenErrorKind::Transient,

@@ -1,9 +1,15 @@
 //! The innermost layer: one HTTP exchange with Graph.
+//!
+//! Bodies are read under a limit ([`crate::graph::body`]): a success body
+//! past `GRAPH_MAX_ANSWER_BYTES` is [`GraphError::AnswerTooLarge`], and of an
+//! error body only the first [`ERROR_BODY_BYTES`] are read (Graph's error
+//! JSON is a few hundred bytes; what does not fit maps by status).
 
 use super::{GraphRequest, GraphService};
-use crate::graph::{GraphError, GraphFailure, GraphResponse};
+use crate::graph::body::{self, BodyError};
+use crate::graph::{AnswerTooLarge, GraphError, GraphFailure, GraphResponse};
 use http::header::{self, HeaderName, HeaderValue};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 // Names and fixed values made once, not parsed from text on every request.
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
@@ -12,17 +18,30 @@ const RETRY_ATTEMPT: HeaderName = HeaderName::from_static("retry-attempt");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
+/// The most of an error body that is read.
+pub const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// What the exchange reads of Graph's answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `Retry-After` is held to this.
+    pub max_retry_after: Duration,
+    /// A success body past this is refused.
+    pub max_answer_bytes: u64,
+}
+
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
-pub fn service(client: reqwest::Client) -> GraphService {
+pub fn service(client: reqwest::Client, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = client.clone();
-        async move { exchange(&client, req).await }
+        async move { exchange(&client, req, limits).await }
     }))
 }
 
 async fn exchange(
     client: &reqwest::Client,
     req: GraphRequest,
+    limits: Limits,
 ) -> Result<GraphResponse, GraphError> {
     let mut builder = client
         .request(req.method, (*req.url).clone())
@@ -56,24 +75,35 @@ async fn exchange(
     };
     let request_id = header_text("request-id");
     let retry_after = header_text("retry-after");
-    let body = resp.bytes().await;
     if (200..300).contains(&status) {
-        // Graph took the request; only its answer was lost.
-        let body = body.map_err(|e| GraphError::Body(describe(e)))?;
+        // Graph took the request; only its answer was lost (or refused).
+        let body = match body::read_limited(resp, limits.max_answer_bytes).await {
+            Ok(body) => body,
+            Err(BodyError::TooLarge { limit }) => {
+                return Err(GraphError::AnswerTooLarge(AnswerTooLarge {
+                    status,
+                    limit,
+                    request_id,
+                }))
+            }
+            Err(BodyError::Broken(e)) => return Err(GraphError::Body(describe(e))),
+        };
         Ok(GraphResponse {
             status,
             request_id,
             body,
         })
     } else {
-        // A failure whose body broke off still maps by its status.
-        let body = body.unwrap_or_default();
+        // A failure whose body broke off, or was too long to read whole,
+        // still maps by its status.
+        let body = body::read_prefix(resp, ERROR_BODY_BYTES).await;
         Err(GraphError::Status(Box::new(GraphFailure::from_response(
             status,
             request_id,
             retry_after.as_deref(),
             &body,
             SystemTime::now(),
+            limits.max_retry_after,
         ))))
     }
 }

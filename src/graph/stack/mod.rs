@@ -17,7 +17,7 @@ mod timeout;
 
 pub use admit::Admission;
 pub use retry::RetrySettings;
-pub use throttle::ThrottleGate;
+pub use throttle::{ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
 
 use super::TokenCache;
 use crate::metrics::Metrics;
@@ -55,6 +55,14 @@ pub struct StackSettings {
     pub attempt_timeout: Duration,
     /// Graph calls in flight at once, and calls that may wait for a turn.
     pub admission: Admission,
+    /// The longest delay Graph may ask for (`Retry-After`) that the gateway
+    /// keeps: the shared pause, a retry's wait and callers' `RetryInfo`.
+    pub max_retry_after: Duration,
+    /// The largest answer body read from Graph, after decompression.
+    pub max_answer_bytes: u64,
+    /// The largest answer body read from Entra ID's token endpoint, after
+    /// decompression.
+    pub token_max_answer_bytes: u64,
 }
 
 /// Builds the stack around `http`.
@@ -65,7 +73,13 @@ pub fn build(
     gate: Arc<ThrottleGate>,
     metrics: Arc<Metrics>,
 ) -> GraphService {
-    let svc = exchange::service(http);
+    let svc = exchange::service(
+        http,
+        exchange::Limits {
+            max_retry_after: settings.max_retry_after,
+            max_answer_bytes: settings.max_answer_bytes,
+        },
+    );
     let svc = timeout::layer(svc, settings.attempt_timeout);
     let svc = retry::layer(svc, settings.retry.clone(), gate.clone(), metrics.clone());
     let svc = throttle::layer(svc, gate, metrics.clone());

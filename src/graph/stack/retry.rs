@@ -88,7 +88,7 @@ impl RetryPolicy {
         let doubling = 2u32.saturating_pow(self.retries);
         let base = self.settings.base_delay.saturating_mul(doubling);
         let jitter_ms = u64::try_from(self.settings.max_jitter.as_millis()).unwrap_or(0);
-        base + Duration::from_millis(fastrand::u64(0..=jitter_ms))
+        base.saturating_add(Duration::from_millis(fastrand::u64(0..=jitter_ms)))
     }
 }
 
@@ -105,17 +105,24 @@ impl tower::retry::Policy<GraphRequest, GraphResponse, GraphError> for RetryPoli
             GraphError::Status(f) => f.retry_after,
             _ => None,
         };
-        if let Some(delay) = asked {
-            self.gate.pause_for(delay);
+        // Only throttling (429) and unavailability (503) pause every call;
+        // a `Retry-After` on any other answer is for this request alone.
+        if let (Some(delay), GraphError::Status(f)) = (asked, &*error) {
+            if matches!(f.status, 429 | 503) {
+                self.gate.pause_for(delay);
+            }
         }
         let reason = retryable(error, &req.method)?;
         if self.retries >= self.settings.max_retries {
             return None;
         }
+        // Graph's delay was held to GRAPH_MAX_RETRY_AFTER when it was read;
+        // the arithmetic saturates all the same, so no delay can panic.
         let delay = asked.unwrap_or_else(|| self.backoff());
-        if self.waited + delay > self.settings.max_total_delay
-            || Instant::now() + delay >= req.deadline
-        {
+        let ends_in_time = Instant::now()
+            .checked_add(delay)
+            .is_some_and(|at| at < req.deadline);
+        if self.waited.saturating_add(delay) > self.settings.max_total_delay || !ends_in_time {
             // The caller would be gone before the retry answers; the failure
             // goes back now, with Graph's delay for the caller to schedule.
             self.metrics.retry_skipped("deadline");
@@ -126,7 +133,7 @@ impl tower::retry::Policy<GraphRequest, GraphResponse, GraphError> for RetryPoli
             return None;
         }
         self.retries += 1;
-        self.waited += delay;
+        self.waited = self.waited.saturating_add(delay);
         req.attempt = self.retries;
         self.metrics.retry(reason);
         Some(tokio::time::sleep(delay))

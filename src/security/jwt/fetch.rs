@@ -2,6 +2,7 @@
 //! or hostile endpoint cannot stall verification or exhaust memory.
 
 use super::keys::KeySet;
+use crate::graph::body::{read_limited, BodyError};
 use crate::graph::{is_loopback, transport_failure};
 use std::time::Duration;
 use url::Url;
@@ -35,7 +36,7 @@ pub(super) fn check_url(url: &Url) -> Result<(), String> {
 pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet, String> {
     check_url(url)?;
     let failed = |what: String| format!("GET {url}: {what}");
-    let mut response = http
+    let response = http
         .get(url.clone())
         .header(http::header::ACCEPT, "application/json")
         .timeout(JWKS_TIMEOUT)
@@ -46,24 +47,15 @@ pub(super) async fn download(http: &reqwest::Client, url: &Url) -> Result<KeySet
     if !status.is_success() {
         return Err(failed(format!("HTTP {}", status.as_u16())));
     }
-    let too_large = || failed(format!("the answer is larger than {MAX_JWKS_BYTES} bytes"));
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| failed(transport_failure(&e).to_owned()))?
-    {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(too_large());
+    let body = match read_limited(response, MAX_JWKS_BYTES as u64).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { .. }) => {
+            return Err(failed(format!(
+                "the answer is larger than {MAX_JWKS_BYTES} bytes"
+            )))
         }
-        body.extend_from_slice(&chunk);
-    }
+        Err(BodyError::Broken(e)) => return Err(failed(transport_failure(&e).to_owned())),
+    };
     KeySet::parse(&body).map_err(failed)
 }
 
