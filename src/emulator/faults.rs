@@ -19,6 +19,9 @@
 //! {"body":"DropAfterApply","delay_ms":50}
 //! {"status":200,"body":"NotJson"}
 //! {"body":"Unchanged","delay_ms":2000}
+//! {"status":200,"body":{"Huge":{"bytes":67108864}}}
+//! {"status":200,"body":{"Huge":{"bytes":67108864,"chunked":true}}}
+//! {"status":200,"body":{"GzipBomb":{"inflated_bytes":1073741824}}}
 //! ```
 //!
 //! `delay_ms` holds that one answer back (the request itself is applied, or
@@ -31,6 +34,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::bulk;
 use super::error::{default_code, default_message};
 use super::reply::{self, RequestIds, ERROR_JSON};
 
@@ -92,6 +96,17 @@ pub enum FaultBody {
     /// An HTML page (a proxy's sign-in page) instead of JSON, with the
     /// fault's status (200 from [`Fault::not_json`]). Not applied.
     NotJson,
+    /// `bytes` bytes of spaces as JSON, with the fault's status, made as
+    /// they are sent; with `chunked`, no `Content-Length`. Not applied.
+    Huge {
+        bytes: u64,
+        #[serde(default)]
+        chunked: bool,
+    },
+    /// A `Content-Encoding: gzip` body of about a thousandth of
+    /// `inflated_bytes` that inflates to that many zero bytes, with the
+    /// fault's status. Not applied.
+    GzipBomb { inflated_bytes: u64 },
 }
 
 impl FaultBody {
@@ -263,6 +278,36 @@ impl Fault {
         }
     }
 
+    /// `200 OK` with `bytes` bytes of body, declared in `Content-Length`.
+    pub fn huge(bytes: u64) -> Self {
+        Fault {
+            body: FaultBody::Huge {
+                bytes,
+                chunked: false,
+            },
+            ..Fault::new(200)
+        }
+    }
+
+    /// `200 OK` with `bytes` bytes of body and no `Content-Length`.
+    pub fn huge_chunked(bytes: u64) -> Self {
+        Fault {
+            body: FaultBody::Huge {
+                bytes,
+                chunked: true,
+            },
+            ..Fault::new(200)
+        }
+    }
+
+    /// `200 OK` with a gzip body that inflates to `inflated_bytes`.
+    pub fn gzip_bomb(inflated_bytes: u64) -> Self {
+        Fault {
+            body: FaultBody::GzipBomb { inflated_bytes },
+            ..Fault::new(200)
+        }
+    }
+
     /// This fault with its answer held back by `delay`.
     pub fn delayed(self, delay: Duration) -> ScriptedFault {
         ScriptedFault {
@@ -338,6 +383,8 @@ impl Fault {
                     dialect.error_body(self.status, self.code.as_deref(), self.message.as_deref());
                 reply::with_body(status, content_type, body)
             }
+            FaultBody::Huge { bytes, chunked } => bulk::huge(status, *bytes, *chunked),
+            FaultBody::GzipBomb { inflated_bytes } => bulk::gzip_bomb(status, *inflated_bytes),
             FaultBody::Empty
             | FaultBody::NoContentAfterApply
             | FaultBody::Unchanged

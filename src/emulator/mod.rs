@@ -90,6 +90,7 @@ use uuid::Uuid;
 
 mod auth;
 mod body;
+mod bulk;
 mod chaos;
 mod datetime;
 mod error;
