@@ -504,6 +504,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("gateway.graphMaxInFlight=1000001", "/gateway/graphMaxInFlight"),
         ("gateway.graphMaxQueued=-1", "/gateway/graphMaxQueued"),
         ("gateway.maxConnections=1000001", "/gateway/maxConnections"),
+        ("gateway.graphMaxAnswerBytes=1073741825", "/gateway/graphMaxAnswerBytes"),
+        ("gateway.azureTokenMaxAnswerBytes=1023", "/gateway/azureTokenMaxAnswerBytes"),
+        ("gateway.graphMaxRetryAfter=forever", "/gateway/graphMaxRetryAfter"),
     ],
     ids=[
         "string-replicas",
@@ -513,6 +516,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         "too-many-graph-slots",
         "negative-graph-queue",
         "too-many-connections",
+        "graph-answer-limit-too-large",
+        "token-answer-limit-too-small",
+        "retry-after-cap-not-a-duration",
     ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
@@ -747,6 +753,25 @@ def test_emulator_only_in_demo_mode(scenario: str) -> None:
     else:
         assert "--emulator" not in args, args
         assert not marker
+
+
+def test_answer_limits_reach_the_gateway() -> None:
+    """The limits on what Graph may ask for or send are rendered, defaults and overrides alike."""
+    env = render_scenario("client-secret").env()
+    assert env["GRAPH_MAX_RETRY_AFTER"]["value"] == "180s"
+    assert env["GRAPH_MAX_ANSWER_BYTES"]["value"] == "16777216"
+    assert env["AZURE_TOKEN_MAX_ANSWER_BYTES"]["value"] == "65536"
+    env = render_uncached(
+        ("client-secret.yaml",),
+        (
+            "gateway.graphMaxRetryAfter=30s",
+            "gateway.graphMaxAnswerBytes=1048576",
+            "gateway.azureTokenMaxAnswerBytes=4096",
+        ),
+    ).env()
+    assert env["GRAPH_MAX_RETRY_AFTER"]["value"] == "30s"
+    assert env["GRAPH_MAX_ANSWER_BYTES"]["value"] == "1048576"
+    assert env["AZURE_TOKEN_MAX_ANSWER_BYTES"]["value"] == "4096"
 
 
 def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
