@@ -20,7 +20,8 @@ pub enum BodyError {
 
 /// The whole body, if it is at most `limit` bytes.
 pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Bytes, BodyError> {
-    if resp.content_length().is_some_and(|n| n > limit) {
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge { limit });
     }
     let too_large = |len: usize| u64::try_from(len).map_or(true, |n| n > limit);
@@ -34,7 +35,9 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Byt
     let Some(second) = resp.chunk().await.map_err(BodyError::Broken)? else {
         return Ok(first);
     };
-    let mut body = BytesMut::with_capacity(first.len() + second.len());
+    // The declared length is within the limit: room for all of it at once.
+    let declared = declared.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+    let mut body = BytesMut::with_capacity(declared.max(first.len() + second.len()));
     body.extend_from_slice(&first);
     let mut next = Some(second);
     while let Some(chunk) = next {
