@@ -1,7 +1,8 @@
 //! Retries what is safe and worth retrying, the way Graph asks:
 //! 429, 503 and 504, and connections that failed before any response, for
-//! idempotent methods only. `Retry-After` (seconds or an HTTP date) is
-//! honoured; without it the delay backs off exponentially with jitter (the
+//! idempotent methods only. `Retry-After` (seconds or an HTTP date, held to
+//! `GRAPH_MAX_RETRY_AFTER` when read) is honoured, and on a 429 or 503 it
+//! also pauses every call through the shared gate; without it the delay backs off exponentially with jitter (the
 //! Graph SDKs' defaults: 3 retries, 3 s doubling, up to 1 s jitter, at most
 //! 180 s in all). A retry that would end past the call's deadline is not
 //! made: the failure is returned at once, carrying Graph's delay. A budget
