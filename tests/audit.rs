@@ -351,7 +351,7 @@ async fn an_update_graph_took_whose_read_back_fails_is_applied_and_unavailable()
             "read-back-503",
             json!([{"status": 503}, {"status": 503}]),
             "UNAVAILABLE",
-            "SERVICE_UNAVAILABLE",
+            "SERVICE_NOT_AVAILABLE",
         ),
         (
             "read-back-404",
