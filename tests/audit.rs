@@ -578,3 +578,22 @@ async fn an_update_whose_answer_and_read_back_are_lost_is_unknown() {
     assert_eq!(record["outcome"], "unknown", "{record}");
     assert_eq!(record["code"], "UNAVAILABLE");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_still_running_when_the_drain_ends_leaves_an_unknown_cancelled_record() {
+    let gw = Gateway::start(&[("GATEWAY_DRAIN_TIMEOUT", "300ms")]).await;
+    gw.faults(json!([{"body": "Unchanged", "delay_ms": 30000}]))
+        .await;
+    let mut client = gw.client().await;
+    let call = tokio::spawn(async move {
+        client
+            .update_security_configuration_task(set_insights("drained", "abandoned-at-drain"))
+            .await
+    });
+    gw.until_received(1).await;
+    gw.process.terminate();
+    let record = gw.audit_of("abandoned-at-drain").await;
+    assert_eq!(record["outcome"], "unknown", "{record}");
+    assert_eq!(record["code"], "CANCELLED", "{record}");
+    let _ = call.await;
+}

@@ -1,5 +1,6 @@
 //! The gRPC service: validate, translate, call Graph, map back.
 
+mod abandon;
 mod call;
 mod record;
 mod update;
@@ -14,6 +15,7 @@ use crate::proto::v1::{
 };
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
+pub use abandon::Updates;
 use call::{Call, Outcome};
 use record::UpdateAudit;
 use std::sync::Arc;
@@ -28,11 +30,21 @@ const MAX_EXTRA_PAGES: usize = 4;
 pub struct TaskService {
     graph: Arc<GraphClient>,
     metrics: Arc<Metrics>,
+    updates: Updates,
 }
 
 impl TaskService {
     pub fn new(graph: Arc<GraphClient>, metrics: Arc<Metrics>) -> Self {
-        Self { graph, metrics }
+        Self {
+            graph,
+            metrics,
+            updates: Updates::default(),
+        }
+    }
+
+    /// The updates in progress, for the end of the drain to stop.
+    pub fn updates(&self) -> Updates {
+        self.updates.clone()
     }
 
     async fn run<T, F>(&self, mut call: Call, work: F) -> Result<Response<T>, Status>
@@ -156,12 +168,20 @@ impl SecurityConfigurationTaskService for TaskService {
         // Armed before any work: if the call is dropped from here on, the
         // record is still written.
         let mut record = UpdateAudit::start(RPC, &request, &ctx);
-        let answer = self
-            .run(
+        let mut running = self.updates.start();
+        let answer = tokio::select! {
+            answer = self.run(
                 call,
                 self.update(&ctx, request.get_ref(), &mut record.progress),
-            )
-            .await;
+            ) => answer,
+            () = running.abandoned() => {
+                // The record says CANCELLED, with what is known of the outcome.
+                drop(record);
+                return Err(Status::cancelled(
+                    "the gateway stopped before the update finished; read the task to know whether it was applied",
+                ));
+            }
+        };
         record.finish(&answer);
         answer
     }
