@@ -514,3 +514,78 @@ mod tests {
         assert_eq!(retry.retry_delay, Some(Duration::from_secs(7)));
     }
 }
+
+#[cfg(test)]
+mod update_outcome_tests {
+    use super::*;
+
+    fn failure(status: u16, code: &str) -> CallError {
+        CallError::Graph(GraphError::Status(Box::new(GraphFailure {
+            status,
+            code: Some(code.into()),
+            message: Some("no".into()),
+            request_id: Some("read-1".into()),
+            client_request_id: None,
+            date: None,
+            retry_after: None,
+        })))
+    }
+
+    #[test]
+    fn an_applied_update_whose_read_back_failed_says_so() {
+        let status = CallError::AppliedReadBackFailed {
+            task_id: "t".into(),
+            request_id: Some("patch-1".into()),
+            read: Box::new(failure(404, "ResourceNotFound")),
+        }
+        .to_status();
+        assert_eq!(status.code(), Code::Unavailable);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "UPDATE_APPLIED_READ_BACK_FAILED");
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        assert_eq!(info.metadata["applied"], "true");
+        assert_eq!(info.metadata["request-id"], "patch-1");
+        assert_eq!(info.metadata["read-status"], "NOT_FOUND");
+        assert_eq!(info.metadata["read-reason"], "RESOURCE_NOT_FOUND");
+        assert_eq!(info.metadata["read-with"], READ_RPC);
+        assert_eq!(info.metadata["id"], "t");
+    }
+
+    #[test]
+    fn an_unknown_outcome_names_what_was_tried() {
+        for (after, resent, key) in [
+            (
+                Unconfirmed::ReadFailed(Box::new(failure(503, "serviceNotAvailable"))),
+                "false",
+                Some("read-status"),
+            ),
+            (Unconfirmed::NotResent, "false", None),
+            (
+                Unconfirmed::ResentLost(Box::new(CallError::Graph(GraphError::Timeout))),
+                "true",
+                Some("resent-status"),
+            ),
+        ] {
+            let status = CallError::OutcomeUnknown {
+                task_id: "t".into(),
+                write: Box::new(CallError::Graph(GraphError::Lost("reset".into()))),
+                after,
+            }
+            .to_status();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert!(
+                status.message().contains("may or may not"),
+                "{}",
+                status.message()
+            );
+            let info = status.get_details_error_info().expect("ErrorInfo");
+            assert_eq!(info.reason, "UPDATE_OUTCOME_UNKNOWN");
+            assert_eq!(info.metadata["applied"], "unknown");
+            assert_eq!(info.metadata["write-reason"], "GRAPH_CONNECTION_LOST");
+            assert_eq!(info.metadata["resent"], resent);
+            if let Some(key) = key {
+                assert!(info.metadata.contains_key(key), "{key}: {info:?}");
+            }
+        }
+    }
+}

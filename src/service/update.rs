@@ -26,7 +26,7 @@ use crate::audit;
 use crate::graph::{CallContext, GraphError, GraphResponse};
 use crate::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
 use crate::status::{CallError, Unconfirmed};
-use crate::translate::{self, PatchRequest};
+use crate::translate::{self, IdSegment, PatchRequest};
 use bytes::Bytes;
 
 /// The confirmation a read-back gives, named in the audit record.
@@ -34,7 +34,8 @@ const READ_BACK: &str = "read_back";
 
 /// A validated PATCH and the id the caller asked for.
 struct Write<'a> {
-    patch: PatchRequest,
+    id: IdSegment,
+    /// Shared by every send of it and the read-back's comparison.
     body: Bytes,
     asked: &'a str,
 }
@@ -46,25 +47,21 @@ impl TaskService {
         req: &UpdateSecurityConfigurationTaskRequest,
         progress: &mut Progress,
     ) -> Outcome<SecurityConfigurationTask> {
-        let patch = translate::patch_request(req)?;
-        progress.fields = patch
-            .fields
+        let PatchRequest { id, body, fields } = translate::patch_request(req)?;
+        progress.fields = fields
             .iter()
             .map(|f| f.proto_name())
             .collect::<Vec<_>>()
             .join(",");
         let w = Write {
-            body: Bytes::from(patch.body.clone()),
+            id,
+            body: Bytes::from(body),
             asked: req
                 .security_configuration_task
                 .as_ref()
                 .map_or("", |t| t.id.as_str()),
-            patch,
         };
-        let sent = self
-            .graph
-            .patch_task(&w.patch.id, w.body.clone(), ctx)
-            .await;
+        let sent = self.graph.patch_task(&w.id, w.body.clone(), ctx).await;
         match sent {
             Err(e) if may_have_applied(&e) && ctx.sent.may_have_reached_graph() => {
                 self.confirm(ctx, &w, e, progress).await
@@ -160,11 +157,7 @@ impl TaskService {
         }
         tracing::info!("the task read back does not hold the PATCH; sending it once more");
         progress.resent = true;
-        match self
-            .graph
-            .patch_task(&w.patch.id, w.body.clone(), ctx)
-            .await
-        {
+        match self.graph.patch_task(&w.id, w.body.clone(), ctx).await {
             Err(e) if may_have_applied(&e) => {
                 progress.outcome = Some(audit::Outcome::Unknown);
                 Err(unknown(Unconfirmed::ResentLost(Box::new(
@@ -181,7 +174,7 @@ impl TaskService {
         ctx: &CallContext,
         w: &Write<'_>,
     ) -> Result<(SecurityConfigurationTask, Bytes, Option<String>), CallError> {
-        let current = self.graph.get_task(&w.patch.id, ctx).await?;
+        let current = self.graph.get_task(&w.id, ctx).await?;
         let task = self.read_task(&current, w.asked, false)?;
         Ok((task, current.body, current.request_id))
     }
