@@ -12,29 +12,28 @@ use tonic::Code;
 /// The tracing target of audit records.
 pub const TARGET: &str = "audit";
 
-/// What an update did to Graph, as far as the gateway can know.
-pub fn outcome(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "applied",
-        // Graph refused it, or it never left the gateway.
-        Code::InvalidArgument
-        | Code::FailedPrecondition
-        | Code::NotFound
-        | Code::AlreadyExists
-        | Code::PermissionDenied
-        | Code::Unauthenticated
-        | Code::ResourceExhausted
-        | Code::OutOfRange
-        | Code::Unimplemented
-        | Code::Aborted => "not_applied",
-        // The request may have reached Graph and been taken before the
-        // answer was lost: the caller must read the task to know.
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::Internal
-        | Code::Unknown
-        | Code::Cancelled
-        | Code::DataLoss => "unknown",
+/// What an update did at Graph, as far as the gateway can know. Decided by
+/// the service from what happened, not from the code the caller gets: an
+/// update Graph took whose task could not be read back is `Applied`, though
+/// the caller is told `UNAVAILABLE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Graph answered success to the write.
+    Applied,
+    /// Refused by the gateway or by Graph, or never sent.
+    NotApplied,
+    /// The request may have reached Graph and its answer was lost: read the
+    /// task to know.
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::NotApplied => "not_applied",
+            Self::Unknown => "unknown",
+        }
     }
 }
 
@@ -47,12 +46,19 @@ pub struct UpdateRecord<'a> {
     pub task_id: &'a str,
     /// Proto field names, comma-separated.
     pub fields: &'a str,
+    pub outcome: Outcome,
+    /// How an outcome was learnt other than from Graph's answer to the
+    /// write (`read_back`: the task was read and held what was sent).
+    pub confirmed_by: Option<&'static str>,
+    /// Whether the PATCH was sent again after a read-back found it missing.
+    pub resent: bool,
     pub code: Code,
     pub graph_request_id: &'a str,
     pub client_request_id: &'a str,
 }
 
-/// Writes the record for a call the service handled.
+/// Writes the record for a call the service handled (or that was dropped
+/// while the service handled it).
 pub fn update(r: &UpdateRecord<'_>) {
     tracing::info!(
         target: "audit",
@@ -62,7 +68,9 @@ pub fn update(r: &UpdateRecord<'_>) {
         peer = r.peer,
         task_id = r.task_id,
         fields = r.fields,
-        outcome = outcome(r.code),
+        outcome = r.outcome.as_str(),
+        confirmed_by = r.confirmed_by,
+        resent = r.resent,
         code = crate::metrics::code_name(r.code),
         graph_request_id = r.graph_request_id,
         client_request_id = r.client_request_id,
@@ -89,11 +97,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_ok_is_applied_and_lost_answers_are_unknown() {
-        assert_eq!(outcome(Code::Ok), "applied");
-        assert_eq!(outcome(Code::InvalidArgument), "not_applied");
-        assert_eq!(outcome(Code::PermissionDenied), "not_applied");
-        assert_eq!(outcome(Code::Unavailable), "unknown");
-        assert_eq!(outcome(Code::DeadlineExceeded), "unknown");
+    fn outcomes_have_stable_names() {
+        assert_eq!(Outcome::Applied.as_str(), "applied");
+        assert_eq!(Outcome::NotApplied.as_str(), "not_applied");
+        assert_eq!(Outcome::Unknown.as_str(), "unknown");
     }
 }

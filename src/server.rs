@@ -43,6 +43,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     drain_timeout: Duration,
+    /// Updates in progress, stopped (each writing its audit record) when the
+    /// drain ends before they do.
+    updates: crate::service::Updates,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     admin: JoinHandle<std::io::Result<()>>,
 }
@@ -92,6 +95,7 @@ impl Gateway {
         }
         let ready = Arc::new(Readiness::new(tokens.clone()));
         let service = TaskService::new(Arc::new(graph_client), metrics.clone());
+        let updates = service.updates();
         let access = access(&config.inbound, &http, &metrics).await;
         let tls = match &config.inbound.transport {
             Transport::Tls(settings) => {
@@ -191,6 +195,7 @@ impl Gateway {
             metrics,
             stop,
             drain_timeout: config.drain_timeout,
+            updates,
             grpc,
             admin,
         })
@@ -218,6 +223,13 @@ impl Gateway {
                 Ok(Drain::Complete)
             }
             Err(_) => {
+                let unrecorded = self.updates.abandon(ABANDON_WAIT).await;
+                if unrecorded > 0 {
+                    tracing::warn!(
+                        unrecorded,
+                        "updates abandoned at the drain timeout without an audit record"
+                    );
+                }
                 grpc.abort();
                 admin.abort();
                 tracing::warn!(drain_timeout = ?self.drain_timeout, "calls still in flight after the drain timeout were abandoned; stopped");
@@ -226,6 +238,10 @@ impl Gateway {
         }
     }
 }
+
+/// How long the end of the drain waits for abandoned updates to write their
+/// audit records.
+const ABANDON_WAIT: Duration = Duration::from_secs(1);
 
 /// How a shutdown ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use crate::graph::auth::{TokenError, TokenErrorKind};
 use crate::graph::{clip, GraphError, GraphFailure, MAX_MESSAGE_BYTES};
 use crate::security::access::Denial;
-use crate::translate::{InvalidRequest, ResponseError};
+use crate::translate::{InvalidRequest, ResponseError, Unexpected};
 use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
@@ -21,12 +21,47 @@ pub enum CallError {
     Invalid(InvalidRequest),
     /// Graph failed or could not be reached.
     Graph(GraphError),
-    /// Graph answered, but not with a securityConfigurationTask the gateway can read.
+    /// Graph answered, but not with a securityConfigurationTask the gateway
+    /// can read. `applied`: the answer was a success to a write, so Graph
+    /// took it.
     Answer {
         error: ResponseError,
         request_id: Option<String>,
+        applied: bool,
+    },
+    /// Graph answered success to an update, then the task could not be read
+    /// back (`read`): the change was applied, the caller must read it.
+    AppliedReadBackFailed {
+        task_id: String,
+        /// Graph's `request-id` for the write.
+        request_id: Option<String>,
+        read: Box<CallError>,
+    },
+    /// An update got no answer that says whether Graph took it (`write`),
+    /// and what was tried next could not tell either.
+    OutcomeUnknown {
+        task_id: String,
+        write: Box<CallError>,
+        after: Unconfirmed,
     },
 }
+
+/// Why an update whose answer was lost stays unconfirmed.
+#[derive(Debug)]
+pub enum Unconfirmed {
+    /// Reading the task back failed.
+    ReadFailed(Box<CallError>),
+    /// The task read back does not hold the change, and it was not sent
+    /// again: the retry budget is spent.
+    NotResent,
+    /// The task read back did not hold the change; it was sent again, and
+    /// that answer was lost too.
+    ResentLost(Box<CallError>),
+}
+
+/// The RPC that reads a task, named in the details of an update whose
+/// outcome the caller must read.
+pub const READ_RPC: &str = "GetSecurityConfigurationTask";
 
 impl From<InvalidRequest> for CallError {
     fn from(e: InvalidRequest) -> Self {
@@ -117,10 +152,76 @@ impl CallError {
                 )
             }
             Self::Graph(e) => graph_error(e),
-            Self::Answer { error, request_id } => {
+            Self::AppliedReadBackFailed {
+                task_id,
+                request_id,
+                read,
+            } => {
+                let mut meta = read_how(task_id);
+                meta.insert("applied".to_owned(), "true".to_owned());
+                if let Some(id) = request_id {
+                    meta.insert("request-id".to_owned(), id.clone());
+                }
+                let read_status = describe_failure(read, "read", &mut meta);
+                gateway_error(
+                    Code::Unavailable,
+                    format!(
+                        "the update was applied, but reading the task back failed ({read_status}); read it with {READ_RPC}"
+                    ),
+                    "UPDATE_APPLIED_READ_BACK_FAILED",
+                    meta,
+                )
+            }
+            Self::OutcomeUnknown {
+                task_id,
+                write,
+                after,
+            } => {
+                let mut meta = read_how(task_id);
+                meta.insert("applied".to_owned(), "unknown".to_owned());
+                let write_status = describe_failure(write, "write", &mut meta);
+                let (resent, after) = match after {
+                    Unconfirmed::ReadFailed(read) => (
+                        false,
+                        format!(
+                            "reading the task back failed ({})",
+                            describe_failure(read, "read", &mut meta)
+                        ),
+                    ),
+                    Unconfirmed::NotResent => (
+                        false,
+                        "the task read back does not hold the change, and it was not sent again (the retry budget is spent)".to_owned(),
+                    ),
+                    Unconfirmed::ResentLost(again) => (
+                        true,
+                        format!(
+                            "the task read back did not hold the change; it was sent again, and that answer was lost too ({})",
+                            describe_failure(again, "resent", &mut meta)
+                        ),
+                    ),
+                };
+                meta.insert("resent".to_owned(), resent.to_string());
+                gateway_error(
+                    Code::Unavailable,
+                    format!(
+                        "the update may or may not have been applied: Graph's answer was lost ({write_status}); {after}; read the task with {READ_RPC}"
+                    ),
+                    "UPDATE_OUTCOME_UNKNOWN",
+                    meta,
+                )
+            }
+            Self::Answer {
+                error,
+                request_id,
+                applied,
+            } => {
                 let mut meta = HashMap::new();
                 if let Some(id) = request_id {
                     meta.insert("request-id".to_owned(), id.clone());
+                }
+                if *applied {
+                    meta.insert("applied".to_owned(), "true".to_owned());
+                    meta.insert("read-with".to_owned(), READ_RPC.to_owned());
                 }
                 match error {
                     ResponseError::NotSecurityTask { odata_type } => {
@@ -138,6 +239,19 @@ impl CallError {
                         "GRAPH_ANSWER_UNREADABLE",
                         meta,
                     ),
+                    ResponseError::NotTheTask(what) => {
+                        meta.insert("problem".to_owned(), what.name().to_owned());
+                        if let Unexpected::OtherId { asked, got } = what {
+                            meta.insert("asked-id".to_owned(), asked.clone());
+                            meta.insert("answered-id".to_owned(), got.clone());
+                        }
+                        gateway_error(
+                            Code::Internal,
+                            error.to_string(),
+                            "GRAPH_ANSWER_UNEXPECTED",
+                            meta,
+                        )
+                    }
                 }
             }
         }
@@ -149,8 +263,36 @@ impl CallError {
             Self::Graph(GraphError::Status(f)) => f.request_id.as_deref(),
             Self::Graph(GraphError::AnswerTooLarge(a)) => a.request_id.as_deref(),
             Self::Answer { request_id, .. } => request_id.as_deref(),
+            Self::AppliedReadBackFailed {
+                request_id, read, ..
+            } => request_id.as_deref().or_else(|| read.request_id()),
+            Self::OutcomeUnknown { write, .. } => write.request_id(),
             _ => None,
         }
+    }
+}
+
+/// Where to read a task whose update's outcome the caller must check.
+fn read_how(task_id: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("read-with".to_owned(), READ_RPC.to_owned()),
+        ("id".to_owned(), task_id.to_owned()),
+    ])
+}
+
+/// Adds `<what>-status` and `<what>-reason` for a failure inside another,
+/// and returns them as text for the message.
+fn describe_failure(e: &CallError, what: &str, meta: &mut HashMap<String, String>) -> String {
+    let status = e.to_status();
+    let code = crate::metrics::code_name(status.code());
+    meta.insert(format!("{what}-status"), code.to_owned());
+    let reason = status.get_details_error_info().map(|i| i.reason);
+    match reason {
+        Some(reason) => {
+            meta.insert(format!("{what}-reason"), reason.clone());
+            format!("{code} {reason}: {}", status.message())
+        }
+        None => format!("{code}: {}", status.message()),
     }
 }
 
@@ -218,6 +360,7 @@ fn graph_error(e: &GraphError) -> Status {
         GraphError::Overloaded(_) => (Code::ResourceExhausted, "GATEWAY_OVERLOADED", None),
         GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT", None),
         GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),
+        GraphError::Lost(_) => (Code::Unavailable, "GRAPH_CONNECTION_LOST", None),
         GraphError::Body(_) => (Code::Unavailable, "GRAPH_ANSWER_INTERRUPTED", None),
         GraphError::Token(t) => return token_error(t),
         GraphError::AnswerTooLarge(a) => {
@@ -421,5 +564,80 @@ mod tests {
         assert_eq!(info.metadata["limit-bytes"], "1024");
         assert_eq!(info.metadata["http-status"], "200");
         assert_eq!(info.metadata["request-id"], "r");
+    }
+}
+
+#[cfg(test)]
+mod update_outcome_tests {
+    use super::*;
+
+    fn failure(status: u16, code: &str) -> CallError {
+        CallError::Graph(GraphError::Status(Box::new(GraphFailure {
+            status,
+            code: Some(code.into()),
+            message: Some("no".into()),
+            request_id: Some("read-1".into()),
+            client_request_id: None,
+            date: None,
+            retry_after: None,
+        })))
+    }
+
+    #[test]
+    fn an_applied_update_whose_read_back_failed_says_so() {
+        let status = CallError::AppliedReadBackFailed {
+            task_id: "t".into(),
+            request_id: Some("patch-1".into()),
+            read: Box::new(failure(404, "ResourceNotFound")),
+        }
+        .to_status();
+        assert_eq!(status.code(), Code::Unavailable);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "UPDATE_APPLIED_READ_BACK_FAILED");
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        assert_eq!(info.metadata["applied"], "true");
+        assert_eq!(info.metadata["request-id"], "patch-1");
+        assert_eq!(info.metadata["read-status"], "NOT_FOUND");
+        assert_eq!(info.metadata["read-reason"], "RESOURCE_NOT_FOUND");
+        assert_eq!(info.metadata["read-with"], READ_RPC);
+        assert_eq!(info.metadata["id"], "t");
+    }
+
+    #[test]
+    fn an_unknown_outcome_names_what_was_tried() {
+        for (after, resent, key) in [
+            (
+                Unconfirmed::ReadFailed(Box::new(failure(503, "serviceNotAvailable"))),
+                "false",
+                Some("read-status"),
+            ),
+            (Unconfirmed::NotResent, "false", None),
+            (
+                Unconfirmed::ResentLost(Box::new(CallError::Graph(GraphError::Timeout))),
+                "true",
+                Some("resent-status"),
+            ),
+        ] {
+            let status = CallError::OutcomeUnknown {
+                task_id: "t".into(),
+                write: Box::new(CallError::Graph(GraphError::Lost("reset".into()))),
+                after,
+            }
+            .to_status();
+            assert_eq!(status.code(), Code::Unavailable);
+            assert!(
+                status.message().contains("may or may not"),
+                "{}",
+                status.message()
+            );
+            let info = status.get_details_error_info().expect("ErrorInfo");
+            assert_eq!(info.reason, "UPDATE_OUTCOME_UNKNOWN");
+            assert_eq!(info.metadata["applied"], "unknown");
+            assert_eq!(info.metadata["write-reason"], "GRAPH_CONNECTION_LOST");
+            assert_eq!(info.metadata["resent"], resent);
+            if let Some(key) = key {
+                assert!(info.metadata.contains_key(key), "{key}: {info:?}");
+            }
+        }
     }
 }

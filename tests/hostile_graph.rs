@@ -232,6 +232,7 @@ async fn a_write_answered_too_large_says_graph_took_it() {
     let ctx = CallContext {
         client_request_id: "c1".into(),
         deadline: None,
+        sent: Default::default(),
     };
     match client
         .patch_task(&id, br#"{"insights":"x"}"#.to_vec(), &ctx)

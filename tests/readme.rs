@@ -218,6 +218,7 @@ fn the_readme_policy_and_audit_examples_are_what_the_gateway_reads_and_writes() 
         "task_id",
         "fields",
         "outcome",
+        "resent",
         "code",
         "graph_request_id",
         "client_request_id",

@@ -405,7 +405,7 @@ fn methods(h: &Harness) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_connection_dropped_before_any_answer_is_retried() {
+async fn a_connection_dropped_before_any_answer_is_read_again_or_read_back() {
     let mut h = Harness::start().await;
     h.emulator().push_faults([Fault::drop_connection()]);
     h.client
@@ -414,6 +414,8 @@ async fn a_connection_dropped_before_any_answer_is_retried() {
         .expect("read again");
     assert_eq!(methods(&h), ["GET", "GET"]);
 
+    // The PATCH may have reached Graph: the task is read back first, and
+    // since it does not hold the change, the PATCH is sent once more.
     h.emulator().reset();
     h.emulator().push_faults([Fault::drop_connection()]);
     let got = h
@@ -423,11 +425,11 @@ async fn a_connection_dropped_before_any_answer_is_retried() {
         .expect("sent again")
         .into_inner();
     assert_eq!(got.insights.as_deref(), Some("after a drop"));
-    assert_eq!(methods(&h), ["PATCH", "PATCH"]);
+    assert_eq!(methods(&h), ["PATCH", "GET", "PATCH"]);
 }
 
 #[tokio::test]
-async fn a_connection_dropped_after_graph_applied_the_patch_is_retried_harmlessly() {
+async fn a_connection_dropped_after_graph_applied_the_patch_is_confirmed_by_reading_it_back() {
     let mut h = Harness::start().await;
     h.emulator().push_faults([Fault::drop_after_apply()]);
     let got = h
@@ -437,15 +439,86 @@ async fn a_connection_dropped_after_graph_applied_the_patch_is_retried_harmlessl
         .expect("OK")
         .into_inner();
     assert_eq!(got.insights.as_deref(), Some("applied, then dropped"));
-    // The same PATCH twice: the second sets what the first already set.
-    assert_eq!(methods(&h), ["PATCH", "PATCH"]);
-    let bodies: Vec<_> = h
-        .emulator()
-        .requests()
-        .into_iter()
-        .map(|r| r.body)
-        .collect();
-    assert_eq!(bodies[0], bodies[1]);
+    // Exactly one PATCH: the read-back showed Graph had taken it.
+    assert_eq!(methods(&h), ["PATCH", "GET"]);
+}
+
+#[tokio::test]
+async fn a_patch_whose_attempt_timed_out_is_read_back_not_sent_blindly_again() {
+    let mut cfg = config(GraphTarget::Emulator);
+    cfg.graph_stack.attempt_timeout = Duration::from_millis(200);
+    let mut h = Harness::with_config(cfg).await;
+    // Applied at once; the answer comes long after the attempt's timeout.
+    h.emulator()
+        .push_faults([Fault::unchanged().delayed(Duration::from_secs(30))]);
+    let got = h
+        .client
+        .update_security_configuration_task(set_insights("slow answer"))
+        .await
+        .expect("confirmed by reading the task back")
+        .into_inner();
+    assert_eq!(got.insights.as_deref(), Some("slow answer"));
+    assert_eq!(methods(&h), ["PATCH", "GET"]);
+    let text = metrics(&h).await;
+    assert!(
+        !text.contains("graph_gateway_graph_retries_total{reason=\"attempt_timeout\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_patch_that_could_not_connect_is_sent_again() {
+    // Entra ID answers; Graph's port has nothing listening.
+    let (url, _cloud) = fake_cloud::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let graph = format!("http://{}/beta", closed.local_addr().expect("addr"));
+    drop(closed);
+    let mut target = fake_cloud::graph_with_credentials(&url);
+    if let GraphTarget::Graph { base_url, .. } = &mut target {
+        *base_url = graph.parse().expect("url");
+    }
+    let mut h = Harness::with_config(config(target)).await;
+    let s = h
+        .client
+        .update_security_configuration_task(set_insights("never sent"))
+        .await
+        .expect_err("Graph is unreachable");
+    assert_eq!(s.code(), Code::Unavailable);
+    assert_eq!(
+        s.get_details_error_info().expect("ErrorInfo").reason,
+        "GRAPH_UNREACHABLE"
+    );
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("graph_gateway_graph_retries_total{reason=\"connect\"} 3"),
+        "sent again on each connect failure, up to the limit:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_get_answered_with_a_body_that_is_not_the_task_is_internal() {
+    let mut h = without_retries().await;
+    let another = serde_json::json!({
+        "@odata.type": "#microsoft.graph.securityConfigurationTask",
+        "id": "00000000-0000-4000-8000-000000000001",
+    })
+    .to_string();
+    for (body, problem) in [
+        ("{}".to_owned(), "missing_odata_type"),
+        (another, "id_mismatch"),
+    ] {
+        h.emulator().push_faults([Fault::raw(200, body)]);
+        let s = h
+            .client
+            .get_security_configuration_task(get(seed::EXAMPLE_TASK_ID))
+            .await
+            .expect_err("not the task");
+        assert_eq!(s.code(), Code::Internal, "{s:?}");
+        let info = s.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "GRAPH_ANSWER_UNEXPECTED");
+        assert_eq!(info.metadata["problem"], problem);
+        assert!(!info.metadata.contains_key("applied"));
+    }
 }
 
 #[tokio::test]

@@ -10,10 +10,15 @@ use std::time::{Duration, SystemTime};
 pub enum GraphError {
     /// Graph (or a gateway in front of it) answered with a non-success status.
     Status(Box<GraphFailure>),
-    /// No answer before our timeout or the caller's deadline.
+    /// No answer before our timeout or the caller's deadline; the request
+    /// may have reached Graph.
     Timeout,
-    /// No answer: the connection could not be made or broke before a response.
+    /// Not sent: the connection could not be made, or the request was given
+    /// back unstarted or refused unprocessed. Safe to send again.
     Connect(String),
+    /// No answer: the connection broke after the request may have been
+    /// written, so Graph may have taken it.
+    Lost(String),
     /// Graph answered success, but the body broke off: the request was
     /// taken, its answer lost.
     Body(String),
@@ -54,6 +59,7 @@ impl fmt::Display for GraphError {
             Self::Status(failure) => failure.fmt(f),
             Self::Timeout => f.write_str("Graph did not answer in time"),
             Self::Connect(why) => write!(f, "Graph could not be reached: {why}"),
+            Self::Lost(why) => write!(f, "the connection to Graph broke before an answer: {why}"),
             Self::Body(why) => write!(f, "Graph's answer could not be read: {why}"),
             Self::Overloaded(Overload::QueueFull) => {
                 f.write_str("too many Graph calls in flight and waiting; try again shortly")

@@ -19,9 +19,11 @@ use crate::translate::IdSegment;
 use bytes::Bytes;
 use http::Method;
 use stack::{GraphRequest, GraphService};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tower::retry::budget::{Budget, TpsBudget};
 use tower::ServiceExt;
 use url::Url;
 
@@ -35,6 +37,33 @@ pub struct CallContext {
     pub client_request_id: String,
     /// The caller's gRPC deadline, if it set one.
     pub deadline: Option<Instant>,
+    /// Whether a request of this call may have reached Graph.
+    pub sent: Sent,
+}
+
+/// Whether any request of a call may have reached Graph: set just before an
+/// attempt is handed to the HTTP client, cleared again when that attempt
+/// provably never left (see [`GraphError::Connect`]). Clones share it, so
+/// what records a call can still read it after the call's future is gone.
+#[derive(Debug, Clone, Default)]
+pub struct Sent(Arc<AtomicBool>);
+
+impl Sent {
+    /// True once an attempt was handed to the HTTP client and not known to
+    /// have stayed unsent.
+    pub fn may_have_reached_graph(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks an attempt as handed over; true if an earlier one already was.
+    pub(crate) fn mark(&self) -> bool {
+        self.0.swap(true, Ordering::AcqRel)
+    }
+
+    /// The attempt just marked never left, and no earlier one had been sent.
+    pub(crate) fn unmark(&self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// A successful Graph answer.
@@ -56,6 +85,8 @@ pub struct GraphClient {
     /// shorter deadline.
     call_timeout: Duration,
     gate: Arc<ThrottleGate>,
+    /// Shared with the retry layer.
+    retry_budget: Arc<TpsBudget>,
     metrics: Arc<Metrics>,
 }
 
@@ -93,12 +124,33 @@ impl GraphClient {
         metrics: Arc<Metrics>,
     ) -> Self {
         let gate = Arc::new(ThrottleGate::new(settings.max_retry_after));
+        let retry_budget = stack::retry_budget(&settings.retry);
         Self {
             collection_url: with_path(base_url, &[COLLECTION_PATH]),
-            stack: stack::build(http, tokens, settings, gate.clone(), metrics.clone()),
+            stack: stack::build(
+                http,
+                tokens,
+                settings,
+                gate.clone(),
+                retry_budget.clone(),
+                metrics.clone(),
+            ),
+            retry_budget,
             call_timeout,
             gate,
             metrics,
+        }
+    }
+
+    /// Takes one retry from the budget the retry layer spends from; false
+    /// when it is spent.
+    pub fn withdraw_retry(&self, reason: &'static str) -> bool {
+        if self.retry_budget.withdraw() {
+            self.metrics.retry(reason);
+            true
+        } else {
+            self.metrics.retry_skipped("budget");
+            false
         }
     }
 
@@ -120,7 +172,7 @@ impl GraphClient {
     pub async fn patch_task(
         &self,
         id: &IdSegment,
-        body: Vec<u8>,
+        body: impl Into<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
         self.send(Method::PATCH, self.task_url(id), Some(body.into()), ctx)
@@ -160,6 +212,7 @@ impl GraphClient {
             deadline,
             authorization: None,
             attempt: 0,
+            sent: ctx.sent.clone(),
         };
         let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))
             .await

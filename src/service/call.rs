@@ -58,6 +58,7 @@ impl Call {
             ctx: CallContext {
                 client_request_id,
                 deadline,
+                sent: Default::default(),
             },
             bad_request_id,
             span,

@@ -1,9 +1,11 @@
 //! The gRPC service: validate, translate, call Graph, map back.
 
+mod abandon;
 mod call;
+mod record;
+mod update;
 
-use crate::audit;
-use crate::graph::{CallContext, GraphClient, GraphError, GraphResponse};
+use crate::graph::{CallContext, GraphClient, GraphResponse};
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
 use crate::proto::v1::{
@@ -11,11 +13,11 @@ use crate::proto::v1::{
     ListSecurityConfigurationTasksResponse, SecurityConfigurationTask,
     UpdateSecurityConfigurationTaskRequest,
 };
-use crate::security::access::Admitted;
-use crate::security::identity::PeerInfo;
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
+pub use abandon::Updates;
 use call::{Call, Outcome};
+use record::UpdateAudit;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -28,11 +30,21 @@ const MAX_EXTRA_PAGES: usize = 4;
 pub struct TaskService {
     graph: Arc<GraphClient>,
     metrics: Arc<Metrics>,
+    updates: Updates,
 }
 
 impl TaskService {
     pub fn new(graph: Arc<GraphClient>, metrics: Arc<Metrics>) -> Self {
-        Self { graph, metrics }
+        Self {
+            graph,
+            metrics,
+            updates: Updates::default(),
+        }
+    }
+
+    /// The updates in progress, for the end of the drain to stop.
+    pub fn updates(&self) -> Updates {
+        self.updates.clone()
     }
 
     async fn run<T, F>(&self, mut call: Call, work: F) -> Result<Response<T>, Status>
@@ -53,11 +65,19 @@ impl TaskService {
         }
     }
 
-    fn read_task(&self, resp: &GraphResponse) -> Result<SecurityConfigurationTask, CallError> {
+    /// Reads the answer to a request for the task `asked`; `applied`: the
+    /// answer is Graph's success to a write.
+    fn read_task(
+        &self,
+        resp: &GraphResponse,
+        asked: &str,
+        applied: bool,
+    ) -> Result<SecurityConfigurationTask, CallError> {
         let decoded =
-            translate::task_from_graph(&resp.body).map_err(|error| CallError::Answer {
+            translate::task_answer(&resp.body, asked).map_err(|error| CallError::Answer {
                 error,
                 request_id: resp.request_id.clone(),
+                applied,
             })?;
         self.count_unknown(&decoded.unknown_enum_values);
         Ok(decoded.task)
@@ -70,44 +90,7 @@ impl TaskService {
     ) -> Outcome<SecurityConfigurationTask> {
         let id = IdSegment::new(&req.id).map_err(|why| InvalidRequest::single("id", why))?;
         let resp = self.graph.get_task(&id, ctx).await?;
-        Ok((self.read_task(&resp)?, resp.request_id))
-    }
-
-    async fn update(
-        &self,
-        ctx: &CallContext,
-        req: &UpdateSecurityConfigurationTaskRequest,
-        fields: &mut String,
-    ) -> Outcome<SecurityConfigurationTask> {
-        let patch = translate::patch_request(req)?;
-        *fields = patch
-            .fields
-            .iter()
-            .map(|f| f.proto_name())
-            .collect::<Vec<_>>()
-            .join(",");
-        let resp = match self.graph.patch_task(&patch.id, patch.body, ctx).await {
-            Ok(resp) => resp,
-            // Graph answered success but the body broke off: the change was
-            // taken, so read the task back rather than report a failure.
-            Err(GraphError::Body(why)) => {
-                tracing::info!(%why, "Graph took the PATCH but its answer broke off; reading the task back");
-                let current = self.graph.get_task(&patch.id, ctx).await?;
-                return Ok((self.read_task(&current)?, current.request_id));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let request_id = resp.request_id.clone();
-        // Graph may take the change and answer 204 No Content: the task as
-        // Graph now holds it is then read back. (A 200 whose body is not the
-        // task is not trusted to mean Graph took it: that is an error.)
-        let task = if resp.status == 204 || resp.body.is_empty() {
-            let current = self.graph.get_task(&patch.id, ctx).await?;
-            self.read_task(&current)?
-        } else {
-            self.read_task(&resp)?
-        };
-        Ok((task, request_id))
+        Ok((self.read_task(&resp, &req.id, false)?, resp.request_id))
     }
 
     async fn list(
@@ -123,6 +106,7 @@ impl TaskService {
                 translate::page_from_graph(&resp.body).map_err(|error| CallError::Answer {
                     error,
                     request_id: resp.request_id.clone(),
+                    applied: false,
                 })?;
             self.count_unknown(&page.unknown_enum_values);
             let next_page_token = match page.next_link.as_deref() {
@@ -130,6 +114,7 @@ impl TaskService {
                     .map_err(|error| CallError::Answer {
                         error,
                         request_id: resp.request_id.clone(),
+                        applied: false,
                     })?
                     .unwrap_or_default(),
                 None => String::new(),
@@ -180,53 +165,24 @@ impl SecurityConfigurationTaskService for TaskService {
         const RPC: &str = "UpdateSecurityConfigurationTask";
         let call = Call::start(RPC, &request);
         let ctx = call.ctx.clone();
-        let mut fields = String::new();
-        let answer = self
-            .run(call, self.update(&ctx, request.get_ref(), &mut fields))
-            .await;
-        let (code, metadata) = match &answer {
-            Ok(resp) => (tonic::Code::Ok, resp.metadata()),
-            Err(status) => (status.code(), status.metadata()),
+        // Armed before any work: if the call is dropped from here on, the
+        // record is still written.
+        let mut record = UpdateAudit::start(RPC, &request, &ctx);
+        let mut running = self.updates.start();
+        let answer = tokio::select! {
+            answer = self.run(
+                call,
+                self.update(&ctx, request.get_ref(), &mut record.progress),
+            ) => answer,
+            () = running.abandoned() => {
+                // The record says CANCELLED, with what is known of the outcome.
+                drop(record);
+                return Err(Status::cancelled(
+                    "the gateway stopped before the update finished; read the task to know whether it was applied",
+                ));
+            }
         };
-        let admitted = request.extensions().get::<Admitted>();
-        let peer = request
-            .extensions()
-            .get::<PeerInfo>()
-            .and_then(|p| p.remote)
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let task_id = request
-            .get_ref()
-            .security_configuration_task
-            .as_ref()
-            .map_or("", |t| t.id.as_str());
-        audit::update(&audit::UpdateRecord {
-            rpc: RPC,
-            caller: admitted.map_or("anonymous", |a| &a.caller),
-            via: admitted.map_or("none", |a| a.via),
-            peer: &peer,
-            // Ids longer than any valid one were refused; the record keeps a bounded prefix.
-            task_id: truncate(task_id, translate::MAX_ID_BYTES),
-            fields: &fields,
-            code,
-            graph_request_id: metadata
-                .get("request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default(),
-            client_request_id: &ctx.client_request_id,
-        });
+        record.finish(&answer);
         answer
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -113,6 +113,30 @@ pub enum ResponseError {
     NotSecurityTask { odata_type: String },
     /// The body is not the JSON Graph documents.
     Malformed(String),
+    /// A success body that is not the task asked for.
+    NotTheTask(Unexpected),
+}
+
+/// How a success body fails to be the task asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unexpected {
+    /// It does not say what it is.
+    NoODataType,
+    /// It has no `id`.
+    NoId,
+    /// It is another task: both ids quoted short (see [`quoted`]).
+    OtherId { asked: String, got: String },
+}
+
+impl Unexpected {
+    /// A short name for metadata.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::NoODataType => "missing_odata_type",
+            Self::NoId => "missing_id",
+            Self::OtherId { .. } => "id_mismatch",
+        }
+    }
 }
 
 impl fmt::Display for ResponseError {
@@ -125,6 +149,16 @@ impl fmt::Display for ResponseError {
                 )
             }
             Self::Malformed(why) => write!(f, "Graph answered a body that cannot be read: {why}"),
+            Self::NotTheTask(Unexpected::NoODataType) => f.write_str(
+                "Graph answered success with a body that is not the task asked for: it has no @odata.type",
+            ),
+            Self::NotTheTask(Unexpected::NoId) => f.write_str(
+                "Graph answered success with a body that is not the task asked for: it has no id",
+            ),
+            Self::NotTheTask(Unexpected::OtherId { asked, got }) => write!(
+                f,
+                "Graph answered success with a body that is not the task asked for: its id is {got}, not {asked}"
+            ),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Proto <-> Graph JSON. Pure functions, no I/O: everything here is decided by
 //! its inputs, so it is tested exhaustively without a network.
 
+mod confirm;
 pub mod enums;
 mod error;
 pub mod fields;
@@ -14,10 +15,13 @@ pub mod update;
 #[cfg(test)]
 mod tests;
 
-pub use error::{FieldViolation, InvalidRequest, ResponseError, MAX_VIOLATIONS};
+pub use confirm::holds_patch;
+pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
 pub use ids::{IdSegment, MAX_ID_BYTES};
 pub use list::{list_query, next_page_token};
-pub use read::{page_from_graph, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue};
+pub use read::{
+    page_from_graph, task_answer, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue,
+};
 pub use update::{patch_request, PatchRequest};
 
 /// The `@odata.type` of the one task type this gateway serves.

@@ -6,7 +6,7 @@
 //! be counted) instead of failing the call.
 
 use super::enums::{self, GraphEnum};
-use super::error::ResponseError;
+use super::error::{quoted, ResponseError, Unexpected};
 use super::timestamp;
 use super::ODATA_TYPE;
 use crate::proto::v1::{KeyValuePair, SecurityConfigurationTask};
@@ -97,9 +97,35 @@ struct GraphPage<'a> {
     next_link: Option<String>,
 }
 
-/// Reads one task (the answer to a GET or PATCH).
+/// Reads one task, whatever its id, tolerating a missing `@odata.type`.
 pub fn task_from_graph(body: &[u8]) -> Result<DecodedTask, ResponseError> {
     let raw: GraphTask<'_> = parse_object(body)?;
+    decode(raw)
+}
+
+/// Reads the answer to a request for the task `asked` (a GET, or a PATCH
+/// answered with the task): it must say what it is (`@odata.type`) and be
+/// that task (its `id`), or a `{}` or another task's body would pass for it.
+/// GUIDs are compared without regard to case, as Graph compares them.
+pub fn task_answer(body: &[u8], asked: &str) -> Result<DecodedTask, ResponseError> {
+    let raw: GraphTask<'_> = parse_object(body)?;
+    if raw.odata_type.is_none() {
+        return Err(ResponseError::NotTheTask(Unexpected::NoODataType));
+    }
+    match raw.id.as_deref() {
+        None => return Err(ResponseError::NotTheTask(Unexpected::NoId)),
+        Some(id) if !id.eq_ignore_ascii_case(asked) => {
+            return Err(ResponseError::NotTheTask(Unexpected::OtherId {
+                asked: quoted(asked),
+                got: quoted(id),
+            }))
+        }
+        Some(_) => {}
+    }
+    decode(raw)
+}
+
+fn decode(raw: GraphTask<'_>) -> Result<DecodedTask, ResponseError> {
     if let Some(other) = raw.odata_type.as_deref().filter(|t| *t != ODATA_TYPE) {
         return Err(ResponseError::NotSecurityTask {
             odata_type: other.to_owned(),

@@ -492,3 +492,52 @@ fn a_page_keeps_only_security_tasks() {
     assert_eq!(page.unknown_enum_values.len(), 1);
     assert!(page.next_link.is_some());
 }
+
+#[test]
+fn a_single_task_answer_must_be_the_task_asked_for() {
+    let id = "5d630f12-0f12-5d63-120f-635d120f635d";
+    let answer = |v: Value| task_answer(&serde_json::to_vec(&v).expect("json"), id);
+    let decoded =
+        answer(json!({"@odata.type": ODATA_TYPE, "id": id, "displayName": "d"})).expect("the task");
+    assert_eq!(decoded.task.id, id);
+    // Graph's GUIDs compare without regard to case.
+    assert!(answer(json!({"@odata.type": ODATA_TYPE, "id": id.to_uppercase()})).is_ok());
+    assert_eq!(
+        answer(json!({})),
+        Err(ResponseError::NotTheTask(Unexpected::NoODataType))
+    );
+    assert_eq!(
+        answer(json!({"id": id, "displayName": "d"})),
+        Err(ResponseError::NotTheTask(Unexpected::NoODataType))
+    );
+    assert_eq!(
+        answer(json!({"@odata.type": ODATA_TYPE, "displayName": "d"})),
+        Err(ResponseError::NotTheTask(Unexpected::NoId))
+    );
+    let other =
+        answer(json!({"@odata.type": ODATA_TYPE, "id": "00000000-0000-4000-8000-000000000001"}));
+    assert_eq!(
+        other,
+        Err(ResponseError::NotTheTask(Unexpected::OtherId {
+            asked: format!("\"{id}\""),
+            got: "\"00000000-0000-4000-8000-000000000001\"".into(),
+        }))
+    );
+    let message = other.expect_err("another task").to_string();
+    assert!(message.contains("not the task asked for"), "{message}");
+    // A task of another type stays that error.
+    assert_eq!(
+        answer(json!({"@odata.type": "#microsoft.graph.appVulnerabilityTask", "id": id})),
+        Err(ResponseError::NotSecurityTask {
+            odata_type: "#microsoft.graph.appVulnerabilityTask".into()
+        })
+    );
+    // An id quoted in the error is cut short, whatever Graph sent.
+    let long = "x".repeat(10_000);
+    let Err(ResponseError::NotTheTask(Unexpected::OtherId { got, .. })) =
+        answer(json!({"@odata.type": ODATA_TYPE, "id": long}))
+    else {
+        panic!("another id")
+    };
+    assert!(got.len() < 80, "{got}");
+}

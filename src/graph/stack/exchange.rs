@@ -57,14 +57,16 @@ async fn exchange(
     if let Some(body) = req.body {
         builder = builder.header(header::CONTENT_TYPE, JSON).body(body);
     }
-    // An error here means no response arrived: the request may or may not
-    // have reached Graph, which the retry policy weighs by method.
+    // From here on the request may reach Graph. An error means no response
+    // arrived: whether the request can have reached Graph decides what may
+    // be done next (see `delivery`).
+    let already_sent = req.sent.mark();
     let resp = builder.send().await.map_err(|e| {
-        if e.is_timeout() {
-            GraphError::Timeout
-        } else {
-            GraphError::Connect(describe(e))
+        let error = super::delivery::classify(&e).error(describe(e));
+        if matches!(error, GraphError::Connect(_)) && !already_sent {
+            req.sent.unmark();
         }
+        error
     })?;
     let status = resp.status().as_u16();
     let header_text = |name: &str| {

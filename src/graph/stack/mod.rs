@@ -9,6 +9,7 @@
 
 mod admit;
 mod authorize;
+mod delivery;
 mod exchange;
 mod retry;
 mod shared;
@@ -16,7 +17,7 @@ mod throttle;
 mod timeout;
 
 pub use admit::Admission;
-pub use retry::RetrySettings;
+pub use retry::{budget as retry_budget, RetrySettings};
 pub use throttle::{ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
 
 use super::TokenCache;
@@ -42,6 +43,8 @@ pub struct GraphRequest {
     pub authorization: Option<HeaderValue>,
     /// 0 for the first attempt; sent as `Retry-Attempt` on retries.
     pub attempt: u32,
+    /// Marked just before an attempt is handed to the HTTP client.
+    pub sent: crate::graph::Sent,
 }
 
 /// The assembled stack, and each layer of it.
@@ -71,6 +74,7 @@ pub fn build(
     tokens: Option<Arc<TokenCache>>,
     settings: &StackSettings,
     gate: Arc<ThrottleGate>,
+    budget: Arc<tower::retry::budget::TpsBudget>,
     metrics: Arc<Metrics>,
 ) -> GraphService {
     let svc = exchange::service(
@@ -81,7 +85,13 @@ pub fn build(
         },
     );
     let svc = timeout::layer(svc, settings.attempt_timeout);
-    let svc = retry::layer(svc, settings.retry.clone(), gate.clone(), metrics.clone());
+    let svc = retry::layer(
+        svc,
+        settings.retry.clone(),
+        budget,
+        gate.clone(),
+        metrics.clone(),
+    );
     let svc = throttle::layer(svc, gate, metrics.clone());
     let svc = match tokens {
         Some(tokens) => authorize::layer(svc, tokens),

@@ -1,8 +1,10 @@
 //! Retries what is safe and worth retrying, the way Graph asks:
 //! 429, 503 and 504, and connections that failed before any response, for
-//! idempotent methods only. `Retry-After` (seconds or an HTTP date, held to
+//! idempotent methods only; a write only when it cannot have reached Graph
+//! (see [`retryable`]). `Retry-After` (seconds or an HTTP date, held to
 //! `GRAPH_MAX_RETRY_AFTER` when read) is honoured, and on a 429 or 503 it
-//! also pauses every call through the shared gate; without it the delay backs off exponentially with jitter (the
+//! also pauses every call through the shared gate; without it the delay
+//! backs off exponentially with jitter (the
 //! Graph SDKs' defaults: 3 retries, 3 s doubling, up to 1 s jitter, at most
 //! 180 s in all). A retry that would end past the call's deadline is not
 //! made: the failure is returned at once, carrying Graph's delay. A budget
@@ -60,11 +62,16 @@ struct RetryPolicy {
 }
 
 /// Whether a failed attempt may be tried again.
+///
+/// A read may always be tried again. A write is sent again only when Graph
+/// said it did not take it (429, 503) or it provably never left
+/// ([`GraphError::Connect`]): after a timeout, a connection lost after the
+/// request was written, or a 504 from a gateway that gave up waiting, Graph
+/// may have applied it, and sending it blindly again could overwrite what
+/// another writer changed meanwhile. The service reads the task back instead.
 fn retryable(error: &GraphError, method: &Method) -> Option<&'static str> {
-    let idempotent = matches!(
-        *method,
-        Method::GET | Method::PATCH | Method::DELETE | Method::PUT
-    );
+    let read = *method == Method::GET;
+    let idempotent = read || matches!(*method, Method::PATCH | Method::DELETE | Method::PUT);
     if !idempotent {
         return None;
     }
@@ -72,14 +79,15 @@ fn retryable(error: &GraphError, method: &Method) -> Option<&'static str> {
         GraphError::Status(f) => match f.status {
             429 => Some("429"),
             503 => Some("503"),
-            504 => Some("504"),
+            504 if read => Some("504"),
             _ => None,
         },
         GraphError::Connect(_) => Some("connect"),
-        GraphError::Timeout => Some("attempt_timeout"),
+        GraphError::Lost(_) if read => Some("connection_lost"),
+        GraphError::Timeout if read => Some("attempt_timeout"),
         // A read's answer broke off: reading again is harmless. A write's
         // was taken by Graph; the service reads it back instead.
-        GraphError::Body(_) if *method == Method::GET => Some("body"),
+        GraphError::Body(_) if read => Some("body"),
         _ => None,
     }
 }
@@ -149,17 +157,24 @@ impl tower::retry::Policy<GraphRequest, GraphResponse, GraphError> for RetryPoli
     }
 }
 
-pub fn layer(
-    inner: GraphService,
-    settings: RetrySettings,
-    gate: Arc<ThrottleGate>,
-    metrics: Arc<Metrics>,
-) -> GraphService {
-    let budget = Arc::new(TpsBudget::new(
+/// The retry budget of `settings`: shared by the retry layer and by the
+/// service, which spends from it to send an update again after reading the
+/// task back.
+pub fn budget(settings: &RetrySettings) -> Arc<TpsBudget> {
+    Arc::new(TpsBudget::new(
         Duration::from_secs(10),
         settings.budget_min_per_second,
         settings.budget_percent / 100.0,
-    ));
+    ))
+}
+
+pub fn layer(
+    inner: GraphService,
+    settings: RetrySettings,
+    budget: Arc<TpsBudget>,
+    gate: Arc<ThrottleGate>,
+    metrics: Arc<Metrics>,
+) -> GraphService {
     let policy = RetryPolicy {
         settings: Arc::new(settings),
         budget,
@@ -192,14 +207,30 @@ mod tests {
     #[test]
     fn only_throttling_unavailability_and_lost_connections_are_retried() {
         for code in [429, 503, 504] {
-            assert!(retryable(&status(code), &Method::PATCH).is_some(), "{code}");
+            assert!(retryable(&status(code), &Method::GET).is_some(), "{code}");
         }
         for code in [400, 401, 403, 404, 409, 412, 500, 501, 502] {
             assert!(retryable(&status(code), &Method::GET).is_none(), "{code}");
         }
-        assert!(retryable(&GraphError::Connect("reset".into()), &Method::GET).is_some());
+        assert!(retryable(&GraphError::Connect("refused".into()), &Method::GET).is_some());
+        assert!(retryable(&GraphError::Lost("reset".into()), &Method::GET).is_some());
+        assert!(retryable(&GraphError::Timeout, &Method::GET).is_some());
+        assert!(retryable(&status(504), &Method::GET).is_some());
         assert!(retryable(&GraphError::Body("cut".into()), &Method::GET).is_some());
         assert!(retryable(&GraphError::Body("cut".into()), &Method::PATCH).is_none());
+    }
+
+    #[test]
+    fn a_write_is_sent_again_only_when_it_never_reached_graph() {
+        for method in [Method::PATCH, Method::DELETE] {
+            assert!(retryable(&GraphError::Connect("refused".into()), &method).is_some());
+            for (code, answer) in [(429, true), (503, true), (504, false)] {
+                assert_eq!(retryable(&status(code), &method).is_some(), answer);
+            }
+            // Graph may have taken these: the service reads the task back.
+            assert!(retryable(&GraphError::Lost("reset".into()), &method).is_none());
+            assert!(retryable(&GraphError::Timeout, &method).is_none());
+        }
     }
 
     #[test]
