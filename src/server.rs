@@ -43,6 +43,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     stop: watch::Sender<bool>,
     drain_timeout: Duration,
+    shutdown_delay: Duration,
+    ready: Arc<Readiness>,
+    health: HealthReporter,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     admin: JoinHandle<std::io::Result<()>>,
 }
@@ -151,11 +154,28 @@ impl Gateway {
                 let _ = stopped.wait_for(|s| *s).await;
             }));
         }
-        let incoming = listener::incoming(grpc_listener, tls, config.inbound.max_connections);
+        let report = listener::Report::spawn(metrics.clone());
+        let lifetimes = config.inbound.lifetimes;
+        let incoming = listener::incoming(
+            grpc_listener,
+            tls,
+            config.inbound.max_connections,
+            lifetimes,
+            report.clone(),
+        );
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .max_concurrent_streams(config.inbound.max_concurrent_streams)
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+                .http2_keepalive_interval(Some(lifetimes.keepalive_interval))
+                .http2_keepalive_timeout(Some(lifetimes.keepalive_timeout))
+                // GOAWAY at the age; the grace after it is the listener's
+                // (tonic's own grace would skip the GOAWAY).
+                .max_connection_age(lifetimes.max_age)
+                .layer(listener::CallLayer::new(
+                    config.inbound.max_concurrent_calls,
+                    report,
+                ))
                 .layer(AccessLayer(access))
                 .add_service(health_service)
                 .add_service(reflection_v1)
@@ -186,14 +206,27 @@ impl Gateway {
             metrics,
             stop,
             drain_timeout: config.drain_timeout,
+            shutdown_delay: config.shutdown_delay,
+            ready,
+            health,
             grpc,
             admin,
         })
     }
 
-    /// Stops accepting calls and lets in-flight calls finish within the
-    /// drain timeout; calls still running then are abandoned.
+    /// Reports NOT_SERVING (gRPC health and `/readyz`) at once, keeps
+    /// accepting and serving for the shutdown delay (the lame-duck period,
+    /// while load balancers stop routing here), then stops accepting, sends
+    /// GOAWAY, and lets in-flight calls finish within the drain timeout;
+    /// calls still running then are abandoned.
     pub async fn shutdown(self) -> anyhow::Result<Drain> {
+        self.ready.set_started(false);
+        report_health(&self.health, false).await;
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(shutdown_delay = ?self.shutdown_delay, "lame duck: health says NOT_SERVING and /readyz 503; new connections are still served until the shutdown delay ends");
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
+        tracing::info!(drain_timeout = ?self.drain_timeout, "draining: no new connections; in-flight calls may finish");
         let _ = self.stop.send(true);
         let (mut grpc, mut admin) = (self.grpc, self.admin);
         let drained = tokio::time::timeout(self.drain_timeout, async {
