@@ -878,6 +878,75 @@ mod tests {
         .expect("the largest count");
     }
 
+    #[test]
+    fn connection_lifetimes_have_defaults_and_ranges() {
+        let open = ["--plaintext", "--allow-unauthenticated"];
+        let defaults = inbound_of(&open, false).expect("defaults");
+        assert_eq!(defaults.lifetimes, Lifetimes::default());
+        assert_eq!(defaults.max_concurrent_calls, 4096);
+        let c = Config::from_args(serve(&["--emulator"])).expect("valid");
+        assert_eq!(c.shutdown_delay, Duration::from_secs(5));
+        for (flag, refused, accepted, problem) in [
+            (
+                "--handshake-timeout",
+                "99ms",
+                "5m",
+                "GATEWAY_HANDSHAKE_TIMEOUT must be 100ms to 5m",
+            ),
+            (
+                "--keepalive-interval",
+                "0s",
+                "2h",
+                "GATEWAY_KEEPALIVE_INTERVAL must be 1s to 2h",
+            ),
+            (
+                "--keepalive-timeout",
+                "11m",
+                "1s",
+                "GATEWAY_KEEPALIVE_TIMEOUT must be 1s to 10m",
+            ),
+            (
+                "--idle-timeout",
+                "25h",
+                "24h",
+                "GATEWAY_IDLE_TIMEOUT must be 1s to 24h",
+            ),
+            (
+                "--max-connection-age",
+                "31days",
+                "30days",
+                "GATEWAY_MAX_CONNECTION_AGE must be 1s to 30days",
+            ),
+            (
+                "--max-connection-age-grace",
+                "500ms",
+                "1h",
+                "GATEWAY_MAX_CONNECTION_AGE_GRACE must be 1s to 1h",
+            ),
+            (
+                "--max-concurrent-calls",
+                "0",
+                "1000000",
+                "GATEWAY_MAX_CONCURRENT_CALLS must be 1 to 1000000",
+            ),
+            (
+                "--max-concurrent-calls",
+                "1000001",
+                "1",
+                "GATEWAY_MAX_CONCURRENT_CALLS must be 1 to 1000000",
+            ),
+        ] {
+            let e = inbound_of(&[open[0], open[1], flag, refused], false).expect_err(refused);
+            assert_eq!(e, [problem], "{flag} {refused}");
+            inbound_of(&[open[0], open[1], flag, accepted], false).expect(accepted);
+        }
+        let e = Config::from_args(serve(&["--emulator", "--shutdown-delay", "301s"]))
+            .expect_err("too long");
+        assert_eq!(e.0, ["GATEWAY_SHUTDOWN_DELAY must be 0s to 5m"]);
+        let c = Config::from_args(serve(&["--emulator", "--shutdown-delay", "0s"])).expect("none");
+        assert_eq!(c.shutdown_delay, Duration::ZERO);
+    }
+
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {
         let mut s = serve(args);
         // Only what the arguments say.
