@@ -308,3 +308,34 @@ async fn calls_past_the_concurrent_call_cap_are_refused_unsent() {
     assert_eq!(got.into_inner().id, "fast");
     gw.shutdown().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_still_running_after_the_age_grace_is_cut_off() {
+    let (url, cloud) = fake_cloud::start().await;
+    let gw = Gateway::start(with_inbound(
+        fake_cloud::graph_with_credentials(&url),
+        Inbound {
+            lifetimes: Lifetimes {
+                max_age: Duration::from_millis(200),
+                max_age_grace: Duration::from_millis(300),
+                ..Lifetimes::default()
+            },
+            ..Inbound::open()
+        },
+    ))
+    .await
+    .expect("gateway starts");
+    let mut client = connect(gw.grpc_addr).await;
+    let mut req = Request::new(get("held"));
+    req.set_timeout(PATIENCE);
+    // Graph never answers it: only the end of the grace ends the call.
+    let cut = client
+        .get_security_configuration_task(req)
+        .await
+        .expect_err("the connection was closed under it");
+    assert_ne!(cut.code(), Code::DeadlineExceeded, "{cut:?}");
+    metric_reaches(&gw, &format!("{CLOSED}{{reason=\"max_age\"}}"), 1.0).await;
+    metric_reaches(&gw, "graph_gateway_grpc_connections_open", 0.0).await;
+    cloud.release.notify_one();
+    drop(client);
+}
