@@ -339,3 +339,55 @@ async fn a_call_still_running_after_the_age_grace_is_cut_off() {
     cloud.release.notify_one();
     drop(client);
 }
+
+/// The HTTP/2 frame types in `bytes`, with their flags, in order.
+fn frames(bytes: &[u8]) -> Vec<(u8, u8)> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while rest.len() >= 9 {
+        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        out.push((rest[3], rest[4]));
+        rest = rest.get(9 + length..).unwrap_or_default();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_does_not_answer_pings_is_closed() {
+    let gw = Gateway::start(with_inbound(
+        GraphTarget::Emulator,
+        Inbound {
+            lifetimes: Lifetimes {
+                // Only the keepalive can end this connection.
+                handshake_timeout: Duration::from_secs(300),
+                keepalive_interval: Duration::from_millis(200),
+                keepalive_timeout: Duration::from_millis(200),
+                ..Lifetimes::default()
+            },
+            ..Inbound::open()
+        },
+    ))
+    .await
+    .expect("gateway starts");
+    let mut peer = TcpStream::connect(gw.grpc_addr).await.expect("connects");
+    peer.write_all(PREFACE).await.expect("preface sent");
+    let seen = closed_by_gateway(&mut peer).await;
+    const PING: u8 = 0x6;
+    const GOAWAY: u8 = 0x7;
+    let frames = frames(&seen);
+    assert!(
+        frames
+            .iter()
+            .any(|&(kind, flags)| kind == PING && flags & 1 == 0),
+        "the gateway pinged: {frames:?}"
+    );
+    assert!(
+        frames.iter().any(|&(kind, _)| kind == GOAWAY),
+        "and said goodbye: {frames:?}"
+    );
+    assert_eq!(
+        metric(&gw, &format!("{CLOSED}{{reason=\"handshake_timeout\"}}")),
+        None
+    );
+    gw.shutdown().await.expect("stops");
+}
