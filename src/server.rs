@@ -46,6 +46,9 @@ pub struct Gateway {
     shutdown_delay: Duration,
     ready: Arc<Readiness>,
     health: HealthReporter,
+    /// Held while readiness is read and reported, so a report of the old
+    /// state cannot land after the shutdown's NOT_SERVING.
+    health_turn: Arc<tokio::sync::Mutex<()>>,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     admin: JoinHandle<std::io::Result<()>>,
 }
@@ -191,12 +194,14 @@ impl Gateway {
         };
         let admin_app = admin::router(metrics.clone(), ready.clone());
         let admin = tokio::spawn(admin::serve(admin_listener, admin_app, admin_stop));
+        let health_turn = Arc::new(tokio::sync::Mutex::new(()));
         tokio::spawn(watch_readiness(
             ready.clone(),
             serving,
             tokens,
             health.clone(),
             stopped,
+            health_turn.clone(),
         ));
         tracing::info!(%grpc_addr, %admin_addr, "graph-grpc-gateway serving");
         Ok(Self {
@@ -209,6 +214,7 @@ impl Gateway {
             shutdown_delay: config.shutdown_delay,
             ready,
             health,
+            health_turn,
             grpc,
             admin,
         })
@@ -221,7 +227,10 @@ impl Gateway {
     /// calls still running then are abandoned.
     pub async fn shutdown(self) -> anyhow::Result<Drain> {
         self.ready.set_started(false);
-        report_health(&self.health, false).await;
+        {
+            let _turn = self.health_turn.lock().await;
+            report_health(&self.health, false).await;
+        }
         if !self.shutdown_delay.is_zero() {
             tracing::info!(shutdown_delay = ?self.shutdown_delay, "lame duck: health says NOT_SERVING and /readyz 503; new connections are still served until the shutdown delay ends");
             tokio::time::sleep(self.shutdown_delay).await;
@@ -345,6 +354,7 @@ async fn watch_readiness(
     tokens: TokenCache,
     health: HealthReporter,
     mut stopped: watch::Receiver<bool>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut reported = Some(reported);
     let mut tick = tokio::time::interval(READINESS_EVERY);
@@ -353,12 +363,14 @@ async fn watch_readiness(
             _ = stopped.wait_for(|s| *s) => break,
             _ = tick.tick() => {}
         }
+        let guard = turn.lock().await;
         let now = ready.get();
         if reported != Some(now) {
             tracing::info!(ready = now, "readiness changed");
             report_health(&health, now).await;
             reported = Some(now);
         }
+        drop(guard);
         if !now {
             // The cache paces failed attempts itself.
             let _ = tokens.warm_up().await;
