@@ -148,6 +148,13 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+
+    /// On SIGTERM/SIGINT, how long the gateway reports NOT_SERVING (gRPC
+    /// health, /readyz) while still accepting and serving new connections,
+    /// before the drain begins: time for Kubernetes to stop routing to the
+    /// pod (0s to 5m).
+    #[arg(long, env = "GATEWAY_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
 }
 
 /// Who may reach the gRPC port, and how.
@@ -201,6 +208,39 @@ pub struct InboundArgs {
     /// Concurrent calls (HTTP/2 streams) per gRPC connection.
     #[arg(long, env = "GATEWAY_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
     pub max_concurrent_streams: u32,
+
+    /// From accept, how long a connection has to finish its TLS handshake,
+    /// send the HTTP/2 preface and start its first call; one that has not is
+    /// closed and its slot freed (100ms to 5m).
+    #[arg(long, env = "GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub handshake_timeout: Duration,
+
+    /// Interval of the HTTP/2 PINGs sent on every gRPC connection (1s to 2h).
+    #[arg(long, env = "GATEWAY_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub keepalive_interval: Duration,
+
+    /// How long a PING may go unanswered before the connection is closed (1s to 10m).
+    #[arg(long, env = "GATEWAY_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub keepalive_timeout: Duration,
+
+    /// A connection with no call open for this long is closed (1s to 24h).
+    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// A connection this old is sent GOAWAY, so clients reconnect and
+    /// spread over new pods (1s to 30 days).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// After the GOAWAY of the maximum age, how long its calls may still run
+    /// before the connection is closed (1s to 1h).
+    #[arg(long, env = "GATEWAY_MAX_CONNECTION_AGE_GRACE", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub max_connection_age_grace: Duration,
+
+    /// Calls open at once across all gRPC connections; past it a call is
+    /// refused at once with RESOURCE_EXHAUSTED (1 to 1,000,000).
+    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 4096)]
+    pub max_concurrent_calls: usize,
 }
 
 /// How the gateway treats a struggling Graph.

@@ -10,6 +10,7 @@
 use crate::cli::{InboundArgs, LogArgs, ResilienceArgs, ServeArgs};
 pub use crate::graph::auth::{Cloud, Credential, CredentialKind};
 use crate::graph::{Admission, RetrySettings, StackSettings};
+use crate::listener::Lifetimes;
 use crate::security::policy::Policy;
 use crate::security::tls::TlsSettings;
 use reqwest::Url;
@@ -61,6 +62,9 @@ pub struct Config {
     pub drain_timeout: Duration,
     pub inbound: Inbound,
     pub log: LogArgs,
+    /// On SIGTERM/SIGINT, how long NOT_SERVING is reported while new
+    /// connections are still served, before the drain.
+    pub shutdown_delay: Duration,
 }
 
 /// How callers reach the gRPC port and who among them may call what.
@@ -70,6 +74,10 @@ pub struct Inbound {
     pub callers: Callers,
     pub max_connections: usize,
     pub max_concurrent_streams: u32,
+    /// First-call deadline, keepalive, idle timeout, maximum age.
+    pub lifetimes: Lifetimes,
+    /// Calls open at once across all connections.
+    pub max_concurrent_calls: usize,
 }
 
 impl Inbound {
@@ -80,6 +88,8 @@ impl Inbound {
             callers: Callers::Anyone,
             max_connections: 1024,
             max_concurrent_streams: 128,
+            lifetimes: Lifetimes::default(),
+            max_concurrent_calls: 4096,
         }
     }
 }
@@ -141,6 +151,13 @@ impl Config {
         }
         let graph_stack = stack_settings(&args.resilience, &mut problems);
         let inbound = inbound(&args.inbound, args.emulator, &mut problems);
+        check_duration(
+            "GATEWAY_SHUTDOWN_DELAY",
+            args.shutdown_delay,
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(5 * 60), "5m"),
+            &mut problems,
+        );
         let graph = if args.emulator {
             if args.graph_base_url.is_some() {
                 problems.push(
@@ -162,6 +179,7 @@ impl Config {
                 drain_timeout: args.drain_timeout,
                 inbound,
                 log: args.log,
+                shutdown_delay: args.shutdown_delay,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -238,12 +256,90 @@ fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Op
     if args.max_concurrent_streams == 0 {
         problems.push("GATEWAY_MAX_CONCURRENT_STREAMS must be at least 1".to_owned());
     }
+    let lifetimes = lifetimes(args, problems);
+    check_slots(
+        "GATEWAY_MAX_CONCURRENT_CALLS",
+        args.max_concurrent_calls,
+        problems,
+    );
     (problems.len() == before).then_some(Inbound {
         transport,
         callers,
         max_connections: args.max_connections,
         max_concurrent_streams: args.max_concurrent_streams,
+        lifetimes,
+        max_concurrent_calls: args.max_concurrent_calls,
     })
+}
+
+/// A duration within `[min, max]`, both given with their spelling for the
+/// message.
+fn check_duration(
+    name: &str,
+    value: Duration,
+    (min, min_text): (Duration, &str),
+    (max, max_text): (Duration, &str),
+    problems: &mut Vec<String>,
+) {
+    if !(min..=max).contains(&value) {
+        problems.push(format!("{name} must be {min_text} to {max_text}"));
+    }
+}
+
+/// The gRPC connections' deadlines, each within its documented range.
+fn lifetimes(args: &InboundArgs, problems: &mut Vec<String>) -> Lifetimes {
+    const SECOND: Duration = Duration::from_secs(1);
+    const MINUTE: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+    let checks = [
+        (
+            "GATEWAY_HANDSHAKE_TIMEOUT",
+            args.handshake_timeout,
+            (Duration::from_millis(100), "100ms"),
+            (5 * MINUTE, "5m"),
+        ),
+        (
+            "GATEWAY_KEEPALIVE_INTERVAL",
+            args.keepalive_interval,
+            (SECOND, "1s"),
+            (2 * HOUR, "2h"),
+        ),
+        (
+            "GATEWAY_KEEPALIVE_TIMEOUT",
+            args.keepalive_timeout,
+            (SECOND, "1s"),
+            (10 * MINUTE, "10m"),
+        ),
+        (
+            "GATEWAY_IDLE_TIMEOUT",
+            args.idle_timeout,
+            (SECOND, "1s"),
+            (24 * HOUR, "24h"),
+        ),
+        (
+            "GATEWAY_MAX_CONNECTION_AGE",
+            args.max_connection_age,
+            (SECOND, "1s"),
+            (30 * 24 * HOUR, "30days"),
+        ),
+        (
+            "GATEWAY_MAX_CONNECTION_AGE_GRACE",
+            args.max_connection_age_grace,
+            (SECOND, "1s"),
+            (HOUR, "1h"),
+        ),
+    ];
+    for (name, value, min, max) in checks {
+        check_duration(name, value, min, max, problems);
+    }
+    Lifetimes {
+        handshake_timeout: args.handshake_timeout,
+        keepalive_interval: args.keepalive_interval,
+        keepalive_timeout: args.keepalive_timeout,
+        idle_timeout: args.idle_timeout,
+        max_age: args.max_connection_age,
+        max_age_grace: args.max_connection_age_grace,
+    }
 }
 
 fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSettings {
@@ -867,6 +963,75 @@ mod tests {
             let (_, problems) = settings_for(&[flag, value]);
             assert_eq!(problems, [problem], "{flag} {value}");
         }
+    }
+
+    #[test]
+    fn connection_lifetimes_have_defaults_and_ranges() {
+        let open = ["--plaintext", "--allow-unauthenticated"];
+        let defaults = inbound_of(&open, false).expect("defaults");
+        assert_eq!(defaults.lifetimes, Lifetimes::default());
+        assert_eq!(defaults.max_concurrent_calls, 4096);
+        let c = Config::from_args(serve(&["--emulator"])).expect("valid");
+        assert_eq!(c.shutdown_delay, Duration::from_secs(5));
+        for (flag, refused, accepted, problem) in [
+            (
+                "--handshake-timeout",
+                "99ms",
+                "5m",
+                "GATEWAY_HANDSHAKE_TIMEOUT must be 100ms to 5m",
+            ),
+            (
+                "--keepalive-interval",
+                "0s",
+                "2h",
+                "GATEWAY_KEEPALIVE_INTERVAL must be 1s to 2h",
+            ),
+            (
+                "--keepalive-timeout",
+                "11m",
+                "1s",
+                "GATEWAY_KEEPALIVE_TIMEOUT must be 1s to 10m",
+            ),
+            (
+                "--idle-timeout",
+                "25h",
+                "24h",
+                "GATEWAY_IDLE_TIMEOUT must be 1s to 24h",
+            ),
+            (
+                "--max-connection-age",
+                "31days",
+                "30days",
+                "GATEWAY_MAX_CONNECTION_AGE must be 1s to 30days",
+            ),
+            (
+                "--max-connection-age-grace",
+                "500ms",
+                "1h",
+                "GATEWAY_MAX_CONNECTION_AGE_GRACE must be 1s to 1h",
+            ),
+            (
+                "--max-concurrent-calls",
+                "0",
+                "1000000",
+                "GATEWAY_MAX_CONCURRENT_CALLS must be 1 to 1000000",
+            ),
+            (
+                "--max-concurrent-calls",
+                "1000001",
+                "1",
+                "GATEWAY_MAX_CONCURRENT_CALLS must be 1 to 1000000",
+            ),
+        ] {
+            let e = inbound_of(&[open[0], open[1], flag, refused], false).expect_err(refused);
+            assert_eq!(e, [problem], "{flag} {refused}");
+            inbound_of(&[open[0], open[1], flag, accepted], false).expect(accepted);
+        }
+        let e = Config::from_args(serve(&["--emulator", "--shutdown-delay", "301s"]))
+            .expect_err("too long");
+        assert_eq!(e.0, ["GATEWAY_SHUTDOWN_DELAY must be 0s to 5m"]);
+        let c = Config::from_args(serve(&["--emulator", "--shutdown-delay", "0s"])).expect("none");
+        assert_eq!(c.shutdown_delay, Duration::ZERO);
     }
 
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {

@@ -59,7 +59,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
     let gateway = Gateway::start(config).await?;
     stop.await;
-    tracing::info!("shutdown requested; draining in-flight calls");
+    tracing::info!("shutdown requested");
     // Abandoning calls at the drain bound is still an orderly, requested stop.
     gateway.shutdown().await.map(|_| ())
 }

@@ -50,6 +50,10 @@ pub struct Metrics {
     throttle_fail_fast: Counter,
     access_denied: Family<ReasonLabels, Counter>,
     tls_reloads: Family<ReasonLabels, Counter>,
+    grpc_connections_closed: Family<ReasonLabels, Counter>,
+    grpc_calls_refused: Family<ReasonLabels, Counter>,
+    grpc_connections_open: Gauge,
+    grpc_calls_in_flight: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -136,7 +140,35 @@ impl Default for Metrics {
             "Checks of the TLS files that found a change, by result (replaced, refused)",
             tls_reloads.clone(),
         );
+        let grpc_connections_closed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "grpc_connections_closed",
+            "gRPC connections the gateway closed, by reason (handshake_timeout, tls_handshake_failed, idle, max_age)",
+            grpc_connections_closed.clone(),
+        );
+        let grpc_calls_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "grpc_calls_refused",
+            "gRPC calls refused before the access check, by reason (max_concurrent_calls)",
+            grpc_calls_refused.clone(),
+        );
+        let grpc_connections_open = Gauge::default();
+        registry.register(
+            "grpc_connections_open",
+            "gRPC connections holding a connection slot (GATEWAY_MAX_CONNECTIONS) right now",
+            grpc_connections_open.clone(),
+        );
+        let grpc_calls_in_flight = Gauge::default();
+        registry.register(
+            "grpc_calls_in_flight",
+            "gRPC calls open across all connections (GATEWAY_MAX_CONCURRENT_CALLS) right now",
+            grpc_calls_in_flight.clone(),
+        );
         Self {
+            grpc_connections_closed,
+            grpc_calls_refused,
+            grpc_connections_open,
+            grpc_calls_in_flight,
             access_denied,
             tls_reloads,
             retries,
@@ -227,6 +259,30 @@ impl Metrics {
 
     pub fn throttle_fail_fast(&self) {
         self.throttle_fail_fast.inc();
+    }
+
+    /// A gRPC connection the gateway closed, by reason.
+    pub fn grpc_connection_closed(&self, reason: &'static str) {
+        self.grpc_connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A gRPC call refused before the access check, by reason.
+    pub fn grpc_call_refused(&self, reason: &'static str) {
+        self.grpc_calls_refused
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
+    }
+
+    /// A gRPC connection took (`1`) or gave back (`-1`) its slot.
+    pub fn grpc_connections_open_add(&self, by: i64) {
+        self.grpc_connections_open.inc_by(by);
+    }
+
+    /// A gRPC call opened (`1`) or ended (`-1`).
+    pub fn grpc_calls_in_flight_add(&self, by: i64) {
+        self.grpc_calls_in_flight.inc_by(by);
     }
 
     /// The Prometheus text exposition.

@@ -46,6 +46,12 @@ pub struct Gateway {
     /// Updates in progress, stopped (each writing its audit record) when the
     /// drain ends before they do.
     updates: crate::service::Updates,
+    shutdown_delay: Duration,
+    ready: Arc<Readiness>,
+    health: HealthReporter,
+    /// Held while readiness is read and reported, so a report of the old
+    /// state cannot land after the shutdown's NOT_SERVING.
+    health_turn: Arc<tokio::sync::Mutex<()>>,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     admin: JoinHandle<std::io::Result<()>>,
 }
@@ -160,11 +166,28 @@ impl Gateway {
                 let _ = stopped.wait_for(|s| *s).await;
             }));
         }
-        let incoming = listener::incoming(grpc_listener, tls, config.inbound.max_connections);
+        let report = listener::Report::spawn(metrics.clone());
+        let lifetimes = config.inbound.lifetimes;
+        let incoming = listener::incoming(
+            grpc_listener,
+            tls,
+            config.inbound.max_connections,
+            lifetimes,
+            report.clone(),
+        );
         let grpc = tokio::spawn(
             tonic::transport::Server::builder()
                 .max_concurrent_streams(config.inbound.max_concurrent_streams)
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+                .http2_keepalive_interval(Some(lifetimes.keepalive_interval))
+                .http2_keepalive_timeout(Some(lifetimes.keepalive_timeout))
+                // GOAWAY at the age; the grace after it is the listener's
+                // (tonic's own grace would skip the GOAWAY).
+                .max_connection_age(lifetimes.max_age)
+                .layer(listener::CallLayer::new(
+                    config.inbound.max_concurrent_calls,
+                    report,
+                ))
                 .layer(AccessLayer(access))
                 .add_service(health_service)
                 .add_service(reflection_v1)
@@ -180,12 +203,14 @@ impl Gateway {
         };
         let admin_app = admin::router(metrics.clone(), ready.clone());
         let admin = tokio::spawn(admin::serve(admin_listener, admin_app, admin_stop));
+        let health_turn = Arc::new(tokio::sync::Mutex::new(()));
         tokio::spawn(watch_readiness(
             ready.clone(),
             serving,
             tokens,
             health.clone(),
             stopped,
+            health_turn.clone(),
         ));
         tracing::info!(%grpc_addr, %admin_addr, "graph-grpc-gateway serving");
         Ok(Self {
@@ -196,14 +221,31 @@ impl Gateway {
             stop,
             drain_timeout: config.drain_timeout,
             updates,
+            shutdown_delay: config.shutdown_delay,
+            ready,
+            health,
+            health_turn,
             grpc,
             admin,
         })
     }
 
-    /// Stops accepting calls and lets in-flight calls finish within the
-    /// drain timeout; calls still running then are abandoned.
+    /// Reports NOT_SERVING (gRPC health and `/readyz`) at once, keeps
+    /// accepting and serving for the shutdown delay (the lame-duck period,
+    /// while load balancers stop routing here), then stops accepting, sends
+    /// GOAWAY, and lets in-flight calls finish within the drain timeout;
+    /// calls still running then are abandoned.
     pub async fn shutdown(self) -> anyhow::Result<Drain> {
+        self.ready.set_started(false);
+        {
+            let _turn = self.health_turn.lock().await;
+            report_health(&self.health, false).await;
+        }
+        if !self.shutdown_delay.is_zero() {
+            tracing::info!(shutdown_delay = ?self.shutdown_delay, "lame duck: health says NOT_SERVING and /readyz 503; new connections are still served until the shutdown delay ends");
+            tokio::time::sleep(self.shutdown_delay).await;
+        }
+        tracing::info!(drain_timeout = ?self.drain_timeout, "draining: no new connections; in-flight calls may finish");
         let _ = self.stop.send(true);
         let (mut grpc, mut admin) = (self.grpc, self.admin);
         let drained = tokio::time::timeout(self.drain_timeout, async {
@@ -333,6 +375,7 @@ async fn watch_readiness(
     tokens: TokenCache,
     health: HealthReporter,
     mut stopped: watch::Receiver<bool>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 ) {
     let mut reported = Some(reported);
     let mut tick = tokio::time::interval(READINESS_EVERY);
@@ -341,12 +384,14 @@ async fn watch_readiness(
             _ = stopped.wait_for(|s| *s) => break,
             _ = tick.tick() => {}
         }
+        let guard = turn.lock().await;
         let now = ready.get();
         if reported != Some(now) {
             tracing::info!(ready = now, "readiness changed");
             report_health(&health, now).await;
             reported = Some(now);
         }
+        drop(guard);
         if !now {
             // The cache paces failed attempts itself.
             let _ = tokens.warm_up().await;

@@ -420,6 +420,23 @@ fn token_error(t: &TokenError) -> Status {
     )
 }
 
+/// A call refused because `GATEWAY_MAX_CONCURRENT_CALLS` calls are open
+/// across all connections: RESOURCE_EXHAUSTED, reason
+/// `TOO_MANY_CONCURRENT_CALLS`, with a short RetryInfo. Nothing was sent to
+/// Graph.
+pub fn too_many_calls(max: usize) -> Status {
+    let mut meta = HashMap::new();
+    meta.insert("max_concurrent_calls".to_owned(), max.to_string());
+    let mut details = ErrorDetails::new();
+    details.set_error_info("TOO_MANY_CONCURRENT_CALLS", GATEWAY_DOMAIN, meta);
+    details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("the gateway is serving its maximum of {max} concurrent calls; retry shortly"),
+        details,
+    )
+}
+
 fn gateway_error(
     code: Code,
     message: String,

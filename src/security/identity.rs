@@ -75,6 +75,8 @@ pub struct PeerInfo {
     pub remote: Option<std::net::SocketAddr>,
     /// The names in the verified client certificate (mutual TLS only).
     pub certificate: Option<Arc<[Identity]>>,
+    /// The connection's open calls, for its idle deadline.
+    pub activity: Option<Arc<crate::listener::Activity>>,
 }
 
 /// The names a verified client certificate carries: subject CNs and the

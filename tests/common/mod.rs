@@ -49,6 +49,8 @@ pub fn config(graph: GraphTarget) -> Config {
             log_format: LogFormat::Pretty,
             log: "warn".into(),
         },
+        // In-process tests stop at once; the lame-duck period has its own tests.
+        shutdown_delay: Duration::ZERO,
     }
 }
 

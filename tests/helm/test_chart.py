@@ -608,12 +608,75 @@ def test_service_account_token_automount(scenario: str) -> None:
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_grace_period_exceeds_drain_timeout(scenario: str) -> None:
+def test_grace_period_exceeds_shutdown_delay_plus_drain_timeout(scenario: str) -> None:
     rendered = render_scenario(scenario)
-    drain = rendered.env().get("GATEWAY_DRAIN_TIMEOUT")
+    env = rendered.env()
+    drain = env.get("GATEWAY_DRAIN_TIMEOUT")
+    delay = env.get("GATEWAY_SHUTDOWN_DELAY")
     assert drain and "value" in drain, "GATEWAY_DRAIN_TIMEOUT is not set in the pod"
+    assert delay and "value" in delay, "GATEWAY_SHUTDOWN_DELAY is not set in the pod"
     grace = rendered.pod_spec.get("terminationGracePeriodSeconds")
-    assert isinstance(grace, int) and grace > parse_duration(drain["value"])
+    assert isinstance(grace, int)
+    assert grace > parse_duration(delay["value"]) + parse_duration(drain["value"])
+
+
+# (shutdownDelay, drainTimeout, the shortest grace period that covers both):
+# every duration form, parts summed, sub-second parts kept.
+GRACE_CASES = [
+    ("5s", "20s", 26),
+    ("0s", "1m", 61),
+    ("1m", "1m30s", 151),
+    ("90s", "1h", 3691),
+    ("500ms", "29500ms", 31),
+    ("500ms", "29s", 30),
+    ("1m30s", "1h1m", 3751),
+    ("1.5s", "28s", 30),
+]
+
+
+@pytest.mark.parametrize(("delay", "drain", "shortest"), GRACE_CASES)
+def test_the_grace_period_check_reads_every_duration_form(delay: str, drain: str, shortest: int) -> None:
+    sets = (f"gateway.shutdownDelay={delay}", f"gateway.drainTimeout={drain}")
+    rendered = render_uncached(("client-secret.yaml",), (*sets, f"terminationGracePeriodSeconds={shortest}"))
+    assert rendered.pod_spec["terminationGracePeriodSeconds"] == shortest
+    env = rendered.env()
+    assert env["GATEWAY_SHUTDOWN_DELAY"]["value"] == delay
+    assert env["GATEWAY_DRAIN_TIMEOUT"]["value"] == drain
+    assert shortest > parse_duration(delay) + parse_duration(drain)
+    with pytest.raises(helm.HelmError) as caught:
+        render_uncached(("client-secret.yaml",), (*sets, f"terminationGracePeriodSeconds={shortest - 1}"))
+    message = str(caught.value)
+    for part in (
+        f"terminationGracePeriodSeconds ({shortest - 1}) must be longer than",
+        f"gateway.shutdownDelay ({delay}) plus gateway.drainTimeout ({drain})",
+    ):
+        assert part in message, message
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["gateway.shutdownDelay=5", "gateway.shutdownDelay=5 s", "gateway.drainTimeout=soon", "gateway.idleTimeout=1m-"],
+)
+def test_a_value_that_is_not_a_duration_is_refused(expression: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render_uncached(("client-secret.yaml",), (expression,))
+    assert "schema" in str(caught.value)
+
+
+def test_the_connection_settings_reach_the_pod() -> None:
+    env = render_scenario("default").env()
+    for name, value in {
+        "GATEWAY_SHUTDOWN_DELAY": "5s",
+        "GATEWAY_HANDSHAKE_TIMEOUT": "10s",
+        "GATEWAY_KEEPALIVE_INTERVAL": "30s",
+        "GATEWAY_KEEPALIVE_TIMEOUT": "10s",
+        "GATEWAY_IDLE_TIMEOUT": "5m",
+        "GATEWAY_MAX_CONNECTION_AGE": "30m",
+        "GATEWAY_MAX_CONNECTION_AGE_GRACE": "1m",
+        "GATEWAY_MAX_CONCURRENT_CALLS": "4096",
+    }.items():
+        assert env.get(name, {}).get("value") == value, name
+        assert name in gateway_env_names(), name
 
 
 def kubelet_can_ask_grpc_health(values: dict[str, Any]) -> bool:
@@ -778,6 +841,10 @@ def test_a_grace_period_shorter_than_the_drain_is_refused() -> None:
     with pytest.raises(helm.HelmError) as caught:
         render_uncached(("client-secret.yaml",), ("terminationGracePeriodSeconds=15",))
     assert "drainTimeout" in str(caught.value)
+    # The default delay and drain (5s + 20s) need more than 25 seconds.
+    with pytest.raises(helm.HelmError) as caught:
+        render_uncached(("client-secret.yaml",), ("terminationGracePeriodSeconds=25",))
+    assert "shutdownDelay (5s) plus gateway.drainTimeout (20s), 25s in all" in str(caught.value)
 
 
 def test_resources_cannot_be_dropped() -> None:

@@ -121,3 +121,23 @@ so it counts as closed.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Milliseconds in a duration value: one or more number-and-unit parts, as the
+values schema admits them ("90s", "1m30s", "500ms", "1h", "1.5s"; units ns,
+us, µs, ms, s, m, h, d). Fails on anything else, so no form is misread.
+*/}}
+{{- define "ggg.durationMs" -}}
+{{- $text := toString . -}}
+{{- $parts := regexFindAll "[0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h|d)" $text -1 -}}
+{{- if or (not $parts) (ne (join "" $parts) $text) -}}
+{{- fail (printf "%q is not a duration (such as 90s, 1m30s, 500ms or 1h)" $text) -}}
+{{- end -}}
+{{- $units := dict "ns" 0.000001 "us" 0.001 "µs" 0.001 "ms" 1.0 "s" 1000.0 "m" 60000.0 "h" 3600000.0 "d" 86400000.0 -}}
+{{- $total := 0.0 -}}
+{{- range $parts -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $number) (get $units (trimPrefix $number .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
