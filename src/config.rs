@@ -864,6 +864,27 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_naming_one_identity_for_two_callers_stops_the_start() {
+        let policy = TempFile::new(
+            "[[callers]]\nname = \"reader\"\nidentities = [\"dns:Shared.Example\"]\nrpcs = [\"ListSecurityConfigurationTasks\"]\n\n\
+             [[callers]]\nname = \"writer\"\nidentities = [\"dns:shared.example\"]\nrpcs = [\"*\"]\n",
+        );
+        let mut args = serve(&["--emulator"]);
+        args.inbound.allow_unauthenticated = false;
+        args.inbound.policy_file = Some(policy.0.clone());
+        let text = Config::from_args(args)
+            .expect_err("one identity, two callers")
+            .to_string();
+        assert!(
+            text.contains(&format!("policy file {}", policy.0.display()))
+                && text.contains(
+                    "identity dns:shared.example names two callers, \"reader\" (callers[0]) and \"writer\" (callers[1])"
+                ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn the_policy_file_is_read_and_checked_at_start() {
         let policy = TempFile::new(
             "[[callers]]\nname = \"dash\"\nidentities = [\"cn:dash\"]\nrpcs = [\"*\"]\n",
