@@ -401,6 +401,69 @@ mod tests {
         }
     }
 
+    const SCHEMA: &str = include_str!("../helm/graph-grpc-gateway/values.schema.json");
+    const VALUES: &str = include_str!("../helm/graph-grpc-gateway/values.yaml");
+    const CONFIGMAP: &str = include_str!("../helm/graph-grpc-gateway/templates/configmap.yaml");
+
+    /// The chart's default for `path` (`gateway.graphTimeout`): the line
+    /// `  graphTimeout: 60s` in the top-level `gateway:` block of values.yaml.
+    fn chart_default(path: &str) -> Option<String> {
+        let (section, key) = path.split_once('.')?;
+        let mut inside = false;
+        for line in VALUES.lines() {
+            if !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty() {
+                inside = line == format!("{section}:");
+            } else if inside {
+                if let Some(value) = line.strip_prefix(&format!("  {key}: ")) {
+                    return Some(value.trim().trim_matches('"').to_owned());
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_chart_bounds_and_defaults_each_setting_it_sets_as_the_table_does() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
+        let charted: Vec<_> = ALL.iter().filter_map(|s| Some((*s, s.chart()?))).collect();
+        assert!(charted.len() >= 12, "the chart sets most settings");
+        for (s, path) in charted {
+            let pointer = format!("/properties/{}", path.replace('.', "/properties/"));
+            let property = schema
+                .pointer(&pointer)
+                .unwrap_or_else(|| panic!("{}: no {pointer} in values.schema.json", s.env()));
+            match s.numbers() {
+                Some((min, max)) => {
+                    assert_eq!(
+                        property["minimum"].as_f64(),
+                        Some(min),
+                        "{}: minimum of {path}",
+                        s.env()
+                    );
+                    assert_eq!(
+                        property["maximum"].as_f64(),
+                        Some(max),
+                        "{}: maximum of {path}",
+                        s.env()
+                    );
+                }
+                // A duration is a string to the schema; the gateway bounds it at start.
+                None => assert_eq!(property["type"], "string", "{}: {path}", s.env()),
+            }
+            assert_eq!(
+                chart_default(path).as_deref(),
+                s.default(),
+                "{}: the default of {path} in values.yaml",
+                s.env()
+            );
+            assert!(
+                CONFIGMAP.contains(&format!("  {}: {{{{ .Values.{path} ", s.env())),
+                "{}: the ConfigMap does not set it from .Values.{path}",
+                s.env()
+            );
+        }
+    }
+
     #[test]
     fn no_duration_in_range_overflows_a_deadline_or_a_backoff() {
         let now = tokio::time::Instant::now();

@@ -318,10 +318,14 @@ def parse_duration(text: str) -> float:
 
 @functools.cache
 def gateway_env_names() -> frozenset[str]:
-    """Every environment variable the gateway binary reads (clap `env = "..."`)."""
+    """Every environment variable the gateway binary reads.
+
+    Clap's `env = "..."`, and the `env: "..."` of the settings table
+    (src/settings.rs) that flags name as `env = settings::X.env`.
+    """
     names = set()
     for source in (REPO / "src").rglob("*.rs"):
-        names.update(re.findall(r'\benv\s*=\s*"([A-Z][A-Z0-9_]*)"', source.read_text()))
+        names.update(re.findall(r'\benv\s*[=:]\s*"([A-Z][A-Z0-9_]*)"', source.read_text()))
     assert "GATEWAY_DRAIN_TIMEOUT" in names, "could not read the gateway's env names from src/"
     return frozenset(names)
 
@@ -507,6 +511,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("gateway.graphMaxInFlight=1000001", "/gateway/graphMaxInFlight"),
         ("gateway.graphMaxQueued=-1", "/gateway/graphMaxQueued"),
         ("gateway.maxConnections=1000001", "/gateway/maxConnections"),
+        ("gateway.graphMaxQueued=1000001", "/gateway/graphMaxQueued"),
+        ("gateway.maxMessageBytes=67108865", "/gateway/maxMessageBytes"),
+        ("gateway.graphMaxRetries=11", "/gateway/graphMaxRetries"),
     ],
     ids=[
         "string-replicas",
@@ -516,6 +523,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         "too-many-graph-slots",
         "negative-graph-queue",
         "too-many-connections",
+        "too-long-a-graph-queue",
+        "too-large-messages",
+        "too-many-retries",
     ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
