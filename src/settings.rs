@@ -220,7 +220,9 @@ impl Bound for Duration {
         }
         UNITS
             .iter()
-            .find(|(size, _)| ms % size == 0 && self.subsec_nanos() % 1_000_000 == 0)
+            .find(|(size, _)| {
+                ms.is_multiple_of(*size) && self.subsec_nanos().is_multiple_of(1_000_000)
+            })
             .map_or_else(
                 || format!("{ms}ms"),
                 |(size, unit)| format!("{}{unit}", ms / size),
