@@ -2,6 +2,7 @@
 
 use crate::graph::auth::Cloud;
 use crate::secret::Secret;
+use crate::settings;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,16 +52,23 @@ pub struct RuntimeArgs {
     /// Runtime worker threads (default: the CPUs the process may use, which
     /// follows a container's CPU limit). Fewer threads than busy cores means
     /// fewer cross-thread wake-ups per call; see PERFORMANCE.md.
-    #[arg(long, env = "GATEWAY_WORKER_THREADS")]
+    #[arg(long, env = settings::GATEWAY_WORKER_THREADS.env)]
     pub worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 impl RuntimeArgs {
     /// A multi-threaded runtime with the configured worker count.
+    /// Refuses a worker count outside its range (see [`settings`]).
     pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.enable_all();
         if let Some(n) = self.worker_threads {
+            if let Some(problem) = settings::GATEWAY_WORKER_THREADS.problem(n.get()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    problem,
+                ));
+            }
             builder.worker_threads(n.get());
         }
         builder.build()
@@ -126,7 +134,7 @@ pub struct ServeArgs {
 
     /// Longest time for one call's Graph work, retries included (the
     /// caller's deadline, if shorter, wins).
-    #[arg(long, env = "GRAPH_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GRAPH_TIMEOUT.env, default_value = settings::GRAPH_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub graph_timeout: Duration,
 
     #[command(flatten)]
@@ -136,11 +144,11 @@ pub struct ServeArgs {
     pub inbound: InboundArgs,
 
     /// Largest gRPC message accepted or sent, in bytes.
-    #[arg(long, env = "GATEWAY_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, env = settings::GATEWAY_MAX_MESSAGE_BYTES.env, default_value = settings::GATEWAY_MAX_MESSAGE_BYTES.default)]
     pub max_message_bytes: usize,
 
     /// On SIGTERM/SIGINT, how long in-flight calls may take to finish.
-    #[arg(long, env = "GATEWAY_DRAIN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_DRAIN_TIMEOUT.env, default_value = settings::GATEWAY_DRAIN_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
 
     #[command(flatten)]
@@ -153,7 +161,7 @@ pub struct ServeArgs {
     /// health, /readyz) while still accepting and serving new connections,
     /// before the drain begins: time for Kubernetes to stop routing to the
     /// pod (0s to 5m).
-    #[arg(long, env = "GATEWAY_SHUTDOWN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_SHUTDOWN_DELAY.env, default_value = settings::GATEWAY_SHUTDOWN_DELAY.default, value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
 }
 
@@ -183,7 +191,7 @@ pub struct InboundArgs {
     pub tls_client_auth: crate::security::tls::ClientAuth,
 
     /// How often the TLS files are checked for a rotated certificate.
-    #[arg(long, env = "GATEWAY_TLS_RELOAD_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_TLS_RELOAD_INTERVAL.env, default_value = settings::GATEWAY_TLS_RELOAD_INTERVAL.default, value_parser = humantime::parse_duration)]
     pub tls_reload_interval: Duration,
 
     /// Serve gRPC without TLS: for a mesh or proxy that terminates TLS in
@@ -202,44 +210,44 @@ pub struct InboundArgs {
     pub allow_unauthenticated: bool,
 
     /// Open gRPC connections at most; past it, new ones wait to be accepted.
-    #[arg(long, env = "GATEWAY_MAX_CONNECTIONS", default_value_t = 1024)]
+    #[arg(long, env = settings::GATEWAY_MAX_CONNECTIONS.env, default_value = settings::GATEWAY_MAX_CONNECTIONS.default)]
     pub max_connections: usize,
 
     /// Concurrent calls (HTTP/2 streams) per gRPC connection.
-    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    #[arg(long, env = settings::GATEWAY_MAX_CONCURRENT_STREAMS.env, default_value = settings::GATEWAY_MAX_CONCURRENT_STREAMS.default)]
     pub max_concurrent_streams: u32,
 
     /// From accept, how long a connection has to finish its TLS handshake,
     /// send the HTTP/2 preface and start its first call; one that has not is
     /// closed and its slot freed (100ms to 5m).
-    #[arg(long, env = "GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_HANDSHAKE_TIMEOUT.env, default_value = settings::GATEWAY_HANDSHAKE_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub handshake_timeout: Duration,
 
     /// Interval of the HTTP/2 PINGs sent on every gRPC connection (1s to 2h).
-    #[arg(long, env = "GATEWAY_KEEPALIVE_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_KEEPALIVE_INTERVAL.env, default_value = settings::GATEWAY_KEEPALIVE_INTERVAL.default, value_parser = humantime::parse_duration)]
     pub keepalive_interval: Duration,
 
     /// How long a PING may go unanswered before the connection is closed (1s to 10m).
-    #[arg(long, env = "GATEWAY_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_KEEPALIVE_TIMEOUT.env, default_value = settings::GATEWAY_KEEPALIVE_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub keepalive_timeout: Duration,
 
-    /// A connection with no call open for this long is closed (1s to 24h).
-    #[arg(long, env = "GATEWAY_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    /// A connection with no call open for this long is closed (1s to 1d).
+    #[arg(long, env = settings::GATEWAY_IDLE_TIMEOUT.env, default_value = settings::GATEWAY_IDLE_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
 
     /// A connection this old is sent GOAWAY, so clients reconnect and
-    /// spread over new pods (1s to 30 days).
-    #[arg(long, env = "GATEWAY_MAX_CONNECTION_AGE", default_value = "30m", value_parser = humantime::parse_duration)]
+    /// spread over new pods (1s to 1d).
+    #[arg(long, env = settings::GATEWAY_MAX_CONNECTION_AGE.env, default_value = settings::GATEWAY_MAX_CONNECTION_AGE.default, value_parser = humantime::parse_duration)]
     pub max_connection_age: Duration,
 
     /// After the GOAWAY of the maximum age, how long its calls may still run
     /// before the connection is closed (1s to 1h).
-    #[arg(long, env = "GATEWAY_MAX_CONNECTION_AGE_GRACE", default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GATEWAY_MAX_CONNECTION_AGE_GRACE.env, default_value = settings::GATEWAY_MAX_CONNECTION_AGE_GRACE.default, value_parser = humantime::parse_duration)]
     pub max_connection_age_grace: Duration,
 
     /// Calls open at once across all gRPC connections; past it a call is
     /// refused at once with RESOURCE_EXHAUSTED (1 to 1,000,000).
-    #[arg(long, env = "GATEWAY_MAX_CONCURRENT_CALLS", default_value_t = 4096)]
+    #[arg(long, env = settings::GATEWAY_MAX_CONCURRENT_CALLS.env, default_value = settings::GATEWAY_MAX_CONCURRENT_CALLS.default)]
     pub max_concurrent_calls: usize,
 }
 
@@ -248,44 +256,44 @@ pub struct InboundArgs {
 pub struct ResilienceArgs {
     /// Retries of a throttled (429), unavailable (503/504) or unreachable
     /// Graph request, for idempotent methods; at most 10.
-    #[arg(long, env = "GRAPH_MAX_RETRIES", default_value_t = 3)]
+    #[arg(long, env = settings::GRAPH_MAX_RETRIES.env, default_value = settings::GRAPH_MAX_RETRIES.default)]
     pub graph_max_retries: u32,
 
     /// First retry delay when Graph sends no Retry-After; doubles per retry, plus up to 1 s jitter.
-    #[arg(long, env = "GRAPH_RETRY_BASE_DELAY", default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GRAPH_RETRY_BASE_DELAY.env, default_value = settings::GRAPH_RETRY_BASE_DELAY.default, value_parser = humantime::parse_duration)]
     pub graph_retry_base_delay: Duration,
 
     /// Retries allowed as a percentage of recent calls, so an outage is not multiplied.
-    #[arg(long, env = "GRAPH_RETRY_BUDGET_PERCENT", default_value_t = 20.0)]
+    #[arg(long, env = settings::GRAPH_RETRY_BUDGET_PERCENT.env, default_value = settings::GRAPH_RETRY_BUDGET_PERCENT.default)]
     pub graph_retry_budget_percent: f32,
 
     /// Longest wait for one attempt.
-    #[arg(long, env = "GRAPH_ATTEMPT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GRAPH_ATTEMPT_TIMEOUT.env, default_value = settings::GRAPH_ATTEMPT_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub graph_attempt_timeout: Duration,
 
     /// Graph calls in flight at once; more wait for a turn (GRAPH_MAX_QUEUED).
-    #[arg(long, env = "GRAPH_MAX_IN_FLIGHT", default_value_t = 256)]
+    #[arg(long, env = settings::GRAPH_MAX_IN_FLIGHT.env, default_value = settings::GRAPH_MAX_IN_FLIGHT.default)]
     pub graph_max_in_flight: usize,
 
     /// Calls that may wait for a Graph call slot; past it a call is refused
     /// at once with RESOURCE_EXHAUSTED (0: never wait).
-    #[arg(long, env = "GRAPH_MAX_QUEUED", default_value_t = 1024)]
+    #[arg(long, env = settings::GRAPH_MAX_QUEUED.env, default_value = settings::GRAPH_MAX_QUEUED.default)]
     pub graph_max_queued: usize,
 
     /// Longest delay Graph may ask for with Retry-After that is kept (the
     /// shared throttle pause, a retry's wait, callers' RetryInfo); longer
     /// ones are cut to it. 1s to 1h.
-    #[arg(long, env = "GRAPH_MAX_RETRY_AFTER", default_value = "180s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::GRAPH_MAX_RETRY_AFTER.env, default_value = settings::GRAPH_MAX_RETRY_AFTER.default, value_parser = humantime::parse_duration)]
     pub graph_max_retry_after: Duration,
 
     /// Largest Graph answer body read, in bytes after decompression; a
     /// larger one is refused with INTERNAL (GRAPH_ANSWER_TOO_LARGE). 1024 to 1073741824.
-    #[arg(long, env = "GRAPH_MAX_ANSWER_BYTES", default_value_t = 16 * 1024 * 1024)]
+    #[arg(long, env = settings::GRAPH_MAX_ANSWER_BYTES.env, default_value = settings::GRAPH_MAX_ANSWER_BYTES.default)]
     pub graph_max_answer_bytes: u64,
 
     /// Largest answer body read from Entra ID's token endpoint, in bytes
     /// after decompression; a larger one is a failed token request. 1024 to 16777216.
-    #[arg(long, env = "AZURE_TOKEN_MAX_ANSWER_BYTES", default_value_t = 64 * 1024)]
+    #[arg(long, env = settings::AZURE_TOKEN_MAX_ANSWER_BYTES.env, default_value = settings::AZURE_TOKEN_MAX_ANSWER_BYTES.default)]
     pub azure_token_max_answer_bytes: u64,
 }
 
@@ -300,11 +308,11 @@ pub struct EmulatorArgs {
     pub require_auth: bool,
 
     /// Lifetime of the access tokens it issues.
-    #[arg(long, env = "EMULATOR_TOKEN_LIFETIME", default_value = "3599s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::EMULATOR_TOKEN_LIFETIME.env, default_value = settings::EMULATOR_TOKEN_LIFETIME.default, value_parser = humantime::parse_duration)]
     pub token_lifetime: Duration,
 
     /// Share of Graph requests failed at random with 429, 500, 502, 503 or 504 (0 to 100).
-    #[arg(long, env = "EMULATOR_CHAOS_PERCENT", default_value_t = 0.0)]
+    #[arg(long, env = settings::EMULATOR_CHAOS_PERCENT.env, default_value = settings::EMULATOR_CHAOS_PERCENT.default)]
     pub chaos_percent: f64,
 
     /// Seed of the random faults: the same seed and request order give the same faults.
@@ -316,7 +324,7 @@ pub struct EmulatorArgs {
     pub chaos_retry_after: Option<String>,
 
     /// Latency added to every Graph answer.
-    #[arg(long, env = "EMULATOR_LATENCY", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = settings::EMULATOR_LATENCY.env, default_value = settings::EMULATOR_LATENCY.default, value_parser = humantime::parse_duration)]
     pub latency: Duration,
 
     /// Do not keep a log of Graph requests (for benchmarks: constant cost per request).

@@ -7,38 +7,18 @@
 //! without credentials is refused at start, naming what is missing: the
 //! gateway never falls back to the emulator on its own.
 
-use crate::cli::{InboundArgs, LogArgs, ResilienceArgs, ServeArgs};
+use crate::cli::{EmulatorArgs, InboundArgs, LogArgs, ResilienceArgs, ServeArgs};
 pub use crate::graph::auth::{Cloud, Credential, CredentialKind};
 use crate::graph::{Admission, RetrySettings, StackSettings};
 use crate::listener::Lifetimes;
 use crate::security::policy::Policy;
 use crate::security::tls::TlsSettings;
+use crate::settings;
 use reqwest::Url;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The most a count of slots (connections, Graph calls in flight) may be set
-/// to: far past what a machine or one tenant's throttling allows, and well
-/// within what the semaphores enforcing them can hold.
-const MAX_SLOTS: usize = 1_000_000;
-
-fn check_slots(name: &str, value: usize, problems: &mut Vec<String>) {
-    if !(1..=MAX_SLOTS).contains(&value) {
-        problems.push(format!("{name} must be 1 to {MAX_SLOTS}"));
-    }
-}
-
-/// The range of `GRAPH_MAX_RETRY_AFTER`: a pause of a second at least (Graph
-/// asks for whole seconds), an hour at most (past it the gateway is as good
-/// as stopped).
-const MIN_RETRY_AFTER_CAP: Duration = Duration::from_secs(1);
-const MAX_RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
-/// The largest `GRAPH_MAX_ANSWER_BYTES`: a gibibyte, far past a page of tasks.
-const MAX_GRAPH_ANSWER_BYTES: u64 = 1 << 30;
-/// The largest `AZURE_TOKEN_MAX_ANSWER_BYTES`: far past any token answer.
-const MAX_TOKEN_ANSWER_BYTES: u64 = 16 << 20;
 
 /// The variables that select a credential kind; exactly one must be set.
 pub const CREDENTIAL_VARIABLES: [&str; 4] = [
@@ -143,21 +123,12 @@ impl Config {
     /// Validates the command line and environment.
     pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
         let mut problems = Vec::new();
-        if args.max_message_bytes < 1024 {
-            problems.push("GATEWAY_MAX_MESSAGE_BYTES must be at least 1024".to_owned());
-        }
-        if args.graph_timeout.is_zero() {
-            problems.push("GRAPH_TIMEOUT must be more than 0".to_owned());
-        }
+        settings::GRAPH_TIMEOUT.check(args.graph_timeout, &mut problems);
+        settings::GATEWAY_MAX_MESSAGE_BYTES.check(args.max_message_bytes, &mut problems);
+        settings::GATEWAY_DRAIN_TIMEOUT.check(args.drain_timeout, &mut problems);
         let graph_stack = stack_settings(&args.resilience, &mut problems);
         let inbound = inbound(&args.inbound, args.emulator, &mut problems);
-        check_duration(
-            "GATEWAY_SHUTDOWN_DELAY",
-            args.shutdown_delay,
-            (Duration::ZERO, "0s"),
-            (Duration::from_secs(5 * 60), "5m"),
-            &mut problems,
-        );
+        settings::GATEWAY_SHUTDOWN_DELAY.check(args.shutdown_delay, &mut problems);
         let graph = if args.emulator {
             if args.graph_base_url.is_some() {
                 problems.push(
@@ -186,6 +157,19 @@ impl Config {
     }
 }
 
+/// Checks the `emulator` command's settings, as [`Config::from_args`] does `serve`'s.
+pub fn check_emulator(args: &EmulatorArgs) -> Result<(), ConfigError> {
+    let mut problems = Vec::new();
+    settings::EMULATOR_TOKEN_LIFETIME.check(args.token_lifetime, &mut problems);
+    settings::EMULATOR_CHAOS_PERCENT.check(args.chaos_percent, &mut problems);
+    settings::EMULATOR_LATENCY.check(args.latency, &mut problems);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError(problems))
+    }
+}
+
 /// TLS or an explicit plaintext, a policy or an explicit open door: outside
 /// the emulator demo, neither is ever assumed.
 fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Option<Inbound> {
@@ -197,9 +181,6 @@ fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Op
                     "GATEWAY_PLAINTEXT and GATEWAY_TLS_CERT_FILE contradict each other: choose one"
                         .to_owned(),
                 );
-            }
-            if args.tls_reload_interval < Duration::from_millis(100) {
-                problems.push("GATEWAY_TLS_RELOAD_INTERVAL must be at least 100ms".to_owned());
             }
             Transport::Tls(TlsSettings {
                 cert_file: cert_file.clone(),
@@ -252,16 +233,11 @@ fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Op
             Callers::Anyone
         }
     };
-    check_slots("GATEWAY_MAX_CONNECTIONS", args.max_connections, problems);
-    if args.max_concurrent_streams == 0 {
-        problems.push("GATEWAY_MAX_CONCURRENT_STREAMS must be at least 1".to_owned());
-    }
+    settings::GATEWAY_TLS_RELOAD_INTERVAL.check(args.tls_reload_interval, problems);
+    settings::GATEWAY_MAX_CONNECTIONS.check(args.max_connections, problems);
+    settings::GATEWAY_MAX_CONCURRENT_STREAMS.check(args.max_concurrent_streams, problems);
     let lifetimes = lifetimes(args, problems);
-    check_slots(
-        "GATEWAY_MAX_CONCURRENT_CALLS",
-        args.max_concurrent_calls,
-        problems,
-    );
+    settings::GATEWAY_MAX_CONCURRENT_CALLS.check(args.max_concurrent_calls, problems);
     (problems.len() == before).then_some(Inbound {
         transport,
         callers,
@@ -272,66 +248,14 @@ fn inbound(args: &InboundArgs, emulator: bool, problems: &mut Vec<String>) -> Op
     })
 }
 
-/// A duration within `[min, max]`, both given with their spelling for the
-/// message.
-fn check_duration(
-    name: &str,
-    value: Duration,
-    (min, min_text): (Duration, &str),
-    (max, max_text): (Duration, &str),
-    problems: &mut Vec<String>,
-) {
-    if !(min..=max).contains(&value) {
-        problems.push(format!("{name} must be {min_text} to {max_text}"));
-    }
-}
-
 /// The gRPC connections' deadlines, each within its documented range.
 fn lifetimes(args: &InboundArgs, problems: &mut Vec<String>) -> Lifetimes {
-    const SECOND: Duration = Duration::from_secs(1);
-    const MINUTE: Duration = Duration::from_secs(60);
-    const HOUR: Duration = Duration::from_secs(3600);
-    let checks = [
-        (
-            "GATEWAY_HANDSHAKE_TIMEOUT",
-            args.handshake_timeout,
-            (Duration::from_millis(100), "100ms"),
-            (5 * MINUTE, "5m"),
-        ),
-        (
-            "GATEWAY_KEEPALIVE_INTERVAL",
-            args.keepalive_interval,
-            (SECOND, "1s"),
-            (2 * HOUR, "2h"),
-        ),
-        (
-            "GATEWAY_KEEPALIVE_TIMEOUT",
-            args.keepalive_timeout,
-            (SECOND, "1s"),
-            (10 * MINUTE, "10m"),
-        ),
-        (
-            "GATEWAY_IDLE_TIMEOUT",
-            args.idle_timeout,
-            (SECOND, "1s"),
-            (24 * HOUR, "24h"),
-        ),
-        (
-            "GATEWAY_MAX_CONNECTION_AGE",
-            args.max_connection_age,
-            (SECOND, "1s"),
-            (30 * 24 * HOUR, "30days"),
-        ),
-        (
-            "GATEWAY_MAX_CONNECTION_AGE_GRACE",
-            args.max_connection_age_grace,
-            (SECOND, "1s"),
-            (HOUR, "1h"),
-        ),
-    ];
-    for (name, value, min, max) in checks {
-        check_duration(name, value, min, max, problems);
-    }
+    settings::GATEWAY_HANDSHAKE_TIMEOUT.check(args.handshake_timeout, problems);
+    settings::GATEWAY_KEEPALIVE_INTERVAL.check(args.keepalive_interval, problems);
+    settings::GATEWAY_KEEPALIVE_TIMEOUT.check(args.keepalive_timeout, problems);
+    settings::GATEWAY_IDLE_TIMEOUT.check(args.idle_timeout, problems);
+    settings::GATEWAY_MAX_CONNECTION_AGE.check(args.max_connection_age, problems);
+    settings::GATEWAY_MAX_CONNECTION_AGE_GRACE.check(args.max_connection_age_grace, problems);
     Lifetimes {
         handshake_timeout: args.handshake_timeout,
         keepalive_interval: args.keepalive_interval,
@@ -343,29 +267,15 @@ fn lifetimes(args: &InboundArgs, problems: &mut Vec<String>) -> Lifetimes {
 }
 
 fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSettings {
-    if args.graph_max_retries > 10 {
-        problems.push("GRAPH_MAX_RETRIES must be at most 10".to_owned());
-    }
-    if !(0.0..=1000.0).contains(&args.graph_retry_budget_percent) {
-        problems.push("GRAPH_RETRY_BUDGET_PERCENT must be within 0..=1000".to_owned());
-    }
-    if args.graph_attempt_timeout.is_zero() {
-        problems.push("GRAPH_ATTEMPT_TIMEOUT must be more than 0".to_owned());
-    }
-    check_slots("GRAPH_MAX_IN_FLIGHT", args.graph_max_in_flight, problems);
-    if !(MIN_RETRY_AFTER_CAP..=MAX_RETRY_AFTER_CAP).contains(&args.graph_max_retry_after) {
-        problems.push("GRAPH_MAX_RETRY_AFTER must be 1s to 1h".to_owned());
-    }
-    if !(1024..=MAX_GRAPH_ANSWER_BYTES).contains(&args.graph_max_answer_bytes) {
-        problems.push(format!(
-            "GRAPH_MAX_ANSWER_BYTES must be 1024 to {MAX_GRAPH_ANSWER_BYTES}"
-        ));
-    }
-    if !(1024..=MAX_TOKEN_ANSWER_BYTES).contains(&args.azure_token_max_answer_bytes) {
-        problems.push(format!(
-            "AZURE_TOKEN_MAX_ANSWER_BYTES must be 1024 to {MAX_TOKEN_ANSWER_BYTES}"
-        ));
-    }
+    settings::GRAPH_MAX_RETRIES.check(args.graph_max_retries, problems);
+    settings::GRAPH_RETRY_BASE_DELAY.check(args.graph_retry_base_delay, problems);
+    settings::GRAPH_RETRY_BUDGET_PERCENT.check(args.graph_retry_budget_percent, problems);
+    settings::GRAPH_ATTEMPT_TIMEOUT.check(args.graph_attempt_timeout, problems);
+    settings::GRAPH_MAX_IN_FLIGHT.check(args.graph_max_in_flight, problems);
+    settings::GRAPH_MAX_QUEUED.check(args.graph_max_queued, problems);
+    settings::GRAPH_MAX_RETRY_AFTER.check(args.graph_max_retry_after, problems);
+    settings::GRAPH_MAX_ANSWER_BYTES.check(args.graph_max_answer_bytes, problems);
+    settings::AZURE_TOKEN_MAX_ANSWER_BYTES.check(args.azure_token_max_answer_bytes, problems);
     StackSettings {
         retry: RetrySettings {
             max_retries: args.graph_max_retries,
@@ -996,13 +906,13 @@ mod tests {
                 "--idle-timeout",
                 "25h",
                 "24h",
-                "GATEWAY_IDLE_TIMEOUT must be 1s to 24h",
+                "GATEWAY_IDLE_TIMEOUT must be 1s to 1d",
             ),
             (
                 "--max-connection-age",
-                "31days",
-                "30days",
-                "GATEWAY_MAX_CONNECTION_AGE must be 1s to 30days",
+                "25h",
+                "1d",
+                "GATEWAY_MAX_CONNECTION_AGE must be 1s to 1d",
             ),
             (
                 "--max-connection-age-grace",
@@ -1032,6 +942,178 @@ mod tests {
         assert_eq!(e.0, ["GATEWAY_SHUTDOWN_DELAY must be 0s to 5m"]);
         let c = Config::from_args(serve(&["--emulator", "--shutdown-delay", "0s"])).expect("none");
         assert_eq!(c.shutdown_delay, Duration::ZERO);
+    }
+
+    #[test]
+    fn durations_and_counts_outside_their_ranges_are_refused_naming_name_and_range() {
+        const HUGE: &str = "18446744073709551615s";
+        for (flags, expected) in [
+            (
+                &["--graph-timeout", HUGE][..],
+                "GRAPH_TIMEOUT must be 1ms to 1d",
+            ),
+            (
+                &["--graph-timeout", "0s"],
+                "GRAPH_TIMEOUT must be 1ms to 1d",
+            ),
+            (
+                &["--graph-timeout", "1day 1ms"],
+                "GRAPH_TIMEOUT must be 1ms to 1d",
+            ),
+            (
+                &["--graph-attempt-timeout", HUGE],
+                "GRAPH_ATTEMPT_TIMEOUT must be 1ms to 1d",
+            ),
+            (
+                &["--graph-attempt-timeout", "0s"],
+                "GRAPH_ATTEMPT_TIMEOUT must be 1ms to 1d",
+            ),
+            (
+                &["--graph-retry-base-delay", HUGE],
+                "GRAPH_RETRY_BASE_DELAY must be 0s to 1d",
+            ),
+            (
+                &["--drain-timeout", HUGE],
+                "GATEWAY_DRAIN_TIMEOUT must be 0s to 1d",
+            ),
+            (
+                &["--tls-reload-interval", HUGE],
+                "GATEWAY_TLS_RELOAD_INTERVAL must be 100ms to 1d",
+            ),
+            (
+                &["--tls-reload-interval", "99ms"],
+                "GATEWAY_TLS_RELOAD_INTERVAL must be 100ms to 1d",
+            ),
+            (
+                &["--graph-max-retries", "11"],
+                "GRAPH_MAX_RETRIES must be 0 to 10",
+            ),
+            (
+                &["--graph-retry-budget-percent", "NaN"],
+                "GRAPH_RETRY_BUDGET_PERCENT must be 0 to 1000",
+            ),
+            (
+                &["--graph-retry-budget-percent", "1000.5"],
+                "GRAPH_RETRY_BUDGET_PERCENT must be 0 to 1000",
+            ),
+            (
+                &["--graph-max-queued", "18446744073709551615"],
+                "GRAPH_MAX_QUEUED must be 0 to 1000000",
+            ),
+            (
+                &["--max-concurrent-streams", "0"],
+                "GATEWAY_MAX_CONCURRENT_STREAMS must be 1 to 2147483647",
+            ),
+            (
+                &["--max-concurrent-streams", "4294967295"],
+                "GATEWAY_MAX_CONCURRENT_STREAMS must be 1 to 2147483647",
+            ),
+            (
+                &["--max-message-bytes", "1023"],
+                "GATEWAY_MAX_MESSAGE_BYTES must be 1024 to 67108864",
+            ),
+            (
+                &["--max-message-bytes", "18446744073709551615"],
+                "GATEWAY_MAX_MESSAGE_BYTES must be 1024 to 67108864",
+            ),
+        ] {
+            let mut args = vec!["--emulator"];
+            args.extend_from_slice(flags);
+            let e = Config::from_args(serve(&args)).expect_err(expected);
+            assert_eq!(e.0, [expected], "{flags:?}");
+        }
+    }
+
+    #[test]
+    fn the_ends_of_every_range_are_accepted() {
+        let c = Config::from_args(serve(&[
+            "--emulator",
+            "--graph-timeout",
+            "1d",
+            "--graph-attempt-timeout",
+            "24h",
+            "--graph-retry-base-delay",
+            "1d",
+            "--graph-max-retries",
+            "10",
+            "--drain-timeout",
+            "1d",
+            "--tls-reload-interval",
+            "1d",
+            "--graph-max-queued",
+            "1000000",
+            "--max-concurrent-streams",
+            "2147483647",
+            "--max-message-bytes",
+            "67108864",
+            "--graph-retry-budget-percent",
+            "1000",
+        ]))
+        .expect("the largest values");
+        assert_eq!(c.graph_timeout, Duration::from_secs(86_400));
+        assert_eq!(c.graph_stack.retry.base_delay, Duration::from_secs(86_400));
+        let c = Config::from_args(serve(&[
+            "--emulator",
+            "--graph-timeout",
+            "1ms",
+            "--graph-attempt-timeout",
+            "1ms",
+            "--graph-retry-base-delay",
+            "0s",
+            "--graph-max-retries",
+            "0",
+            "--drain-timeout",
+            "0s",
+            "--tls-reload-interval",
+            "100ms",
+            "--graph-max-queued",
+            "0",
+            "--max-concurrent-streams",
+            "1",
+            "--max-message-bytes",
+            "1024",
+            "--graph-retry-budget-percent",
+            "0",
+        ]))
+        .expect("the smallest values");
+        assert_eq!(c.graph_timeout, Duration::from_millis(1));
+    }
+
+    #[test]
+    fn the_emulator_commands_settings_are_bounded_too() {
+        let emulator = |args: &[&str]| {
+            let argv = ["graph-grpc-gateway", "emulator"].iter().chain(args);
+            match Cli::try_parse_from(argv).expect("parses").command {
+                Command::Emulator(e) => check_emulator(&e),
+                Command::Serve(_) => unreachable!("emulator was parsed"),
+            }
+        };
+        emulator(&[]).expect("the defaults");
+        emulator(&[
+            "--token-lifetime",
+            "0s",
+            "--latency",
+            "1d",
+            "--chaos-percent",
+            "100",
+        ])
+        .expect("the ends");
+        for (args, expected) in [
+            (
+                &["--token-lifetime", "18446744073709551615s"][..],
+                "EMULATOR_TOKEN_LIFETIME must be 0s to 1d",
+            ),
+            (
+                &["--latency", "18446744073709551615s"],
+                "EMULATOR_LATENCY must be 0s to 1d",
+            ),
+            (
+                &["--chaos-percent", "100.5"],
+                "EMULATOR_CHAOS_PERCENT must be 0 to 100",
+            ),
+        ] {
+            assert_eq!(emulator(args).expect_err(expected).0, [expected]);
+        }
     }
 
     fn inbound_of(args: &[&str], emulator: bool) -> Result<Inbound, Vec<String>> {
@@ -1113,6 +1195,27 @@ mod tests {
         )
         .expect_err("mtls without tls");
         assert!(e.iter().any(|p| p.contains("mutual TLS is TLS")), "{e:?}");
+    }
+
+    #[test]
+    fn a_policy_naming_one_identity_for_two_callers_stops_the_start() {
+        let policy = TempFile::new(
+            "[[callers]]\nname = \"reader\"\nidentities = [\"dns:Shared.Example\"]\nrpcs = [\"ListSecurityConfigurationTasks\"]\n\n\
+             [[callers]]\nname = \"writer\"\nidentities = [\"dns:shared.example\"]\nrpcs = [\"*\"]\n",
+        );
+        let mut args = serve(&["--emulator"]);
+        args.inbound.allow_unauthenticated = false;
+        args.inbound.policy_file = Some(policy.0.clone());
+        let text = Config::from_args(args)
+            .expect_err("one identity, two callers")
+            .to_string();
+        assert!(
+            text.contains(&format!("policy file {}", policy.0.display()))
+                && text.contains(
+                    "identity dns:shared.example names two callers, \"reader\" (callers[0]) and \"writer\" (callers[1])"
+                ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod secret;
 pub mod security;
 pub mod server;
 pub mod service;
+pub mod settings;
 pub mod status;
 pub mod telemetry;
 pub mod translate;

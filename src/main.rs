@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use graph_grpc_gateway::cli::{Cli, Command, EmulatorArgs};
-use graph_grpc_gateway::config::Config;
+use graph_grpc_gateway::config::{self, Config};
 use graph_grpc_gateway::server::Gateway;
 use graph_grpc_gateway::{emulator, telemetry};
 use std::process::ExitCode;
@@ -15,6 +15,11 @@ fn main() -> ExitCode {
     };
     match runtime {
         Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            // A setting out of its range, refused like the others.
+            eprintln!("graph-grpc-gateway: invalid configuration:\n  - {e}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("graph-grpc-gateway: cannot start the async runtime: {e}");
             ExitCode::FAILURE
@@ -44,6 +49,10 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Emulator(args) => {
             let _logs = telemetry::init(&args.log);
+            if let Err(e) = config::check_emulator(&args) {
+                eprintln!("graph-grpc-gateway emulator: {e}");
+                return ExitCode::from(2);
+            }
             match run_emulator(&args).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

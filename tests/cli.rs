@@ -166,3 +166,96 @@ fn emulator_flags_turn_on_auth_and_chaos() {
     assert!([429, 500, 502, 503, 504].contains(&status), "{status}");
     assert!(body["error"]["code"].is_string(), "{body}");
 }
+
+/// Runs the binary with one setting in the environment; its exit code and
+/// output. A binary that starts serving instead of refusing is killed after
+/// a minute and reported as such.
+fn with_setting(command: &[&str], name: &str, value: &str) -> (Option<i32>, String) {
+    let child = Command::new(BIN)
+        .args(command)
+        .env(name, value)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let pid = child.id().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.expect("waits"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("{name}={value}: the binary did not stop at start");
+        }
+    };
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), all)
+}
+
+#[test]
+fn settings_out_of_range_stop_the_start_naming_the_setting_and_its_range() {
+    const HUGE: &str = "18446744073709551615s";
+    let serve = [
+        "serve",
+        "--emulator",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    for (command, name, value, expected) in [
+        (
+            &serve[..],
+            "GRAPH_TIMEOUT",
+            HUGE,
+            "GRAPH_TIMEOUT must be 1ms to 1d",
+        ),
+        (
+            &serve,
+            "GRAPH_ATTEMPT_TIMEOUT",
+            HUGE,
+            "GRAPH_ATTEMPT_TIMEOUT must be 1ms to 1d",
+        ),
+        (
+            &serve,
+            "GRAPH_RETRY_BASE_DELAY",
+            HUGE,
+            "GRAPH_RETRY_BASE_DELAY must be 0s to 1d",
+        ),
+        (
+            &serve,
+            "GRAPH_TIMEOUT",
+            "0s",
+            "GRAPH_TIMEOUT must be 1ms to 1d",
+        ),
+        (
+            &serve,
+            "GRAPH_MAX_IN_FLIGHT",
+            "0",
+            "GRAPH_MAX_IN_FLIGHT must be 1 to 1000000",
+        ),
+        (
+            &serve,
+            "GATEWAY_WORKER_THREADS",
+            "100000",
+            "GATEWAY_WORKER_THREADS must be 1 to 1024",
+        ),
+        (
+            &["emulator", "--addr", "127.0.0.1:0"][..],
+            "EMULATOR_LATENCY",
+            HUGE,
+            "EMULATOR_LATENCY must be 0s to 1d",
+        ),
+    ] {
+        let (code, all) = with_setting(command, name, value);
+        assert_eq!(code, Some(2), "{name}={value}: {all}");
+        assert!(all.contains(expected), "{name}={value}: {all}");
+        assert!(!all.contains("panicked"), "{name}={value}: {all}");
+    }
+}

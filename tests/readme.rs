@@ -230,3 +230,62 @@ fn the_readme_policy_and_audit_examples_are_what_the_gateway_reads_and_writes() 
     }
     assert_eq!(record["target"], "audit");
 }
+
+/// The cells of a Markdown table row.
+fn cells(line: &str) -> Vec<&str> {
+    line.trim()
+        .trim_matches('|')
+        .split(" | ")
+        .map(str::trim)
+        .collect()
+}
+
+/// The rows of the README's table of ranges, by environment name.
+fn range_rows() -> std::collections::BTreeMap<String, (String, String)> {
+    let header = "| environment | default | range |";
+    let mut lines = README.lines().skip_while(|l| *l != header);
+    assert_eq!(lines.next(), Some(header), "README has no table of ranges");
+    lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| match cells(l)[..] {
+            [env, default, range] => (
+                env.trim_matches('`').to_owned(),
+                (default.to_owned(), range.to_owned()),
+            ),
+            _ => panic!("not a row of three cells: {l}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_lists_every_setting_with_its_default_and_range_and_no_other() {
+    use graph_grpc_gateway::settings::ALL;
+    let rows = range_rows();
+    let table: std::collections::BTreeSet<&str> = ALL.iter().map(|s| s.env()).collect();
+    let listed: std::collections::BTreeSet<&str> = rows.keys().map(String::as_str).collect();
+    assert_eq!(
+        listed, table,
+        "README's table of ranges and src/settings.rs list different settings"
+    );
+    for s in ALL {
+        let (default, range) = &rows[s.env()];
+        let (min, max) = s
+            .range_text()
+            .split_once(" to ")
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .expect("MIN to MAX");
+        assert_eq!(range, &format!("`{min}` to `{max}`"), "{}: range", s.env());
+        match s.default() {
+            Some(d) => assert_eq!(default, &format!("`{d}`"), "{}: default", s.env()),
+            None => assert!(!default.starts_with('`'), "{}: has no default", s.env()),
+        }
+        // The flags table says the same default.
+        for line in README.lines().filter(|l| l.starts_with("| `--")) {
+            let row = cells(line);
+            if row.len() == 4 && row[1] == format!("`{}`", s.env()) && s.default().is_some() {
+                assert_eq!(row[2], default, "{}: the flags table's default", s.env());
+            }
+        }
+    }
+}

@@ -2,10 +2,14 @@
 //! are recognised by (client-certificate names or JWT subjects), which RPCs
 //! each may call, how fast, and which JWT issuer vouches for callers.
 //!
+//! Health is public unless the policy closes it (the kubelet's gRPC probe
+//! has no identity); server reflection, which lists every method and
+//! message, answers only the callers the policy names unless it opens it.
+//!
 //! ```toml
 //! [public]
-//! health = true       # grpc.health.v1 without a caller identity
-//! reflection = true   # server reflection without a caller identity
+//! health = true       # grpc.health.v1 without a caller identity (default true)
+//! reflection = true   # server reflection without a caller identity (default false)
 //!
 //! [jwt]
 //! issuer = "https://login.microsoftonline.com/<tenant>/v2.0"
@@ -115,7 +119,7 @@ struct File {
 struct PublicFile {
     #[serde(default = "yes")]
     health: bool,
-    #[serde(default = "yes")]
+    #[serde(default)]
     reflection: bool,
 }
 
@@ -123,7 +127,7 @@ impl Default for PublicFile {
     fn default() -> Self {
         Self {
             health: true,
-            reflection: true,
+            reflection: false,
         }
     }
 }
@@ -216,11 +220,17 @@ impl Policy {
                         if matches!(id, Identity::Jwt(_)) && jwt.is_none() {
                             problems.push(format!("{at}: {text} needs a [jwt] section"));
                         }
-                        if let Some(other) = by_identity.insert(id, i) {
-                            if other != i {
+                        match by_identity.get(&id) {
+                            Some(&other) if other != i => {
+                                let first: &Caller = &callers[other];
                                 problems.push(format!(
-                                    "{at}: {text} is also callers[{other}]'s; an identity names one caller"
+                                    "identity {id} names two callers, {:?} (callers[{other}]) and {:?} (callers[{i}]): an identity names one caller",
+                                    &*first.name, c.name
                                 ));
+                            }
+                            Some(_) => {}
+                            None => {
+                                by_identity.insert(id, i);
                             }
                         }
                     }
@@ -436,11 +446,55 @@ rpcs = ["*"]
             "unknown rpc \"DeleteEverything\"",
             "per_second must be a positive number",
             "the name is used twice",
-            "also callers[0]'s",
+            "identity jwt:x names two callers, \"a\" (callers[0]) and \"a\" (callers[1])",
             "no identities",
         ] {
             assert!(e.contains(expected), "{expected:?} missing from: {e}");
         }
+    }
+
+    #[test]
+    fn an_identity_naming_two_callers_is_refused_with_both_names() {
+        let policy = |first: &str, second: &str| {
+            format!(
+                "[jwt]\nissuer = \"i\"\naudiences = [\"a\"]\njwks_url = \"http://127.0.0.1:9/keys\"\n\
+                 [[callers]]\nname = \"reader\"\nidentities = [\"jwt:other\", {first:?}]\nrpcs = [\"ListSecurityConfigurationTasks\"]\n\
+                 [[callers]]\nname = \"writer\"\nidentities = [{second:?}]\nrpcs = [\"*\"]\n"
+            )
+        };
+        for (first, second, named) in [
+            ("jwt:app-1", "jwt:app-1", "jwt:app-1"),
+            ("cn:ops", "cn:ops", "cn:ops"),
+            (
+                "uri:spiffe://c/ns/a/sa/b",
+                "uri:spiffe://c/ns/a/sa/b",
+                "uri:spiffe://c/ns/a/sa/b",
+            ),
+            (
+                "email:ops@example.com",
+                "email:ops@example.com",
+                "email:ops@example.com",
+            ),
+            // DNS names compare case-insensitively, so these are one name.
+            (
+                "dns:Patcher.Example",
+                "dns:patcher.example",
+                "dns:patcher.example",
+            ),
+        ] {
+            let e = Policy::from_toml(&policy(first, second)).expect_err(first);
+            assert!(
+                e.contains(&format!(
+                    "identity {named} names two callers, \"reader\" (callers[0]) and \"writer\" (callers[1])"
+                )),
+                "{first} / {second}: {e}"
+            );
+        }
+        // The same name twice in one caller, or names that differ, are fine.
+        Policy::from_toml(&policy("jwt:app-1", "jwt:app-2")).expect("distinct");
+        Policy::from_toml(&policy("jwt:other", "cn:other")).expect("kinds differ");
+        // A JWT subject and a certificate CN with the same text are different identities.
+        Policy::from_toml(&policy("jwt:ops", "cn:ops")).expect("different kinds");
     }
 
     #[test]
@@ -463,7 +517,25 @@ rpcs = ["*"]
         assert!(p.jwt.is_some());
         assert!(!p.names_certificates());
         let empty = Policy::from_toml("").expect("empty");
-        assert!(empty.public_health && empty.public_reflection);
         assert!(empty.caller([&Identity::Cn("x".into())]).is_none());
+    }
+
+    #[test]
+    fn health_is_public_and_reflection_private_unless_the_policy_says_otherwise() {
+        for (text, health, reflection) in [
+            ("", true, false),
+            ("[public]\n", true, false),
+            ("[public]\nhealth = true\n", true, false),
+            ("[public]\nreflection = true\n", true, true),
+            ("[public]\nhealth = false\nreflection = true\n", false, true),
+            ("[public]\nhealth = false\n", false, false),
+        ] {
+            let p = Policy::from_toml(text).expect(text);
+            assert_eq!(
+                (p.public_health, p.public_reflection),
+                (health, reflection),
+                "{text:?}"
+            );
+        }
     }
 }

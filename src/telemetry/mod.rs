@@ -3,6 +3,7 @@
 mod batch;
 
 use crate::cli::{LogArgs, LogFormat};
+use tracing_subscriber::filter::{Directive, ParseError};
 use tracing_subscriber::EnvFilter;
 
 /// Writes the log lines still gathered when dropped: keep it until exit.
@@ -17,8 +18,14 @@ pub struct LogGuard(#[allow(dead_code)] Option<batch::Guard>);
 /// one call in flight; see PERFORMANCE.md. No line is dropped: when the
 /// buffer is full, logging waits.
 pub fn init(args: &LogArgs) -> LogGuard {
-    let filter = EnvFilter::try_new(with_audit(&args.log))
-        .unwrap_or_else(|_| EnvFilter::new(with_audit("info")));
+    let (filter, refused) = match filter(&args.log) {
+        Ok(filter) => (filter, None),
+        Err(e) => (
+            // `info` and the audit directive always parse (the tests say so).
+            filter("info").unwrap_or_else(|_| EnvFilter::new("info,audit=info")),
+            Some(e),
+        ),
+    };
     let (writer, guard) = batch::spawn(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -31,29 +38,133 @@ pub fn init(args: &LogArgs) -> LogGuard {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+    if let Some(e) = refused {
+        tracing::warn!(filter = %args.log, error = %e, "GATEWAY_LOG is not a valid filter; logging at info");
+    }
     LogGuard(guard)
 }
 
-/// The filter with audit records kept at `info` whatever the operational
-/// level, unless the filter itself says what to do with them.
-fn with_audit(filter: &str) -> String {
-    if filter.contains(crate::audit::TARGET) {
-        filter.to_owned()
-    } else if filter.trim().is_empty() {
-        format!("{}=info", crate::audit::TARGET)
-    } else {
-        format!("{filter},{}=info", crate::audit::TARGET)
-    }
+/// The filter `GATEWAY_LOG` says, with the audit target at `info` whatever
+/// it says: an update never goes unrecorded because of a quiet (or an
+/// `audit=off`) level.
+///
+/// The directive is added to the parsed filter, where it takes the place of
+/// any directive the filter has for the same target (`audit=off`,
+/// `audit=warn`); directives for other targets, `my_audit_thing` among
+/// them, keep their meaning. Audit records are written at `info`, so a more
+/// verbose `audit=debug` loses nothing.
+fn filter(spec: &str) -> Result<EnvFilter, ParseError> {
+    Ok(EnvFilter::builder().parse(spec)?.add_directive(audit()?))
+}
+
+/// `audit=info`.
+fn audit() -> Result<Directive, ParseError> {
+    format!("{}=info", crate::audit::TARGET).parse()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::with_audit;
+    use super::filter;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    /// Lines written by a subscriber, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("not poisoned").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The messages of these events that pass the filter `spec`.
+    fn passed(spec: &str) -> Vec<&'static str> {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(filter(spec).expect(spec))
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "audit", "audit-info");
+            tracing::info!(target: "my_audit_thing", "thing-info");
+            tracing::debug!(target: "my_audit_thing", "thing-debug");
+            tracing::info!(target: "graph_grpc_gateway::service", "gateway-info");
+            tracing::debug!(target: "graph_grpc_gateway::service", "gateway-debug");
+            tracing::info!(target: "hyper", "hyper-info");
+            tracing::warn!(target: "hyper", "hyper-warn");
+        });
+        let text = String::from_utf8(lines.0.lock().expect("not poisoned").clone()).expect("utf-8");
+        [
+            "audit-info",
+            "thing-info",
+            "thing-debug",
+            "gateway-info",
+            "gateway-debug",
+            "hyper-info",
+            "hyper-warn",
+        ]
+        .into_iter()
+        .filter(|m| text.contains(&format!(" {m}\n")))
+        .collect()
+    }
 
     #[test]
-    fn audit_records_survive_a_quiet_level() {
-        assert_eq!(with_audit("warn"), "warn,audit=info");
-        assert_eq!(with_audit(""), "audit=info");
-        assert_eq!(with_audit("info,audit=off"), "info,audit=off");
+    fn audit_records_pass_whatever_the_filter_says() {
+        for (spec, expected) in [
+            (
+                "info",
+                &[
+                    "audit-info",
+                    "thing-info",
+                    "gateway-info",
+                    "hyper-info",
+                    "hyper-warn",
+                ][..],
+            ),
+            ("", &["audit-info"][..]),
+            ("warn", &["audit-info", "hyper-warn"][..]),
+            ("off", &["audit-info"][..]),
+            // Audit records cannot be turned off or down.
+            (
+                "info,audit=off",
+                &[
+                    "audit-info",
+                    "thing-info",
+                    "gateway-info",
+                    "hyper-info",
+                    "hyper-warn",
+                ][..],
+            ),
+            ("warn,audit=error", &["audit-info", "hyper-warn"][..]),
+            // Another target whose name holds "audit" is not the audit target.
+            (
+                "warn,my_audit_thing=debug",
+                &["audit-info", "thing-info", "thing-debug", "hyper-warn"][..],
+            ),
+            (
+                "graph_grpc_gateway=debug",
+                &["audit-info", "gateway-info", "gateway-debug"][..],
+            ),
+            (
+                "warn,graph_grpc_gateway=debug",
+                &["audit-info", "gateway-info", "gateway-debug", "hyper-warn"][..],
+            ),
+        ] {
+            assert_eq!(passed(spec), expected, "GATEWAY_LOG={spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_filter_that_does_not_parse_is_an_error() {
+        for bad in ["info,audit=loud", "[unclosed=info", "=info="] {
+            assert!(filter(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -67,13 +67,16 @@ WORKLOAD_IDENTITY_LABEL = "azure.workload.identity/use"
 WORKLOAD_IDENTITY_CLIENT_ID = "azure.workload.identity/client-id"
 
 # The chart refuses to render without credentials (graph.auth.clientSecret is
-# `required` in the default mode), so the "default" scenario is the chart's
-# defaults plus the one value a minimal `helm install --set` must give.
+# `required` in the default mode) and without a choice of who may call (a
+# policy, or policy.allowUnauthenticated=true), so the "default" scenario is
+# the chart's defaults plus the two values a minimal `helm install --set` must
+# give.
 DEFAULT_SECRET = "TEST-ONLY-default-secret-3e9a41c2"
+DEFAULT_SETS = (f"graph.auth.clientSecret={DEFAULT_SECRET}", "policy.allowUnauthenticated=true")
 # A scenario: value files (-f), --set and --set-file expressions.
 Scenario = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 SCENARIOS: dict[str, Scenario] = {
-    "default": ((), (f"graph.auth.clientSecret={DEFAULT_SECRET}",), ()),
+    "default": ((), DEFAULT_SETS, ()),
 }
 # Value files whose scenario also reads a file with --set-file.
 SET_FILES = {"tls-policy": (f"policy.inline={EXAMPLE_POLICY}",)}
@@ -315,10 +318,14 @@ def parse_duration(text: str) -> float:
 
 @functools.cache
 def gateway_env_names() -> frozenset[str]:
-    """Every environment variable the gateway binary reads (clap `env = "..."`)."""
+    """Every environment variable the gateway binary reads.
+
+    Clap's `env = "..."`, and the `env: "..."` of the settings table
+    (src/settings.rs) that flags name as `env = settings::X.env`.
+    """
     names = set()
     for source in (REPO / "src").rglob("*.rs"):
-        names.update(re.findall(r'\benv\s*=\s*"([A-Z][A-Z0-9_]*)"', source.read_text()))
+        names.update(re.findall(r'\benv\s*[=:]\s*"([A-Z][A-Z0-9_]*)"', source.read_text()))
     assert "GATEWAY_DRAIN_TIMEOUT" in names, "could not read the gateway's env names from src/"
     return frozenset(names)
 
@@ -507,6 +514,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("gateway.graphMaxAnswerBytes=1073741825", "/gateway/graphMaxAnswerBytes"),
         ("gateway.azureTokenMaxAnswerBytes=1023", "/gateway/azureTokenMaxAnswerBytes"),
         ("gateway.graphMaxRetryAfter=forever", "/gateway/graphMaxRetryAfter"),
+        ("gateway.graphMaxQueued=1000001", "/gateway/graphMaxQueued"),
+        ("gateway.maxMessageBytes=67108865", "/gateway/maxMessageBytes"),
+        ("gateway.graphMaxRetries=11", "/gateway/graphMaxRetries"),
     ],
     ids=[
         "string-replicas",
@@ -519,6 +529,9 @@ def test_values_pass_the_schema(scenario: str) -> None:
         "graph-answer-limit-too-large",
         "token-answer-limit-too-small",
         "retry-after-cap-not-a-duration",
+        "too-long-a-graph-queue",
+        "too-large-messages",
+        "too-many-retries",
     ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
@@ -1417,12 +1430,6 @@ POLICY_FILE = (f"policy.inline={EXAMPLE_POLICY}",)
         ),
         (
             ("existing-secret.yaml",),
-            ("policy.allowUnauthenticated=false",),
-            (),
-            "'/policy/allowUnauthenticated': value must be true",
-        ),
-        (
-            ("existing-secret.yaml",),
             ("policy.allowUnauthenticated=yes",),
             (),
             "/policy/allowUnauthenticated",
@@ -1455,7 +1462,6 @@ POLICY_FILE = (f"policy.inline={EXAMPLE_POLICY}",)
         "inline-policy-and-allow-unauthenticated",
         "policy-configmap-and-allow-unauthenticated",
         "policy-from-both",
-        "graph-without-policy-or-allow",
         "allow-unauthenticated-not-a-boolean",
         "bad-policy-key",
         "unknown-policy-key",
@@ -1471,14 +1477,49 @@ def test_schema_refuses_bad_transport_and_policy(
     assert offending in message, message
 
 
+# What the refusal of an install without a caller choice must name: both ways out.
+CALLER_CHOICES = ("policy.inline", "policy.existingConfigMap", "policy.allowUnauthenticated=true")
+
+
+def no_caller_choice_refusal(files: tuple[str, ...], sets: tuple[str, ...]) -> str:
+    with pytest.raises(helm.HelmError) as caught:
+        render_uncached(files, sets)
+    message = str(caught.value)
+    assert "no caller policy" in message, message
+    for way_out in CALLER_CHOICES:
+        assert way_out in message, f"{way_out!r} not named in: {message}"
+    return message
+
+
+@pytest.mark.parametrize(
+    ("files", "sets"),
+    [
+        ((), (f"graph.auth.clientSecret={DEFAULT_SECRET}",)),
+        (("existing-secret.yaml",), ("policy.allowUnauthenticated=false",)),
+        (("workload-identity.yaml",), ("policy.allowUnauthenticated=false",)),
+        (("mtls.yaml",), ("policy.existingConfigMap=",)),
+    ],
+    ids=["chart-defaults", "existing-secret", "workload-identity", "mtls-policy-removed"],
+)
+def test_graph_without_a_caller_choice_is_refused(files: tuple[str, ...], sets: tuple[str, ...]) -> None:
+    """The chart's default is closed: no policy and no opt-in renders nothing, naming both ways out."""
+    no_caller_choice_refusal(files, sets)
+
+
+def test_the_open_door_is_an_explicit_choice() -> None:
+    assert chart().merge_values({})["policy"]["allowUnauthenticated"] is False
+    env = render((), DEFAULT_SETS).env()
+    assert env["GATEWAY_ALLOW_UNAUTHENTICATED"]["value"] == "true"
+
+
 def test_emulator_may_serve_without_policy_but_graph_may_not() -> None:
-    """The rule that refuses neither policy nor allowUnauthenticated applies to Graph mode only."""
+    """The demo needs no caller choice (like `serve --emulator`); Graph mode does."""
     closed = ("policy.allowUnauthenticated=false",)
-    render_uncached(("demo.yaml",), closed)
-    message = schema_refusal(
+    env = render_uncached(("demo.yaml",), closed).env()
+    assert "GATEWAY_ALLOW_UNAUTHENTICATED" not in env and "GATEWAY_POLICY_FILE" not in env
+    no_caller_choice_refusal(
         ("demo.yaml",), closed + ("emulator.enabled=false", "graph.auth.clientSecret=x")
     )
-    assert "'/policy/allowUnauthenticated': value must be true" in message
 
 
 def test_invalid_inline_policy_is_refused(tmp_path: Path) -> None:
