@@ -71,8 +71,12 @@
 //! - list options beyond `$top`, `$skiptoken` and a `$filter` subset (`eq`,
 //!   `and`, `isof`) answer 400 rather than being ignored (`$select`,
 //!   `$orderby`, `$count`...); query options on single-task routes are ignored;
-//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served;
-//!   any other path under `/beta` is an unknown segment (400);
+//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served,
+//!   with the OData segments a loose task id could reach: a type cast
+//!   (`/microsoft.graph.securityConfigurationTask`, a collection of that
+//!   type), `/$count` (a plain-text number, also after a cast), `/{id}/$ref`
+//!   (the entity reference) and `/{id}/$value` (400); any other path under
+//!   `/beta`, and any other `$` segment, is an unknown segment (400);
 //! - DateTimeOffset values are stored as sent (validated, not normalised).
 
 use std::future::Future;

@@ -7,6 +7,7 @@ mod delivery;
 mod faults;
 mod headers;
 mod list;
+mod odata;
 mod patch;
 mod tasks;
 mod throttle;
