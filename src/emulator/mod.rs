@@ -68,8 +68,9 @@
 //!   neither scopes nor roles are checked;
 //! - the token endpoint serves only the client-credentials grant, accepts any
 //!   tenant and client id, and never checks assertion signatures;
-//! - list options beyond `$top`, `$skiptoken` and a `$filter` subset (`eq`,
-//!   `and`, `isof`) answer 400 rather than being ignored (`$select`,
+//! - list options beyond `$top`, `$skiptoken` and a `$filter` subset
+//!   (comparisons, `and`, `or`, `not`, parentheses, `isof`; no functions or
+//!   lambdas) answer 400 rather than being ignored (`$select`,
 //!   `$orderby`, `$count`...); query options on single-task routes are ignored;
 //! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served,
 //!   with the OData segments a loose task id could reach: a type cast
