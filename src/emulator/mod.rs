@@ -115,7 +115,7 @@ mod throttle;
 
 pub use auth::{CredentialKind, TokenRequestRecord, TOKEN_LOG_CAPACITY};
 pub use faults::{Fault, FaultBody, ScriptedFault};
-pub use journal::{RecordedRequest, REQUEST_LOG_CAPACITY};
+pub use journal::{redact_authorization, RecordedRequest, REQUEST_LOG_BYTES};
 pub use options::{Chaos, EmulatorOptions, TenantBudget, DEFAULT_CHAOS_STATUSES};
 
 use auth::AuthState;
@@ -287,10 +287,16 @@ impl Emulator {
         self.journal().received()
     }
 
-    /// The Graph-route requests in arrival order (at most the last
-    /// [`REQUEST_LOG_CAPACITY`]).
+    /// The Graph-route requests in arrival order, when the request log is on
+    /// ([`EmulatorOptions::record_requests`]): the newest that fit in
+    /// [`REQUEST_LOG_BYTES`], `Authorization` values redacted.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.journal().requests()
+    }
+
+    /// Every access token the token endpoint issued and still holds.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.auth().issued_tokens()
     }
 
     /// The stored task as Graph would return it (without `@odata.context`).

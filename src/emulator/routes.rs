@@ -24,7 +24,7 @@ use super::auth::{self, Bearer};
 use super::body::{self, Payload};
 use super::error::GraphError;
 use super::faults::{Fault, ScriptedFault};
-use super::journal::RecordedRequest;
+use super::journal::{redact_authorization, RecordedRequest};
 use super::options::{Chaos, EmulatorOptions};
 use super::reply::{self, RequestIds, CLIENT_REQUEST_ID};
 use super::schema::TaskType;
@@ -160,15 +160,20 @@ fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
         client_request_id: header(CLIENT_REQUEST_ID),
-        authorization: header(AUTHORIZATION),
+        authorization: parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|v| redact_authorization(v.as_bytes())),
         headers: parts
             .headers
             .iter()
             .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
+                let value = if name == AUTHORIZATION {
+                    redact_authorization(value.as_bytes())
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
+                (name.as_str().to_owned(), value)
             })
             .collect(),
         body: payload.and_then(Payload::recorded),
