@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The project's single test command: formatting, lints, proto lint, the Helm
-# chart harness (tests/helm), tests.
+# The project's single test command: formatting, lints, proto lint and
+# breaking-change check, the Helm chart harness (tests/helm), tests.
 # Installs the pinned grpcurl and buf first (scripts/tools.sh, into
 # .cache/tools) and puts them on PATH, which the end-to-end tests rely on.
 # Stops at the first failing step, naming it.
@@ -40,6 +40,11 @@ cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
 
 step "buf lint"
 buf lint
+
+step "buf breaking (scripts/proto-breaking.sh)"
+# The proto against main before this change, read from git: a change that
+# breaks existing clients fails here unless it moves to a new package version.
+scripts/proto-breaking.sh
 
 step "helm chart (lint, render, validate)"
 # tests/helm: real Helm v4 (helm-python-sdk) lints and renders the chart for

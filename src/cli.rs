@@ -327,9 +327,11 @@ pub struct EmulatorArgs {
     #[arg(long, env = settings::EMULATOR_LATENCY.env, default_value = settings::EMULATOR_LATENCY.default, value_parser = humantime::parse_duration)]
     pub latency: Duration,
 
-    /// Do not keep a log of Graph requests (for benchmarks: constant cost per request).
-    #[arg(long, env = "EMULATOR_NO_REQUEST_LOG")]
-    pub no_request_log: bool,
+    /// Keep a log of Graph requests for `GET /_emulator/requests?log=true`
+    /// (at most 8 MiB, oldest dropped first, `Authorization` redacted). Off by
+    /// default: each request then costs the same however long it runs.
+    #[arg(long, env = "EMULATOR_REQUEST_LOG")]
+    pub request_log: bool,
 
     /// Per-tenant request budget, as REQUESTS/PERIOD (e.g. `100/10s`); past it, 429 with Retry-After.
     #[arg(long, env = "EMULATOR_TENANT_BUDGET", value_parser = parse_budget)]

@@ -119,9 +119,18 @@ fn sigterm_drains_and_exits_zero() {
 
 /// Starts `emulator` with `flags` and GETs the task collection.
 fn emulator_answer(flags: &[&str]) -> (u16, serde_json::Value) {
+    emulator_answer_with_env(flags, &[]).0
+}
+
+/// Starts `emulator` with `flags` and `env`, GETs the task collection with
+/// a bearer, and reads the request log over the control route.
+fn emulator_answer_with_env(
+    flags: &[&str],
+    env: &[(&str, String)],
+) -> ((u16, serde_json::Value), serde_json::Value) {
     let mut args = vec!["emulator", "--addr", "127.0.0.1:0"];
     args.extend_from_slice(flags);
-    let em = Running::spawn(&args);
+    let em = Running::spawn_with_env(&args, env);
     let line = em.wait_for_line("Graph emulator serving", Duration::from_secs(30));
     let base = line
         .split('"')
@@ -131,16 +140,30 @@ fn emulator_answer(flags: &[&str]) -> (u16, serde_json::Value) {
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(async {
-            let resp = reqwest::get(format!(
-                "{base}/deviceAppManagement/deviceAppManagementTasks"
-            ))
-            .await
-            .expect("answers");
+            let client = reqwest::Client::new();
+            let resp = client
+                .get(format!(
+                    "{base}/deviceAppManagement/deviceAppManagementTasks"
+                ))
+                .header("authorization", "Bearer cli-token-value")
+                .send()
+                .await
+                .expect("answers");
             let status = resp.status().as_u16();
-            (
+            let answer = (
                 status,
                 resp.json::<serde_json::Value>().await.expect("json"),
-            )
+            );
+            let control = base.trim_end_matches("/beta");
+            let log = client
+                .get(format!("{control}/_emulator/requests?log=true"))
+                .send()
+                .await
+                .expect("control route")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json");
+            (answer, log)
         })
     })
     .join()
@@ -257,5 +280,25 @@ fn settings_out_of_range_stop_the_start_naming_the_setting_and_its_range() {
         assert_eq!(code, Some(2), "{name}={value}: {all}");
         assert!(all.contains(expected), "{name}={value}: {all}");
         assert!(!all.contains("panicked"), "{name}={value}: {all}");
+    }
+}
+
+#[test]
+fn emulator_request_log_is_off_unless_asked_for_and_never_keeps_the_token() {
+    let (_, off) = emulator_answer_with_env(&[], &[]);
+    assert_eq!(off["received"], 1, "{off}");
+    assert_eq!(off["requests"].as_array().map(Vec::len), Some(0), "{off}");
+    for (flags, env) in [
+        (&["--request-log"][..], vec![]),
+        (&[][..], vec![("EMULATOR_REQUEST_LOG", "true".to_owned())]),
+    ] {
+        let (_, on) = emulator_answer_with_env(flags, &env);
+        let requests = on["requests"].as_array().expect("requests");
+        assert_eq!(requests.len(), 1, "{on}");
+        let auth = requests[0]["authorization"]
+            .as_str()
+            .expect("authorization");
+        assert!(auth.starts_with("Bearer <redacted sha256:"), "{auth}");
+        assert!(!on.to_string().contains("cli-token-value"), "{on}");
     }
 }

@@ -323,19 +323,24 @@ async fn invalid_updates_name_the_field_and_never_reach_graph() {
 }
 
 #[tokio::test]
-async fn hostile_id_stays_one_path_segment() {
+async fn an_id_that_is_not_a_guid_is_refused_and_nothing_is_sent() {
     let mut h = Harness::start().await;
     let status = h
         .client
         .get_security_configuration_task(get("../../users?$x=1#f"))
         .await
-        .expect_err("404");
-    assert_eq!(status.code(), Code::NotFound);
-    let reqs = h.emulator().requests();
-    assert_eq!(
-        reqs[0].path_and_query,
-        "/beta/deviceAppManagement/deviceAppManagementTasks/..%2F..%2Fusers%3F%24x%3D1%23f"
+        .expect_err("refused");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let bad = status.get_details_bad_request().expect("BadRequest");
+    assert_eq!(bad.field_violations.len(), 1);
+    assert_eq!(bad.field_violations[0].field, "id");
+    assert!(
+        bad.field_violations[0]
+            .description
+            .starts_with("must be a GUID such as "),
+        "{bad:?}"
     );
+    assert_eq!(h.emulator().received(), 0);
 }
 
 #[tokio::test]

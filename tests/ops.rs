@@ -58,7 +58,7 @@ async fn admin_endpoints_answer_and_metrics_count_calls() {
         .expect("OK");
     let _ = h
         .client
-        .get_security_configuration_task(get("missing"))
+        .get_security_configuration_task(get("0000dead-0000-4000-8000-000000000404"))
         .await
         .expect_err("404");
     let resp = reqwest::get(h.admin_url("/metrics"))
@@ -88,7 +88,7 @@ async fn unreachable_graph_is_unavailable() {
     .await;
     let s = h
         .client
-        .get_security_configuration_task(get("x"))
+        .get_security_configuration_task(get("0000dead-0000-4000-8000-000000000001"))
         .await
         .expect_err("down");
     assert_eq!(s.code(), Code::Unavailable);
@@ -101,11 +101,11 @@ async fn client_secret_token_is_fetched_once_and_sent_as_bearer() {
     for _ in 0..3 {
         let got = h
             .client
-            .get_security_configuration_task(get("fast"))
+            .get_security_configuration_task(get(fake_cloud::FAST))
             .await
             .expect("OK")
             .into_inner();
-        assert_eq!(got.id, "fast");
+        assert_eq!(got.id, fake_cloud::FAST);
     }
     let token_requests = cloud.token_requests.lock().expect("lock").clone();
     assert_eq!(token_requests.len(), 1, "cached after the first call");
@@ -126,7 +126,7 @@ async fn client_secret_token_is_fetched_once_and_sent_as_bearer() {
 async fn the_callers_deadline_bounds_the_graph_call() {
     let (url, _cloud) = fake_cloud::start().await;
     let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
-    let mut req = Request::new(get("slow"));
+    let mut req = Request::new(get(fake_cloud::SLOW));
     req.set_timeout(Duration::from_millis(300));
     let s = h
         .client
@@ -144,7 +144,7 @@ async fn graph_timeout_applies_without_a_caller_deadline() {
     let mut h = Harness::with_config(cfg).await;
     let s = h
         .client
-        .get_security_configuration_task(get("slow"))
+        .get_security_configuration_task(get(fake_cloud::SLOW))
         .await
         .expect_err("timeout");
     assert_eq!(s.code(), Code::DeadlineExceeded);
@@ -195,8 +195,11 @@ async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
     let Harness { gateway, client } = h;
     let grpc = gateway.grpc_addr;
     let mut in_flight = client.clone();
-    let call =
-        tokio::spawn(async move { in_flight.get_security_configuration_task(get("held")).await });
+    let call = tokio::spawn(async move {
+        in_flight
+            .get_security_configuration_task(get(fake_cloud::HELD))
+            .await
+    });
     cloud.arrived.notified().await;
     let stopping = tokio::spawn(gateway.shutdown());
     // The listener closes while the call is still waiting on Graph.
@@ -213,7 +216,7 @@ async fn shutdown_lets_an_in_flight_call_finish_and_refuses_new_ones() {
         .await
         .expect("joined")
         .expect("in-flight call completes OK");
-    assert_eq!(answer.into_inner().id, "held");
+    assert_eq!(answer.into_inner().id, fake_cloud::HELD);
     drop(client);
     assert_eq!(
         stopping.await.expect("joined").expect("stops"),
@@ -228,8 +231,11 @@ async fn shutdown_abandons_calls_past_the_drain_timeout() {
     cfg.drain_timeout = Duration::from_millis(100);
     let Harness { gateway, client } = Harness::with_config(cfg).await;
     let mut in_flight = client.clone();
-    let call =
-        tokio::spawn(async move { in_flight.get_security_configuration_task(get("held")).await });
+    let call = tokio::spawn(async move {
+        in_flight
+            .get_security_configuration_task(get(fake_cloud::HELD))
+            .await
+    });
     cloud.arrived.notified().await;
     assert_eq!(gateway.shutdown().await.expect("stops"), Drain::Abandoned);
     call.abort();

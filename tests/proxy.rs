@@ -53,7 +53,9 @@ async fn get_through(
         .expect("addr");
     let mut client = connect(addr).await;
     let result = client
-        .get_security_configuration_task(GetSecurityConfigurationTaskRequest { id: "fast".into() })
+        .get_security_configuration_task(GetSecurityConfigurationTaskRequest {
+            id: fake_cloud::FAST.into(),
+        })
         .await
         .map(|r| r.into_inner().id)
         .map_err(|s| s.code());
@@ -63,7 +65,7 @@ async fn get_through(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_and_token_requests_go_through_the_proxy() {
     let (result, proxy) = get_through(&[]).await;
-    assert_eq!(result, Ok("fast".to_owned()));
+    assert_eq!(result, Ok(fake_cloud::FAST.to_owned()));
     assert_eq!(proxy.token_requests.lock().expect("lock").len(), 1);
     assert_eq!(
         *proxy.authorizations.lock().expect("lock"),

@@ -234,11 +234,11 @@ async fn retries_carry_retry_attempt() {
     let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
     let got = h
         .client
-        .get_security_configuration_task(get("flaky"))
+        .get_security_configuration_task(get(fake_cloud::FLAKY))
         .await
         .expect("OK on the third attempt")
         .into_inner();
-    assert_eq!(got.id, "flaky");
+    assert_eq!(got.id, fake_cloud::FLAKY);
     assert_eq!(*cloud.retry_attempts.lock().expect("lock"), ["", "1", "2"]);
 }
 
@@ -262,8 +262,11 @@ type Held =
 /// has it.
 async fn hold_the_only_slot(h: &Harness, cloud: &fake_cloud::FakeCloud) -> Held {
     let mut holder = h.client.clone();
-    let held =
-        tokio::spawn(async move { holder.get_security_configuration_task(get("held")).await });
+    let held = tokio::spawn(async move {
+        holder
+            .get_security_configuration_task(get(fake_cloud::HELD))
+            .await
+    });
     cloud.arrived.notified().await;
     held
 }
@@ -302,13 +305,16 @@ async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
     let (h, cloud) = admitting(1, 1).await;
     let held = hold_the_only_slot(&h, &cloud).await;
     let mut waiter = h.client.clone();
-    let waiting =
-        tokio::spawn(async move { waiter.get_security_configuration_task(get("fast")).await });
+    let waiting = tokio::spawn(async move {
+        waiter
+            .get_security_configuration_task(get(fake_cloud::FAST))
+            .await
+    });
     until_queued(&h, 1).await;
 
     let mut third = h.client.clone();
     let s = third
-        .get_security_configuration_task(get("fast"))
+        .get_security_configuration_task(get(fake_cloud::FAST))
         .await
         .expect_err("the queue is full");
     assert_overloaded(&s, "in flight and waiting");
@@ -323,7 +329,7 @@ async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
         .expect("joined")
         .expect("the waiting call gets its turn")
         .into_inner();
-    assert_eq!(got.id, "fast");
+    assert_eq!(got.id, fake_cloud::FAST);
     assert_eq!(cloud.authorizations.lock().expect("lock").len(), 1);
     let m = metrics(&h).await;
     assert!(m.contains("graph_gateway_graph_queued 0\n"), "{m}");
@@ -334,7 +340,7 @@ async fn calls_past_the_cap_wait_their_turn_and_a_full_queue_refuses_at_once() {
 async fn a_call_whose_deadline_passes_while_it_waits_is_refused_unsent() {
     let (h, cloud) = admitting(1, 8).await;
     let held = hold_the_only_slot(&h, &cloud).await;
-    let mut req = Request::new(get("fast"));
+    let mut req = Request::new(get(fake_cloud::FAST));
     req.set_timeout(Duration::from_millis(300));
     let s = h
         .client
@@ -355,7 +361,7 @@ async fn calls_past_the_in_flight_cap_are_shed_when_nothing_may_wait() {
     let held = hold_the_only_slot(&h, &cloud).await;
     let mut other = h.client.clone();
     let s = other
-        .get_security_configuration_task(get("fast"))
+        .get_security_configuration_task(get(fake_cloud::FAST))
         .await
         .expect_err("shed");
     assert_overloaded(&s, "in flight and waiting");
@@ -365,7 +371,7 @@ async fn calls_past_the_in_flight_cap_are_shed_when_nothing_may_wait() {
     );
     release_the_slot(&cloud, held).await;
     other
-        .get_security_configuration_task(get("fast"))
+        .get_security_configuration_task(get(fake_cloud::FAST))
         .await
         .expect("room again");
 }
@@ -378,7 +384,7 @@ async fn redirects_are_not_followed_so_the_token_stays_home() {
     let mut h = Harness::with_config(config(fake_cloud::graph_with_credentials(&url))).await;
     let s = h
         .client
-        .get_security_configuration_task(get("redirect"))
+        .get_security_configuration_task(get(fake_cloud::REDIRECT))
         .await
         .expect_err("a redirect is an error");
     assert_eq!(s.code(), Code::Unknown);

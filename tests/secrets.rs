@@ -475,10 +475,7 @@ async fn provoke_everything(setup: Setup) {
         "{tokens:?}"
     );
     let mut forbidden = setup.forbidden.clone();
-    forbidden.extend(em.emulator.requests().into_iter().filter_map(|r| {
-        r.authorization
-            .and_then(|a| a.strip_prefix("Bearer ").map(str::to_owned))
-    }));
+    forbidden.extend(em.emulator.issued_tokens());
     assert!(forbidden.len() > setup.forbidden.len(), "tokens were sent");
     assert_no_secrets(&transcript, &forbidden);
     assert_no_secrets(&answers.text, &forbidden);

@@ -20,7 +20,8 @@ const REJECTED: &str = "rejected-secret-value";
 async fn emulator() -> RunningEmulator {
     let options = EmulatorOptions::default()
         .with_require_auth(true)
-        .with_rejected_client_secret(REJECTED);
+        .with_rejected_client_secret(REJECTED)
+        .with_record_requests(true);
     graph_grpc_gateway::emulator::Emulator::with_options(options)
         .spawn(loopback())
         .await

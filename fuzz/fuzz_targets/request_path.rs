@@ -9,7 +9,9 @@ use graph_grpc_gateway::proto::v1::{
     UpdateSecurityConfigurationTaskRequest,
 };
 use graph_grpc_gateway::status::CallError;
-use graph_grpc_gateway::translate::{list_query, patch_request, IdSegment, InvalidRequest};
+use graph_grpc_gateway::translate::{
+    is_guid, list_query, patch_request, IdSegment, InvalidRequest,
+};
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode_str;
 use prost::Message;
@@ -25,8 +27,11 @@ fn refused(e: InvalidRequest) {
     assert_eq!(status.code(), Code::InvalidArgument);
 }
 
-/// The segment keeps the URL on the collection, one segment deeper.
+/// Only a GUID is accepted, sent as given, and the segment keeps the URL on
+/// the collection, one segment deeper.
 fn one_segment(id: &str, segment: &IdSegment) {
+    assert!(is_guid(id), "{id:?} accepted");
+    assert_eq!(segment.as_str(), id);
     let url = Url::parse(&format!("{COLLECTION}/{}", segment.as_str())).expect("URL");
     assert_eq!(url.host_str(), Some("graph.microsoft.com"));
     assert_eq!((url.query(), url.fragment()), (None, None));

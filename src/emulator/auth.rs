@@ -181,6 +181,12 @@ impl AuthState {
         token
     }
 
+    /// Every access token issued and still held, so that a test can look
+    /// for them where they must not appear (the request log keeps none).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens.keys().cloned().collect()
+    }
+
     /// Every issued token expires at `now`.
     pub fn expire_all(&mut self, now: Instant) {
         for token in self.tokens.values_mut() {

@@ -68,11 +68,16 @@
 //!   neither scopes nor roles are checked;
 //! - the token endpoint serves only the client-credentials grant, accepts any
 //!   tenant and client id, and never checks assertion signatures;
-//! - list options beyond `$top`, `$skiptoken` and a `$filter` subset (`eq`,
-//!   `and`, `isof`) answer 400 rather than being ignored (`$select`,
+//! - list options beyond `$top`, `$skiptoken` and a `$filter` subset
+//!   (comparisons, `and`, `or`, `not`, parentheses, `isof`; no functions or
+//!   lambdas) answer 400 rather than being ignored (`$select`,
 //!   `$orderby`, `$count`...); query options on single-task routes are ignored;
-//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served;
-//!   any other path under `/beta` is an unknown segment (400);
+//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served,
+//!   with the OData segments a loose task id could reach: a type cast
+//!   (`/microsoft.graph.securityConfigurationTask`, a collection of that
+//!   type), `/$count` (a plain-text number, also after a cast), `/{id}/$ref`
+//!   (the entity reference) and `/{id}/$value` (400); any other path under
+//!   `/beta`, and any other `$` segment, is an unknown segment (400);
 //! - DateTimeOffset values are stored as sent (validated, not normalised).
 
 use std::future::Future;
@@ -111,7 +116,7 @@ mod throttle;
 
 pub use auth::{CredentialKind, TokenRequestRecord, TOKEN_LOG_CAPACITY};
 pub use faults::{Fault, FaultBody, ScriptedFault};
-pub use journal::{RecordedRequest, REQUEST_LOG_CAPACITY};
+pub use journal::{redact_authorization, RecordedRequest, REQUEST_LOG_BYTES};
 pub use options::{Chaos, EmulatorOptions, TenantBudget, DEFAULT_CHAOS_STATUSES};
 
 use auth::AuthState;
@@ -283,10 +288,16 @@ impl Emulator {
         self.journal().received()
     }
 
-    /// The Graph-route requests in arrival order (at most the last
-    /// [`REQUEST_LOG_CAPACITY`]).
+    /// The Graph-route requests in arrival order, when the request log is on
+    /// ([`EmulatorOptions::record_requests`]): the newest that fit in
+    /// [`REQUEST_LOG_BYTES`], `Authorization` values redacted.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.journal().requests()
+    }
+
+    /// Every access token the token endpoint issued and still holds.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.auth().issued_tokens()
     }
 
     /// The stored task as Graph would return it (without `@odata.context`).

@@ -38,9 +38,12 @@ pub struct EmulatorOptions {
     pub latency: Duration,
     /// Fixed-window request budget per tenant on Graph routes.
     pub tenant_budget: Option<TenantBudget>,
-    /// Keep each Graph request (with its body) for [`super::Emulator::requests`].
-    /// Off for benchmarks, where the emulator must cost the same per request
-    /// however long it runs; `received()` still counts.
+    /// Keep each Graph request (with its body, `Authorization` redacted)
+    /// for [`super::Emulator::requests`], up to
+    /// [`super::REQUEST_LOG_BYTES`]. Off unless asked for: a long-running
+    /// emulator (`serve --emulator`, benchmarks) then costs the same per
+    /// request however long it runs and holds no traffic; `received()`
+    /// still counts. Tests that read the log turn it on.
     pub record_requests: bool,
 }
 
@@ -56,7 +59,7 @@ impl Default for EmulatorOptions {
             chaos: None,
             latency: Duration::ZERO,
             tenant_budget: None,
-            record_requests: true,
+            record_requests: false,
         }
     }
 }

@@ -24,9 +24,10 @@ use super::auth::{self, Bearer};
 use super::body::{self, Payload};
 use super::error::GraphError;
 use super::faults::{Fault, ScriptedFault};
-use super::journal::RecordedRequest;
+use super::journal::{redact_authorization, RecordedRequest};
 use super::options::{Chaos, EmulatorOptions};
 use super::reply::{self, RequestIds, CLIENT_REQUEST_ID};
+use super::schema::TaskType;
 use super::tasks::{self, Origin};
 use super::throttle::ANONYMOUS_TENANT;
 use super::Emulator;
@@ -159,26 +160,43 @@ fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), ToString::to_string),
         client_request_id: header(CLIENT_REQUEST_ID),
-        authorization: header(AUTHORIZATION),
+        authorization: parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|v| redact_authorization(v.as_bytes())),
         headers: parts
             .headers
             .iter()
             .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
+                let value = if name == AUTHORIZATION {
+                    redact_authorization(value.as_bytes())
+                } else {
+                    String::from_utf8_lossy(value.as_bytes()).into_owned()
+                };
+                (name.as_str().to_owned(), value)
             })
             .collect(),
         body: payload.and_then(Payload::recorded),
     }
 }
 
-/// What a Graph path names.
+/// What a Graph path names. Besides the collection and its tasks, the OData
+/// segments a loose id could reach: a type cast of the collection (a
+/// collection of that type), `$count` (a plain-text number), and a task's
+/// `$ref` (its entity reference) and `$value` (refused: a task is no media
+/// entity).
 #[derive(Debug, PartialEq, Eq)]
 enum Target {
     Collection,
+    /// `.../deviceAppManagementTasks/microsoft.graph.X`.
+    Cast(TaskType),
+    /// `.../$count`, or `.../microsoft.graph.X/$count`.
+    Count(Option<TaskType>),
     Task(String),
+    /// `.../{id}/$ref`.
+    Reference(String),
+    /// `.../{id}/$value`.
+    RawValue(String),
     UpdateStatus(String),
 }
 
@@ -191,10 +209,25 @@ fn dispatch(emulator: &Emulator, parts: &Parts, payload: &Payload) -> Result<Res
     };
     match resolve(parts.uri.path())? {
         Target::Collection => match *method {
-            Method::GET => tasks::list(emulator, &origin, parts.uri.query()),
+            Method::GET => tasks::list(emulator, &origin, parts.uri.query(), None),
             Method::POST => tasks::create(emulator, &origin, payload),
             _ => refuse("GET, POST"),
         },
+        Target::Cast(task_type) => match *method {
+            Method::GET => tasks::list(emulator, &origin, parts.uri.query(), Some(task_type)),
+            _ => refuse("GET"),
+        },
+        Target::Count(task_type) => match *method {
+            Method::GET => tasks::count(emulator, parts.uri.query(), task_type),
+            _ => refuse("GET"),
+        },
+        Target::Reference(id) => match *method {
+            Method::GET => tasks::reference(emulator, &origin, &id),
+            _ => refuse("GET"),
+        },
+        Target::RawValue(_) => Err(GraphError::bad_request(
+            "The $value segment can only follow a media entity or a primitive property;              deviceAppManagementTask is neither.",
+        )),
         Target::Task(id) => match *method {
             Method::GET => tasks::get(emulator, &origin, &id),
             Method::PATCH => tasks::update(emulator, &origin, &id, payload),
@@ -224,12 +257,20 @@ fn resolve(path: &str) -> Result<Target, GraphError> {
         {
             match rest {
                 [] => Ok(Target::Collection),
+                [count] if is(count, "$count") => Ok(Target::Count(None)),
+                [cast] if is_qualified(cast) => Ok(Target::Cast(cast_type(cast)?)),
+                [cast, count] if is_qualified(cast) && is(count, "$count") => {
+                    Ok(Target::Count(Some(cast_type(cast)?)))
+                }
+                [option, ..] if option.starts_with('$') => Err(GraphError::unknown_segment(option)),
                 [id] => Ok(Target::Task(id.clone())),
                 [id, action]
                     if is(action, "updateStatus") || is(action, "microsoft.graph.updateStatus") =>
                 {
                     Ok(Target::UpdateStatus(id.clone()))
                 }
+                [id, reference] if is(reference, "$ref") => Ok(Target::Reference(id.clone())),
+                [id, value] if is(value, "$value") => Ok(Target::RawValue(id.clone())),
                 [_, other, ..] => Err(GraphError::unknown_segment(other)),
             }
         }
@@ -239,6 +280,25 @@ fn resolve(path: &str) -> Result<Target, GraphError> {
         [first, ..] => Err(GraphError::unknown_segment(first)),
         [] => Err(GraphError::unknown_segment("beta")),
     }
+}
+
+/// A namespace-qualified segment, which OData reads as a type cast.
+fn is_qualified(segment: &str) -> bool {
+    segment
+        .get(..16)
+        .is_some_and(|head| head.eq_ignore_ascii_case("microsoft.graph."))
+}
+
+/// The task type a cast segment names; Graph refuses any other type.
+fn cast_type(segment: &str) -> Result<TaskType, GraphError> {
+    TaskType::ALL
+        .into_iter()
+        .find(|t| t.qualified_name().eq_ignore_ascii_case(segment))
+        .ok_or_else(|| {
+            GraphError::bad_request(format!(
+                "The type '{segment}' is not derived from microsoft.graph.deviceAppManagementTask,                  so it cannot cast the segment 'deviceAppManagementTasks'."
+            ))
+        })
 }
 
 /// `http://` plus the Host header (or the URI authority HTTP/2 carries).
@@ -410,11 +470,33 @@ mod tests {
             resolve(&format!("{base}/x/microsoft.graph.updateStatus")),
             Ok(Target::UpdateStatus("x".into()))
         );
+        assert_eq!(
+            resolve(&format!("{base}/microsoft.graph.securityConfigurationTask")),
+            Ok(Target::Cast(TaskType::SecurityConfiguration))
+        );
+        assert_eq!(
+            resolve(&format!(
+                "{base}/Microsoft.Graph.AppVulnerabilityTask/$COUNT"
+            )),
+            Ok(Target::Count(Some(TaskType::AppVulnerability)))
+        );
+        assert_eq!(resolve(&format!("{base}/$count")), Ok(Target::Count(None)));
+        assert_eq!(
+            resolve(&format!("{base}/x/$ref")),
+            Ok(Target::Reference("x".into()))
+        );
+        assert_eq!(
+            resolve(&format!("{base}/x/$value")),
+            Ok(Target::RawValue("x".into()))
+        );
         for (path, segment) in [
             ("/beta", "beta"),
             ("/beta/users", "users"),
             ("/beta/deviceAppManagement/mobileApps", "mobileApps"),
             (&format!("{base}/x/assign") as &str, "assign"),
+            (&format!("{base}/$ref"), "$ref"),
+            (&format!("{base}/$value"), "$value"),
+            (&format!("{base}/$metadata"), "$metadata"),
         ] {
             let error = resolve(path).expect_err(path);
             assert_eq!(error.code, "BadRequest");

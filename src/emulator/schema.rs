@@ -13,6 +13,7 @@ use super::datetime;
 /// Written out here rather than shared with `translate::enums` on purpose:
 /// the emulator stands in for Graph, so it keeps its own copy of Graph's
 /// contract and a mistake in the gateway's tables cannot hide in both.
+#[derive(Debug)]
 pub struct EnumType {
     pub name: &'static str,
     pub members: &'static [&'static str],
@@ -73,7 +74,7 @@ pub const PROFILE: EnumType = EnumType {
 };
 
 /// What a property holds on the wire.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Kind {
     String,
     DateTimeOffset,

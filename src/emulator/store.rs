@@ -64,6 +64,11 @@ impl TaskStore {
         }
     }
 
+    /// How many tasks satisfy `keep`.
+    pub fn count(&self, keep: impl Fn(&Value) -> bool) -> usize {
+        self.by_seq.values().filter(|task| keep(task)).count()
+    }
+
     /// Up to `top` tasks after sequence `after` that satisfy `keep`.
     pub fn page(&self, after: Option<u64>, top: usize, keep: impl Fn(&Value) -> bool) -> Page {
         let start = after.map_or(0, |seq| seq.saturating_add(1));

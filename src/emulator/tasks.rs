@@ -33,26 +33,61 @@ impl Origin {
     }
 }
 
+/// A page of the collection, or with `cast` of the tasks of that type (the
+/// collection cast to it, `.../deviceAppManagementTasks/microsoft.graph.X`).
 pub fn list(
     emulator: &Emulator,
     origin: &Origin,
     query: Option<&str>,
+    cast: Option<TaskType>,
 ) -> Result<Response, GraphError> {
     let query = ListQuery::parse(query)?;
-    let page = {
-        let store = emulator.store_read();
-        store.page(query.after, query.top, |task| {
-            query.filter.as_ref().is_none_or(|(_, f)| f.matches(task))
-        })
+    let keep = |task: &Value| {
+        cast.is_none_or(|t| TaskType::of(task) == Some(t))
+            && query.filter.as_ref().is_none_or(|(_, f)| f.matches(task))
     };
+    let page = emulator.store_read().page(query.after, query.top, keep);
+    let suffix = cast.map_or_else(String::new, |t| format!("/{}", t.qualified_name()));
     let mut body = serde_json::Map::new();
-    body.insert("@odata.context".into(), origin.context("").into());
+    body.insert("@odata.context".into(), origin.context(&suffix).into());
     if let Some(seq) = page.resume_after {
-        let link = query.next_link(&origin.0, COLLECTION_PATH, seq);
+        let path = format!("{COLLECTION_PATH}{suffix}");
+        let link = query.next_link(&origin.0, &path, seq);
         body.insert("@odata.nextLink".into(), link.into());
     }
     body.insert("value".into(), Value::Array(page.items));
     Ok(reply::json(StatusCode::OK, &Value::Object(body)))
+}
+
+/// `$count`: how many tasks (of the cast type, matching the filter) there
+/// are, as a plain-text number.
+pub fn count(
+    emulator: &Emulator,
+    query: Option<&str>,
+    cast: Option<TaskType>,
+) -> Result<Response, GraphError> {
+    let query = ListQuery::parse(query)?;
+    let n = emulator.store_read().count(|task| {
+        cast.is_none_or(|t| TaskType::of(task) == Some(t))
+            && query.filter.as_ref().is_none_or(|(_, f)| f.matches(task))
+    });
+    Ok(reply::with_body(
+        StatusCode::OK,
+        "text/plain",
+        n.to_string().into_bytes(),
+    ))
+}
+
+/// `{id}/$ref`: the task's entity reference, not the task.
+pub fn reference(emulator: &Emulator, origin: &Origin, id: &str) -> Result<Response, GraphError> {
+    if emulator.store_read().get(id).is_none() {
+        return Err(GraphError::item_not_found(id));
+    }
+    let body = serde_json::json!({
+        "@odata.context": format!("{}/beta/$metadata#$ref", origin.0),
+        "@odata.id": format!("{}{COLLECTION_PATH}/{id}", origin.0),
+    });
+    Ok(reply::json(StatusCode::OK, &body))
 }
 
 pub fn get(emulator: &Emulator, origin: &Origin, id: &str) -> Result<Response, GraphError> {

@@ -118,14 +118,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .join("graph-grpc-gateway"),
     };
 
-    // The emulator: constant cost per request (no request log, no latency).
+    // The emulator: constant cost per request (its request log is off by
+    // default; no latency).
     let emulator = Proc::spawn(
         &bin,
         &[
             "emulator",
             "--addr",
             "127.0.0.1:0",
-            "--no-request-log",
             "--log",
             "warn,graph_grpc_gateway=info",
         ],

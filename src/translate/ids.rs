@@ -1,60 +1,57 @@
 //! Task ids as URL path segments.
 //!
-//! An id comes from the caller and ends up in a URL: it must only ever name
-//! one segment under the task collection, never another path, query or host.
+//! An id comes from the caller and ends up in a URL, right after the task
+//! collection. Graph gives these tasks GUIDs, and anything else there means
+//! something else to OData: `microsoft.graph.securityConfigurationTask` is a
+//! type cast (a collection answers), `$count` a number, `$ref` and `$value`
+//! other resources, `..` another path. So only the form Graph gives (the
+//! hyphenated 8-4-4-4-12 hexadecimal GUID, either case) is accepted, and it
+//! needs no encoding: every character of it is unreserved in a URL.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use std::borrow::Cow;
-
-/// The longest id accepted. Graph ids are GUIDs (36 characters).
+/// The longest id an audit record repeats of a refused id, in bytes.
 pub const MAX_ID_BYTES: usize = 256;
 
-/// Everything but RFC 3986 unreserved characters is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// A GUID in the form Graph gives task ids, for messages and docs.
+pub const EXAMPLE_ID: &str = "5d630f12-0f12-5d63-120f-635d120f635d";
 
-/// A task id, checked and percent-encoded as exactly one path segment.
+/// Why a non-empty id is refused.
+pub const NOT_A_GUID: &str = "must be a GUID such as 5d630f12-0f12-5d63-120f-635d120f635d \
+     (32 hexadecimal digits in groups of 8-4-4-4-12, hyphenated, without braces)";
+
+/// The length of each hyphen-separated group of a GUID.
+const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+
+/// A task id, checked to be a GUID: exactly one path segment that OData
+/// reads as a key and nothing else.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdSegment(String);
 
 impl IdSegment {
-    /// Checks an id and encodes it; the error says why it is refused.
+    /// Checks an id; the error says why it is refused.
     pub fn new(id: &str) -> Result<Self, &'static str> {
         if id.is_empty() {
             return Err("required");
         }
-        if id.len() > MAX_ID_BYTES {
-            return Err("longer than 256 bytes");
+        if !is_guid(id) {
+            return Err(NOT_A_GUID);
         }
-        // URL parsers resolve "." and ".." (even percent-encoded) as
-        // relative segments, which would leave the task collection.
-        if id == "." || id == ".." {
-            return Err("not a task id");
-        }
-        // The common case, a GUID: nothing to encode and nothing to refuse.
-        if id.bytes().all(is_unreserved) {
-            return Ok(Self(id.to_owned()));
-        }
-        if id.chars().any(char::is_control) {
-            return Err("holds control characters");
-        }
-        Ok(Self(
-            Cow::from(utf8_percent_encode(id, SEGMENT)).into_owned(),
-        ))
+        Ok(Self(id.to_owned()))
     }
 
-    /// The encoded segment.
+    /// The segment, the id as given (a GUID needs no encoding).
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// An RFC 3986 unreserved byte: the bytes `SEGMENT` leaves as they are.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+/// `8-4-4-4-12` hexadecimal digits, hyphenated, either case.
+pub fn is_guid(id: &str) -> bool {
+    let mut groups = id.split('-');
+    GROUPS.iter().all(|&len| {
+        groups
+            .next()
+            .is_some_and(|g| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+    }) && groups.next().is_none()
 }
 
 #[cfg(test)]
@@ -62,81 +59,87 @@ mod tests {
     use super::*;
 
     #[test]
-    fn guid_passes_unchanged() {
-        let id = "5d630f12-0f12-5d63-120f-635d120f635d";
-        assert_eq!(IdSegment::new(id).map(|s| s.0), Ok(id.to_owned()));
+    fn guid_passes_unchanged_in_either_case() {
+        for id in [
+            EXAMPLE_ID,
+            "5D630F12-0F12-5D63-120F-635D120F635D",
+            "00000000-0000-0000-0000-000000000000",
+            "aBcDeF01-2345-6789-abcd-EF0123456789",
+        ] {
+            assert_eq!(IdSegment::new(id).map(|s| s.0), Ok(id.to_owned()));
+        }
     }
 
     #[test]
-    fn hostile_ids_stay_one_segment() {
-        let base = "https://graph.microsoft.com/beta/deviceAppManagement/deviceAppManagementTasks/";
+    fn odata_segments_and_paths_are_refused() {
         for hostile in [
+            "microsoft.graph.securityConfigurationTask",
+            "microsoft.graph.appVulnerabilityTask",
+            "$count",
+            "$ref",
+            "$value",
+            "$metadata",
+            "$batch",
+            ".",
+            "..",
+            "x/../y",
+            "%2e%2e",
             "../../users",
             "a/b",
             "x?$select=id",
             "x#frag",
             "@evil.example",
-            "%2e%2e",
             "a b",
             "ü/",
             "\\..\\x",
             "x;y=z",
+            "5d630f12-0f12-5d63-120f-635d120f635d/$ref",
+            "5d630f12-0f12-5d63-120f-635d120f635d/$value",
+            "5d630f12-0f12-5d63-120f-635d120f635d?x",
+            "5d630f12-0f12-5d63-120f-635d120f635d ",
+            " 5d630f12-0f12-5d63-120f-635d120f635d",
+            "5d630f12-0f12-5d63-120f-635d120f635d\n",
+            "5d630f12-0f12-5d63-120f-635d120f635d-",
+            "-5d630f12-0f12-5d63-120f-635d120f635d",
+            "{5d630f12-0f12-5d63-120f-635d120f635d}",
+            "(5d630f12-0f12-5d63-120f-635d120f635d)",
+            "5d630f120f125d63120f635d120f635d",
+            "urn:uuid:5d630f12-0f12-5d63-120f-635d120f635d",
+            "5d630f12-0f12-5d63-120f-635d120f635",
+            "5d630f12-0f12-5d63-120f-635d120f635d0",
+            "5d630f12-0f12-5d63-120f635d-120f635d",
+            "5d630f1g-0f12-5d63-120f-635d120f635d",
+            "5d630f12--0f12-5d63-120f-635d120f635d",
+            "５d630f12-0f12-5d63-120f-635d120f635d",
+            "'5d630f12-0f12-5d63-120f-635d120f635d'",
         ] {
-            let seg = IdSegment::new(hostile).expect("encodable");
-            let url = reqwest::Url::parse(&format!("{base}{}", seg.as_str())).expect("url");
-            assert_eq!(url.host_str(), Some("graph.microsoft.com"), "{hostile}");
-            assert_eq!(url.query(), None, "{hostile}");
-            assert_eq!(url.fragment(), None, "{hostile}");
-            let segments: Vec<_> = url.path_segments().expect("path").collect();
-            assert_eq!(segments.len(), 4, "{hostile} -> {url}");
-            assert_eq!(
-                segments[..3],
-                ["beta", "deviceAppManagement", "deviceAppManagementTasks"]
-            );
-            let decoded = percent_encoding::percent_decode_str(segments[3])
-                .decode_utf8()
-                .expect("utf8");
-            assert_eq!(decoded, hostile);
+            assert_eq!(IdSegment::new(hostile), Err(NOT_A_GUID), "{hostile:?}");
         }
-    }
-
-    #[test]
-    fn unreserved_is_what_the_encoder_leaves_alone() {
-        for b in 0..=u8::MAX {
-            let leaves = b.is_ascii() && {
-                let one = char::from(b).to_string();
-                utf8_percent_encode(&one, SEGMENT).to_string() == one
-            };
-            assert_eq!(is_unreserved(b), leaves, "byte {b:#04x}");
-        }
-    }
-
-    #[test]
-    fn encoding_matches_the_percent_encoder_whole() {
-        for id in [
-            "5d630f12-0f12-5d63-120f-635d120f635d",
-            "a b",
-            "ü/",
-            "x?y#z",
-            "%",
-            "~._-",
-            "tail ",
-        ] {
-            assert_eq!(
-                IdSegment::new(id).expect("valid").as_str(),
-                utf8_percent_encode(id, SEGMENT).to_string(),
-                "{id}"
-            );
-        }
-    }
-
-    #[test]
-    fn refuses_empty_dots_long_and_control() {
-        assert_eq!(IdSegment::new(""), Err("required"));
-        assert_eq!(IdSegment::new("."), Err("not a task id"));
-        assert_eq!(IdSegment::new(".."), Err("not a task id"));
         assert!(IdSegment::new(&"a".repeat(257)).is_err());
-        assert!(IdSegment::new(&"a".repeat(256)).is_ok());
-        assert!(IdSegment::new("a\nb").is_err());
+    }
+
+    #[test]
+    fn refusals_say_what_is_expected() {
+        assert_eq!(IdSegment::new(""), Err("required"));
+        assert!(NOT_A_GUID.contains(EXAMPLE_ID));
+        assert!(is_guid(EXAMPLE_ID));
+    }
+
+    #[test]
+    fn a_guid_is_exactly_one_unencoded_segment() {
+        let base = "https://graph.microsoft.com/beta/deviceAppManagement/deviceAppManagementTasks/";
+        let seg = IdSegment::new(EXAMPLE_ID).expect("guid");
+        let url = reqwest::Url::parse(&format!("{base}{}", seg.as_str())).expect("url");
+        let segments: Vec<_> = url.path_segments().expect("path").collect();
+        assert_eq!(
+            segments,
+            [
+                "beta",
+                "deviceAppManagement",
+                "deviceAppManagementTasks",
+                EXAMPLE_ID
+            ]
+        );
+        assert_eq!(url.query(), None);
     }
 }

@@ -17,7 +17,7 @@ mod tests;
 
 pub use confirm::holds_patch;
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
-pub use ids::{IdSegment, MAX_ID_BYTES};
+pub use ids::{is_guid, IdSegment, EXAMPLE_ID, MAX_ID_BYTES, NOT_A_GUID};
 pub use list::{list_query, next_page_token};
 pub use read::{
     page_from_graph, task_answer, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue,

@@ -302,6 +302,59 @@ fn unknown_nested_and_indexed_paths_are_named() {
 }
 
 #[test]
+fn a_path_named_twice_is_refused_once_by_name() {
+    for paths in [
+        &["display_name", "display_name"][..],
+        &["display_name", "priority", "display_name", "display_name"],
+        &["id", "id", "priority"],
+        &["*", "*"],
+    ] {
+        let repeated = paths[0];
+        let v = violations(&update(example_task(), Some(paths)));
+        assert_eq!(
+            v,
+            [(
+                "update_mask".to_owned(),
+                format!("path \"{repeated}\" is named more than once")
+            )],
+            "{paths:?}"
+        );
+    }
+    // The Graph spelling is not a second name for the field: it is refused
+    // as unknown, so the field is never named twice under two spellings.
+    let v = violations(&update(
+        example_task(),
+        Some(&["display_name", "displayName"]),
+    ));
+    assert_eq!(v.len(), 1);
+    assert!(
+        v[0].1.starts_with("unknown path \"displayName\""),
+        "{}",
+        v[0].1
+    );
+}
+
+#[test]
+fn an_id_that_is_not_a_guid_is_refused_naming_the_form() {
+    for id in [
+        "$count",
+        "microsoft.graph.securityConfigurationTask",
+        "x/../y",
+    ] {
+        let mut task = example_task();
+        task.id = id.into();
+        assert_eq!(
+            violations(&update(task, None)),
+            [(
+                "security_configuration_task.id".to_owned(),
+                crate::translate::NOT_A_GUID.to_owned()
+            )],
+            "{id}"
+        );
+    }
+}
+
+#[test]
 fn empty_mask_means_no_mask() {
     let with_empty = body_of(&update(example_task(), Some(&[])));
     assert_eq!(with_empty, body_of(&update(example_task(), None)));

@@ -53,15 +53,33 @@ impl Mask {
             return Mask::Populated;
         };
         let mut set = FieldSet::default();
+        // Every path named so far (output-only ones too) and those already
+        // reported as repeated, so a path named thrice is reported once.
+        let (mut named, mut repeated) = (FieldSet::default(), FieldSet::default());
+        let (mut star, mut star_repeated) = (false, false);
         for path in &mask.paths {
             if path == "*" {
+                if star && !std::mem::replace(&mut star_repeated, true) {
+                    errors.push(MASK, duplicate_path(path));
+                }
+                star = true;
                 set = FieldSet::writable();
                 continue;
             }
-            match Field::from_proto_name(path) {
-                Some(f) if f.is_output_only() => {} // AIP-161: output-only fields are ignored
-                Some(f) => set.insert(f),
-                None => errors.push(MASK, unknown_path(path)),
+            let Some(f) = Field::from_proto_name(path) else {
+                errors.push(MASK, unknown_path(path));
+                continue;
+            };
+            if named.contains(f) {
+                if !repeated.contains(f) {
+                    repeated.insert(f);
+                    errors.push(MASK, duplicate_path(path));
+                }
+                continue;
+            }
+            named.insert(f);
+            if !f.is_output_only() {
+                set.insert(f); // AIP-161: output-only fields are ignored
             }
         }
         Mask::Named(set)
@@ -73,6 +91,12 @@ impl Mask {
             Mask::Named(set) => set.contains(field),
         }
     }
+}
+
+/// A path the mask names more than once: refused rather than read as
+/// once, since the caller may have meant another field.
+fn duplicate_path(path: &str) -> String {
+    format!("path {} is named more than once", quoted(path))
 }
 
 /// What is wrong with a mask path; the path is quoted short, since a

@@ -16,6 +16,14 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// The task ids the fake answers for, each with its own behaviour (ids are
+/// GUIDs, or the gateway sends nothing).
+pub const FAST: &str = "0000fa57-0000-4000-8000-000000000001";
+pub const HELD: &str = "00000e1d-0000-4000-8000-000000000002";
+pub const FLAKY: &str = "0000f1a6-0000-4000-8000-000000000003";
+pub const REDIRECT: &str = "00000ed1-0000-4000-8000-000000000004";
+pub const SLOW: &str = "00005104-0000-4000-8000-000000000005";
+
 #[derive(Clone, Default)]
 pub struct FakeCloud {
     pub token_requests: Arc<Mutex<Vec<String>>>,
@@ -57,13 +65,13 @@ async fn fast(State(c): State<FakeCloud>, headers: HeaderMap) -> Json<serde_json
         .lock()
         .expect("lock")
         .push(header(&headers, "authorization"));
-    task_json("fast")
+    task_json(FAST)
 }
 
 async fn held(State(c): State<FakeCloud>) -> Json<serde_json::Value> {
     c.arrived.notify_one();
     c.release.notified().await;
-    task_json("held")
+    task_json(HELD)
 }
 
 async fn flaky(State(c): State<FakeCloud>, headers: HeaderMap) -> Response {
@@ -77,7 +85,7 @@ async fn flaky(State(c): State<FakeCloud>, headers: HeaderMap) -> Response {
         let body = json!({"error": {"code": "serviceNotAvailable", "message": "try later"}});
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    task_json("flaky").into_response()
+    task_json(FLAKY).into_response()
 }
 
 async fn redirect(State(c): State<FakeCloud>) -> Response {
@@ -91,12 +99,12 @@ pub async fn start() -> (String, FakeCloud) {
     let tasks = "/beta/deviceAppManagement/deviceAppManagementTasks";
     let app = Router::new()
         .route("/tenant-1/oauth2/v2.0/token", post(token))
-        .route(&format!("{tasks}/fast"), get(fast))
-        .route(&format!("{tasks}/held"), get(held))
-        .route(&format!("{tasks}/flaky"), get(flaky))
-        .route(&format!("{tasks}/redirect"), get(redirect))
+        .route(&format!("{tasks}/{FAST}"), get(fast))
+        .route(&format!("{tasks}/{HELD}"), get(held))
+        .route(&format!("{tasks}/{FLAKY}"), get(flaky))
+        .route(&format!("{tasks}/{REDIRECT}"), get(redirect))
         .route(
-            &format!("{tasks}/slow"),
+            &format!("{tasks}/{SLOW}"),
             get(std::future::pending::<&'static str>),
         )
         .route("/steal", get(fast))

@@ -91,8 +91,14 @@ impl Harness {
         Self::with_config(config(GraphTarget::Emulator)).await
     }
 
+    /// With the emulator, its request log is turned on (it is off by
+    /// default) before any call, since the tests read it.
     pub async fn with_config(config: Config) -> Self {
         let gateway = Gateway::start(config).await.expect("gateway starts");
+        if let Some(running) = &gateway.emulator {
+            let emulator = &running.emulator;
+            emulator.set_options(emulator.options().with_record_requests(true));
+        }
         let client = connect(gateway.grpc_addr).await;
         Self { gateway, client }
     }

@@ -1,6 +1,7 @@
 //! `IdSegment::new` on any string: it never panics, refuses exactly the ids
-//! the rules refuse, and an accepted id stays one path segment under the
-//! task collection, whichever way the URL is put together.
+//! the rules refuse (anything but a GUID: OData segments, near-miss GUIDs,
+//! paths), and an accepted id stays one path segment under the task
+//! collection, whichever way the URL is put together.
 
 use crate::oracle;
 use crate::strategies::{any_id, awkward_string};

@@ -4,6 +4,7 @@
 //! emulator over real HTTP.
 
 mod descriptor;
+mod filter_emulator;
 mod graph_answers;
 mod ids;
 mod list;

@@ -23,8 +23,8 @@ pub const MAX_STRING_BYTES: usize = 16 * 1024;
 pub const MAX_INTENDED_SETTINGS: usize = 1000;
 /// "`managed_device_count` in 0..=65536".
 pub const MAX_MANAGED_DEVICE_COUNT: i32 = 65_536;
-/// Graph ids are GUIDs; the gateway takes up to 256 bytes.
-pub const MAX_ID_BYTES: usize = 256;
+/// "ids are GUIDs": 36 characters.
+pub const GUID_LEN: usize = 36;
 /// "timestamps in 0001..9999".
 pub const MIN_SECONDS: i64 = datetime!(0001-01-01 00:00:00 UTC).unix_timestamp();
 pub const MAX_SECONDS: i64 = datetime!(9999-12-31 23:59:59 UTC).unix_timestamp();
@@ -95,13 +95,14 @@ pub fn camel_case(snake: &str) -> String {
     out
 }
 
-/// An id the gateway can put in a URL as one segment.
+/// "An id is a GUID as Graph gives it: 32 hexadecimal digits, either case,
+/// hyphenated 8-4-4-4-12, without braces."
 pub fn id_is_valid(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_BYTES
-        && id != "."
-        && id != ".."
-        && !id.chars().any(char::is_control)
+    id.len() == GUID_LEN
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// In 0001..9999 and a whole number of 100 ns ticks.
@@ -185,8 +186,15 @@ pub fn expected_violations(req: &UpdateSecurityConfigurationTaskRequest) -> Vec<
     if !id_is_valid(&task.id) {
         out.push(path("id"));
     }
-    for p in named(req).unwrap_or_default() {
-        if p != "*" && !PROTO_FIELDS.contains(&p.as_str()) {
+    let paths = named(req).unwrap_or_default();
+    for (i, p) in paths.iter().enumerate() {
+        let known = p == "*" || PROTO_FIELDS.contains(&p.as_str());
+        if !known {
+            out.push(MASK.to_owned());
+        }
+        // "a path named twice is refused": once per path repeated.
+        let first = paths.iter().position(|q| q == p) == Some(i);
+        if known && first && paths[i + 1..].contains(p) {
             out.push(MASK.to_owned());
         }
     }

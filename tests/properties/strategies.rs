@@ -77,14 +77,52 @@ pub fn any_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// Task ids: seeded GUIDs, empty, dots, near the 256-byte limit, anything.
+/// Path segments that mean something to OData or to URL resolution.
+const ODATA_SEGMENTS: &[&str] = &[
+    "microsoft.graph.securityConfigurationTask",
+    "microsoft.graph.appVulnerabilityTask",
+    "$count",
+    "$ref",
+    "$value",
+    "$metadata",
+    ".",
+    "..",
+    "...",
+    "%2e%2e",
+    "x/../y",
+];
+
+/// Any GUID, in lower, upper or mixed case.
+pub fn any_guid() -> impl Strategy<Value = String> {
+    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+}
+
+/// A GUID one edit away from the accepted form: braces, no hyphens, a digit
+/// too many or too few, a non-hex digit, an OData suffix, a space.
+fn near_guid() -> impl Strategy<Value = String> {
+    (any_guid(), 0..8usize, "[g-zG-Z ./$_]").prop_map(|(g, how, c)| match how {
+        0 => format!("{{{g}}}"),
+        1 => g.replace('-', ""),
+        2 => format!("{g}0"),
+        3 => g[..g.len() - 1].to_owned(),
+        4 => format!("{c}{}", &g[1..]),
+        5 => format!("{g}/$ref"),
+        6 => format!("{g} "),
+        _ => format!("{}{c}{}", &g[..20], &g[21..]),
+    })
+}
+
+/// Task ids: seeded and random GUIDs, near misses, OData segments, empty,
+/// long, anything.
 pub fn any_id() -> impl Strategy<Value = String> {
     prop_oneof![
         2 => proptest::sample::select(&seed::ALL_TASK_IDS[..]).prop_map(str::to_owned),
+        2 => any_guid(),
+        2 => near_guid(),
         1 => Just(String::new()),
-        1 => proptest::sample::select(&[".", "..", "...", "%2e%2e"][..]).prop_map(str::to_owned),
-        1 => string_near(oracle::MAX_ID_BYTES),
-        3 => any::<String>(),
+        1 => proptest::sample::select(ODATA_SEGMENTS).prop_map(str::to_owned),
+        1 => string_near(256),
+        2 => any::<String>(),
         2 => awkward_string(),
     ]
 }
@@ -172,10 +210,19 @@ pub fn any_mask_path() -> impl Strategy<Value = String> {
     ]
 }
 
-/// No mask, a few paths, or dozens (more problems than one answer lists).
+/// No mask, a few paths (often one named twice), or dozens (more problems
+/// than one answer lists).
 pub fn any_mask() -> impl Strategy<Value = Option<FieldMask>> {
+    let repeated = (vec(any_mask_path(), 1..4), any::<proptest::sample::Index>()).prop_map(
+        |(mut paths, i)| {
+            let again = paths[i.index(paths.len())].clone();
+            paths.push(again);
+            paths
+        },
+    );
     let paths = prop_oneof![
-        6 => vec(any_mask_path(), 0..6),
+        5 => vec(any_mask_path(), 0..6),
+        1 => repeated,
         1 => vec(any_mask_path(), 20..40),
     ];
     proptest::option::weighted(0.7, paths).prop_map(|paths| paths.map(|paths| FieldMask { paths }))
@@ -273,14 +320,23 @@ fn valid_settings() -> impl Strategy<Value = Vec<KeyValuePair>> {
     )
 }
 
-/// A writable-field mask: names, duplicates, `*`, output-only names.
+/// A writable-field mask: names, `*`, output-only names, each at most once
+/// (a path named twice is refused).
 fn valid_mask() -> impl Strategy<Value = Option<FieldMask>> {
     let path = prop_oneof![
         8 => proptest::sample::select(PROTO_FIELDS).prop_map(str::to_owned),
         1 => Just("*".to_owned()),
     ];
-    proptest::option::weighted(0.6, vec(path, 1..5))
-        .prop_map(|p| p.map(|paths| FieldMask { paths }))
+    let distinct = vec(path, 1..5).prop_map(|paths| {
+        let mut seen = Vec::with_capacity(paths.len());
+        for p in paths {
+            if !seen.contains(&p) {
+                seen.push(p);
+            }
+        }
+        seen
+    });
+    proptest::option::weighted(0.6, distinct).prop_map(|p| p.map(|paths| FieldMask { paths }))
 }
 
 /// An update the gateway must accept, for one of the seeded

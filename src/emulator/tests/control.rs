@@ -6,7 +6,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{json, start, start_with};
-use crate::emulator::{seed, Emulator, RecordedRequest};
+use crate::emulator::{redact_authorization, seed, Emulator, RecordedRequest};
 
 #[tokio::test]
 async fn control_routes_script_faults_count_and_reset() {
@@ -128,7 +128,7 @@ async fn request_log_records_what_the_gateway_sent() {
                 seed::EXAMPLE_TASK_ID
             ),
             client_request_id: Some("c-1".into()),
-            authorization: Some("Bearer token-1".into()),
+            authorization: Some(redact_authorization(b"Bearer token-1")),
             headers: log[0].headers.clone(),
             body: Some(json!({"displayName": "logged"})),
         }
@@ -143,9 +143,71 @@ async fn request_log_records_what_the_gateway_sent() {
     );
     assert_eq!(log[2].body, None);
 
+    assert!(log[0].headers.contains(&(
+        "authorization".into(),
+        redact_authorization(b"Bearer token-1")
+    )));
+
     let over_http = json(h.get(&h.control("/requests?log=true")).await).await;
     assert_eq!(over_http["received"], 3);
-    assert_eq!(over_http["requests"][0]["authorization"], "Bearer token-1");
+    let redacted = over_http["requests"][0]["authorization"]
+        .as_str()
+        .expect("authorization");
+    assert!(
+        redacted.starts_with("Bearer <redacted sha256:"),
+        "{redacted}"
+    );
+    assert!(
+        !over_http.to_string().contains("token-1"),
+        "the credential is not kept: {over_http}"
+    );
+}
+
+#[tokio::test]
+async fn the_request_log_is_off_unless_asked_for() {
+    let emulator = Emulator::new();
+    assert!(!emulator.options().record_requests);
+    let running = emulator
+        .spawn("127.0.0.1:0".parse().expect("literal address"))
+        .await
+        .expect("bind loopback");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let task = format!(
+        "{}/deviceAppManagement/deviceAppManagementTasks/{}",
+        running.base_url,
+        seed::EXAMPLE_TASK_ID
+    );
+    let get = || {
+        client
+            .get(&task)
+            .header("authorization", "Bearer kept-nowhere")
+    };
+    assert_eq!(get().send().await.expect("GET").status(), 200);
+    assert_eq!(running.emulator.received(), 1, "counted");
+    assert!(running.emulator.requests().is_empty(), "not logged");
+
+    // Asked for at run time, it logs from then on.
+    let put = client
+        .put(format!(
+            "{}/_emulator/options",
+            running.base_url.trim_end_matches("/beta")
+        ))
+        .body(r#"{"record_requests": true}"#)
+        .send()
+        .await
+        .expect("PUT options");
+    assert_eq!(put.status(), 200);
+    assert_eq!(get().send().await.expect("GET").status(), 200);
+    let log = running.emulator.requests();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        log[0].authorization,
+        Some(redact_authorization(b"Bearer kept-nowhere"))
+    );
+    assert_eq!(running.emulator.received(), 2);
 }
 
 #[tokio::test]

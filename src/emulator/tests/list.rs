@@ -162,7 +162,7 @@ async fn filter_isof_pages_with_filter_in_next_link() {
 async fn bad_query_options_are_400_bad_request() {
     let h = start().await;
     for query in [
-        "$filter=status ne 'pending'",
+        "$filter=status has 'pending'",
         "$filter=startswith(displayName,'D')",
         "$filter=nonsense eq 1",
         "$filter=",
@@ -183,4 +183,32 @@ async fn bad_query_options_are_400_bad_request() {
     }
     let ok = h.get(&format!("{}?$top=999", h.collection())).await;
     assert_eq!(ok.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn filter_with_every_operator_over_http() {
+    let h = start().await;
+    use seed::{
+        APP_VULNERABILITY_TASK_ID as A, COMPLETED_TASK_ID as C, EXAMPLE_TASK_ID as E,
+        FIREWALL_TASK_ID as F, UNMANAGED_DEVICE_DISCOVERY_TASK_ID as U,
+    };
+    for (filter, want) in [
+        ("status ne 'active'", vec![E, U, C]),
+        ("managedDeviceCount gt 12", vec![A]),
+        ("managedDeviceCount ge 12", vec![A, F]),
+        ("managedDeviceCount lt 2", vec![C]),
+        ("managedDeviceCount le 2", vec![E, C]),
+        ("priority gt 'none'", vec![E, A, F]),
+        ("dueDateTime lt 2023-01-01T00:00:00Z", vec![E, C]),
+        ("status eq 'completed' or priority eq 'low'", vec![F, C]),
+        ("not (status eq 'pending')", vec![A, F, C]),
+        (
+            "isof('microsoft.graph.securityConfigurationTask') and not status eq 'active'",
+            vec![E, C],
+        ),
+    ] {
+        assert_eq!(filtered(&h, filter).await, want, "{filter}");
+    }
+    let by_guid = format!("id eq {}", F.to_uppercase());
+    assert_eq!(filtered(&h, &by_guid).await, [F]);
 }

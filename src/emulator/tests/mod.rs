@@ -7,6 +7,7 @@ mod delivery;
 mod faults;
 mod headers;
 mod list;
+mod odata;
 mod patch;
 mod tasks;
 mod throttle;
@@ -28,7 +29,9 @@ pub(super) async fn start() -> Harness {
     start_with(Emulator::new()).await
 }
 
+/// Serves `emulator` with its request log turned on, since the tests read it.
 pub(super) async fn start_with(emulator: Emulator) -> Harness {
+    emulator.set_options(emulator.options().with_record_requests(true));
     let addr = "127.0.0.1:0".parse().expect("literal address");
     let running = emulator.spawn(addr).await.expect("bind loopback");
     let client = Client::builder()
