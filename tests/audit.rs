@@ -6,7 +6,7 @@ mod common;
 
 use common::issuer::Issuer;
 use common::pki::Dir;
-use common::process::Running;
+use common::process::{serve_emulator, Running};
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::{
@@ -81,20 +81,14 @@ async fn every_update_leaves_one_audit_record_with_names_not_values() {
     );
     let policy = policy.to_str().expect("utf-8").to_owned();
     let gw = tokio::task::spawn_blocking(move || {
-        let gw = Running::spawn(&[
-            "serve",
-            "--emulator",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
+        let gw = Running::spawn(&serve_emulator(&[
             "--policy-file",
             &policy,
             "--log-format",
             "json",
             "--log",
             "trace",
-        ]);
+        ]));
         let line = gw.wait_for_line("graph-grpc-gateway serving", Duration::from_secs(60));
         (gw, line)
     })
@@ -187,19 +181,8 @@ impl Gateway {
         ];
         vars.extend(env.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let (process, emulator, serving) = tokio::task::spawn_blocking(move || {
-            let process = Running::spawn_with_env(
-                &[
-                    "serve",
-                    "--emulator",
-                    "--grpc-addr",
-                    "127.0.0.1:0",
-                    "--admin-addr",
-                    "127.0.0.1:0",
-                    "--log-format",
-                    "json",
-                ],
-                &vars,
-            );
+            let process =
+                Running::spawn_with_env(&serve_emulator(&["--log-format", "json"]), &vars);
             let emulator =
                 process.wait_for_line("built-in Graph emulator", Duration::from_secs(60));
             let serving =

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::process::{Running, BIN};
+use common::process::{serve_emulator, Running, BIN};
 use std::process::Command;
 use std::time::Duration;
 
@@ -99,14 +99,7 @@ fn two_credentials_are_refused_naming_both() {
 
 #[test]
 fn sigterm_drains_and_exits_zero() {
-    let mut gw = Running::spawn(&[
-        "serve",
-        "--emulator",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut gw = Running::spawn(&serve_emulator(&[]));
     // The demo's open door and plaintext port are said out loud, in order.
     gw.wait_for_line("no caller policy", Duration::from_secs(30));
     gw.wait_for_line("gRPC port serves plaintext", Duration::from_secs(30));

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::process::Running;
+use common::process::{serve_emulator, Running};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -15,16 +15,7 @@ const SOCKETS: u64 = 20;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_handshake_timeouts_make_few_log_lines_with_their_count() {
     let gw = Running::spawn_with_env(
-        &[
-            "serve",
-            "--emulator",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ],
+        &serve_emulator(&["--log-format", "json"]),
         &[("GATEWAY_HANDSHAKE_TIMEOUT", "100ms".to_owned())],
     );
     let (gw, line) = tokio::task::spawn_blocking(move || {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::Running;
+use common::process::{serve_emulator, Running};
 use common::{config, connect, get, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
@@ -58,16 +58,7 @@ async fn blocking<T: Send + 'static>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_says_not_serving_and_still_serves_new_connections_for_the_delay() {
     let gw = Running::spawn_with_env(
-        &[
-            "serve",
-            "--emulator",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ],
+        &serve_emulator(&["--log-format", "json"]),
         &[("GATEWAY_SHUTDOWN_DELAY", "5s".to_owned())],
     );
     let (gw, line) = blocking(gw, |gw| {

@@ -7,6 +7,20 @@ use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_graph-grpc-gateway");
 
+/// `serve --emulator` on loopback ports the kernel picks, then `extra`.
+pub fn serve_emulator<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "serve",
+        "--emulator",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// A running `graph-grpc-gateway` whose stderr log lines arrive on `lines`.
 pub struct Running {
     pub child: Child,
