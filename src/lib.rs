@@ -15,6 +15,7 @@ pub mod emulator;
 pub mod graph;
 pub mod listener;
 pub mod load;
+pub mod methods;
 pub mod metrics;
 pub mod proto;
 pub mod secret;
