@@ -2,6 +2,7 @@
 //! its inputs, so it is tested exhaustively without a network.
 
 mod confirm;
+pub mod create;
 pub mod enums;
 mod error;
 pub mod fields;
@@ -16,6 +17,7 @@ pub mod update;
 mod tests;
 
 pub use confirm::holds_patch;
+pub use create::{create_request, CreateRequest};
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
 pub use ids::{is_guid, IdSegment, EXAMPLE_ID, MAX_ID_BYTES, NOT_A_GUID};
 pub use list::{list_query, next_page_token};

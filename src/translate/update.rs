@@ -443,3 +443,23 @@ fn body<'a>(b: &mut Builder, t: &'a SecurityConfigurationTask) -> PatchBody<'a> 
         intended_settings: b.settings(Field::IntendedSettings, &t.intended_settings),
     }
 }
+
+/// Every populated writable field of `task` as a JSON body, under the same
+/// per-field rules as a PATCH without a mask (Create sends this); output-only
+/// fields are never written. Returns the body and the fields it sets.
+pub(super) fn populated_body(
+    task: &SecurityConfigurationTask,
+) -> Result<(Vec<u8>, FieldSet), InvalidRequest> {
+    let mut b = Builder {
+        mask: Mask::Populated,
+        sent: FieldSet::default(),
+        errors: InvalidRequest::default(),
+    };
+    let body = body(&mut b, task);
+    let Builder { sent, errors, .. } = b;
+    errors.or_ok(())?;
+    let mut out = Vec::with_capacity(body_capacity(task));
+    serde_json::to_writer(&mut out, &body)
+        .map_err(|e| InvalidRequest::single(TASK, format!("cannot be written as JSON: {e}")))?;
+    Ok((out, sent))
+}
