@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::translate::IdSegment;
 use bytes::Bytes;
 use http::Method;
-use stack::{GraphRequest, GraphService};
+use stack::{GraphRequest, GraphService, Resend};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +179,33 @@ impl GraphClient {
             .await
     }
 
+    /// `POST /deviceAppManagement/deviceAppManagementTasks`: creates a task.
+    /// Not idempotent (Graph takes no client key), so it is sent again only
+    /// when Graph said it did not act or it never left ([`Resend`]).
+    pub async fn create_task(
+        &self,
+        body: impl Into<Bytes>,
+        ctx: &CallContext,
+    ) -> Result<GraphResponse, GraphError> {
+        self.send(
+            Method::POST,
+            self.collection_url.clone(),
+            Some(body.into()),
+            ctx,
+        )
+        .await
+    }
+
+    /// `DELETE /deviceAppManagement/deviceAppManagementTasks/{id}`.
+    pub async fn delete_task(
+        &self,
+        id: &IdSegment,
+        ctx: &CallContext,
+    ) -> Result<GraphResponse, GraphError> {
+        self.send(Method::DELETE, self.task_url(id), None, ctx)
+            .await
+    }
+
     /// `GET /deviceAppManagement/deviceAppManagementTasks?{query}`.
     pub async fn list_tasks(
         &self,
@@ -204,6 +231,7 @@ impl GraphClient {
         let own = Instant::now() + self.call_timeout;
         let deadline = ctx.deadline.map_or(own, |d| d.min(own));
         let method_name = method_name(&method);
+        let resend = Resend::for_method(&method);
         let req = GraphRequest {
             method,
             url: Arc::new(url),
@@ -213,6 +241,7 @@ impl GraphClient {
             authorization: None,
             attempt: 0,
             sent: ctx.sent.clone(),
+            resend,
         };
         let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))
             .await

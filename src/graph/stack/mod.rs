@@ -45,6 +45,36 @@ pub struct GraphRequest {
     pub attempt: u32,
     /// Marked just before an attempt is handed to the HTTP client.
     pub sent: crate::graph::Sent,
+    /// When a failed attempt may be sent again.
+    pub resend: Resend,
+}
+
+/// When a failed attempt of a request may be sent again: decided per
+/// request by what it does at Graph, not by the retry layer guessing from
+/// the method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resend {
+    /// A read: after any failure another attempt may cure (429, 503, 504, a
+    /// lost connection, a timeout, an answer that broke off).
+    AfterAnyFailure,
+    /// A write: only when Graph said it did not act (429, 503) or the
+    /// attempt provably never left ([`crate::graph::GraphError::Connect`]).
+    /// After a timeout, a lost connection, another 5xx or a success whose
+    /// body broke off, Graph may have applied it: sending it again could
+    /// overwrite another writer's change (PATCH) or act twice (a POST that
+    /// creates: Graph takes no client key, so a second POST is a second task).
+    OnlyIfNotTaken,
+}
+
+impl Resend {
+    /// What a request with this method may be: only GET reads.
+    pub fn for_method(method: &::http::Method) -> Self {
+        if *method == ::http::Method::GET {
+            Self::AfterAnyFailure
+        } else {
+            Self::OnlyIfNotTaken
+        }
+    }
 }
 
 /// The assembled stack, and each layer of it.

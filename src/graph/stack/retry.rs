@@ -1,7 +1,8 @@
 //! Retries what is safe and worth retrying, the way Graph asks:
-//! 429, 503 and 504, and connections that failed before any response, for
-//! idempotent methods only; a write only when it cannot have reached Graph
-//! (see [`retryable`]). `Retry-After` (seconds or an HTTP date, held to
+//! 429, 503 and 504, lost connections, timeouts and broken answers for
+//! reads; a write (PATCH, DELETE, a POST that creates) only when Graph said
+//! it did not act or it cannot have reached Graph (see [`retryable`]; each
+//! request says which it is, [`Resend`]). `Retry-After` (seconds or an HTTP date, held to
 //! `GRAPH_MAX_RETRY_AFTER` when read) is honoured, and on a 429 or 503 it
 //! also pauses every call through the shared gate; without it the delay
 //! backs off exponentially with jitter (the
@@ -11,10 +12,9 @@
 //! caps retries at a share of recent calls, so an outage is not multiplied.
 
 use super::throttle::ThrottleGate;
-use super::{GraphRequest, GraphService};
+use super::{GraphRequest, GraphService, Resend};
 use crate::graph::{GraphError, GraphResponse};
 use crate::metrics::Metrics;
-use http::Method;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -66,15 +66,14 @@ struct RetryPolicy {
 /// A read may always be tried again. A write is sent again only when Graph
 /// said it did not take it (429, 503) or it provably never left
 /// ([`GraphError::Connect`]): after a timeout, a connection lost after the
-/// request was written, or a 504 from a gateway that gave up waiting, Graph
-/// may have applied it, and sending it blindly again could overwrite what
-/// another writer changed meanwhile. The service reads the task back instead.
-fn retryable(error: &GraphError, method: &Method) -> Option<&'static str> {
-    let read = *method == Method::GET;
-    let idempotent = read || matches!(*method, Method::PATCH | Method::DELETE | Method::PUT);
-    if !idempotent {
-        return None;
-    }
+/// request was written, a 504 from a gateway that gave up waiting or another
+/// 5xx, or a success whose body broke off, Graph may have applied it.
+/// Sending a PATCH blindly again could overwrite what another writer changed
+/// meanwhile (the service reads the task back instead); sending a create's
+/// POST again could create a second task (the service says the outcome is
+/// unknown).
+fn retryable(error: &GraphError, resend: Resend) -> Option<&'static str> {
+    let read = resend == Resend::AfterAnyFailure;
     match error {
         GraphError::Status(f) => match f.status {
             429 => Some("429"),
@@ -86,7 +85,7 @@ fn retryable(error: &GraphError, method: &Method) -> Option<&'static str> {
         GraphError::Lost(_) if read => Some("connection_lost"),
         GraphError::Timeout if read => Some("attempt_timeout"),
         // A read's answer broke off: reading again is harmless. A write's
-        // was taken by Graph; the service reads it back instead.
+        // was taken by Graph.
         GraphError::Body(_) if read => Some("body"),
         _ => None,
     }
@@ -121,7 +120,7 @@ impl tower::retry::Policy<GraphRequest, GraphResponse, GraphError> for RetryPoli
                 self.gate.pause_for(delay);
             }
         }
-        let reason = retryable(error, &req.method)?;
+        let reason = retryable(error, req.resend)?;
         if self.retries >= self.settings.max_retries {
             return None;
         }
@@ -204,39 +203,150 @@ mod tests {
         }))
     }
 
+    const READ: Resend = Resend::AfterAnyFailure;
+    const WRITE: Resend = Resend::OnlyIfNotTaken;
+
     #[test]
     fn only_throttling_unavailability_and_lost_connections_are_retried() {
         for code in [429, 503, 504] {
-            assert!(retryable(&status(code), &Method::GET).is_some(), "{code}");
+            assert!(retryable(&status(code), READ).is_some(), "{code}");
         }
         for code in [400, 401, 403, 404, 409, 412, 500, 501, 502] {
-            assert!(retryable(&status(code), &Method::GET).is_none(), "{code}");
+            assert!(retryable(&status(code), READ).is_none(), "{code}");
         }
-        assert!(retryable(&GraphError::Connect("refused".into()), &Method::GET).is_some());
-        assert!(retryable(&GraphError::Lost("reset".into()), &Method::GET).is_some());
-        assert!(retryable(&GraphError::Timeout, &Method::GET).is_some());
-        assert!(retryable(&status(504), &Method::GET).is_some());
-        assert!(retryable(&GraphError::Body("cut".into()), &Method::GET).is_some());
-        assert!(retryable(&GraphError::Body("cut".into()), &Method::PATCH).is_none());
+        assert!(retryable(&GraphError::Connect("refused".into()), READ).is_some());
+        assert!(retryable(&GraphError::Lost("reset".into()), READ).is_some());
+        assert!(retryable(&GraphError::Timeout, READ).is_some());
+        assert!(retryable(&GraphError::Body("cut".into()), READ).is_some());
+        assert!(retryable(&GraphError::Body("cut".into()), WRITE).is_none());
     }
 
     #[test]
     fn a_write_is_sent_again_only_when_it_never_reached_graph() {
-        for method in [Method::PATCH, Method::DELETE] {
-            assert!(retryable(&GraphError::Connect("refused".into()), &method).is_some());
-            for (code, answer) in [(429, true), (503, true), (504, false)] {
-                assert_eq!(retryable(&status(code), &method).is_some(), answer);
-            }
-            // Graph may have taken these: the service reads the task back.
-            assert!(retryable(&GraphError::Lost("reset".into()), &method).is_none());
-            assert!(retryable(&GraphError::Timeout, &method).is_none());
+        assert!(retryable(&GraphError::Connect("refused".into()), WRITE).is_some());
+        for (code, answer) in [(429, true), (503, true), (504, false)] {
+            assert_eq!(retryable(&status(code), WRITE).is_some(), answer, "{code}");
         }
+        // Graph may have taken these.
+        for code in [500, 502, 507, 599] {
+            assert!(retryable(&status(code), WRITE).is_none(), "{code}");
+        }
+        assert!(retryable(&GraphError::Lost("reset".into()), WRITE).is_none());
+        assert!(retryable(&GraphError::Timeout, WRITE).is_none());
+        let too_large = GraphError::AnswerTooLarge(crate::graph::AnswerTooLarge {
+            status: 201,
+            limit: 1,
+            request_id: None,
+        });
+        assert!(retryable(&too_large, WRITE).is_none());
     }
 
     #[test]
-    fn a_post_is_never_retried() {
-        assert!(retryable(&status(429), &Method::POST).is_none());
-        assert!(retryable(&GraphError::Connect("reset".into()), &Method::POST).is_none());
+    fn every_method_but_get_is_a_write() {
+        assert_eq!(Resend::for_method(&http::Method::GET), READ);
+        for method in [
+            http::Method::POST,
+            http::Method::PATCH,
+            http::Method::DELETE,
+            http::Method::PUT,
+        ] {
+            assert_eq!(Resend::for_method(&method), WRITE, "{method}");
+        }
+    }
+
+    /// Runs one request with `resend` through the retry layer over an
+    /// inner service that answers `script` in turn; returns the attempts
+    /// made and the last answer.
+    async fn attempts(
+        resend: Resend,
+        script: Vec<Result<u16, GraphError>>,
+    ) -> (usize, Result<GraphResponse, GraphError>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        use tower::ServiceExt;
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::from(script)));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let inner = {
+            let (script, calls) = (script.clone(), calls.clone());
+            GraphService::new(tower::service_fn(move |_req: GraphRequest| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let next = script
+                    .lock()
+                    .expect("script")
+                    .pop_front()
+                    .expect("no attempt past the script");
+                async move {
+                    next.map(|status| GraphResponse {
+                        status,
+                        request_id: None,
+                        body: bytes::Bytes::new(),
+                    })
+                }
+            }))
+        };
+        let settings = RetrySettings {
+            base_delay: Duration::from_millis(1),
+            max_jitter: Duration::ZERO,
+            ..RetrySettings::default()
+        };
+        let svc = layer(
+            inner,
+            settings.clone(),
+            budget(&settings),
+            Arc::new(ThrottleGate::default()),
+            Arc::new(Metrics::default()),
+        );
+        let req = GraphRequest {
+            method: http::Method::POST,
+            url: Arc::new("http://127.0.0.1/beta/x".parse().expect("url")),
+            body: Some(bytes::Bytes::from_static(b"{}")),
+            client_request_id: "c".into(),
+            deadline: Instant::now() + Duration::from_secs(60),
+            authorization: None,
+            attempt: 0,
+            sent: crate::graph::Sent::default(),
+            resend,
+        };
+        let result = svc.oneshot(req).await;
+        (calls.load(Ordering::SeqCst), result)
+    }
+
+    #[tokio::test]
+    async fn a_create_that_may_have_reached_graph_is_sent_once() {
+        for lost in [
+            GraphError::Timeout,
+            GraphError::Lost("reset after the request was written".into()),
+            GraphError::Body("cut".into()),
+            status(504),
+            status(500),
+            status(502),
+        ] {
+            let shown = lost.to_string();
+            let (calls, result) = attempts(WRITE, vec![Err(lost), Ok(201)]).await;
+            assert_eq!(calls, 1, "{shown}");
+            assert!(result.is_err(), "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_create_graph_did_not_act_on_is_sent_again() {
+        for refused in [
+            status(429),
+            status(503),
+            GraphError::Connect("refused".into()),
+        ] {
+            let shown = refused.to_string();
+            let (calls, result) = attempts(WRITE, vec![Err(refused), Ok(201)]).await;
+            assert_eq!(calls, 2, "{shown}");
+            assert_eq!(result.expect("created").status, 201, "{shown}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_is_tried_again_after_a_lost_answer() {
+        let (calls, result) = attempts(READ, vec![Err(GraphError::Timeout), Ok(200)]).await;
+        assert_eq!(calls, 2);
+        assert_eq!(result.expect("read").status, 200);
     }
 
     #[test]
