@@ -44,6 +44,32 @@ pub enum CallError {
         write: Box<CallError>,
         after: Unconfirmed,
     },
+    /// A create or a delete whose outcome the gateway cannot report.
+    WriteLost(WriteLost),
+}
+
+/// Why a write other than an update ended without the gateway knowing
+/// whether Graph took it, or with Graph's answer unusable.
+#[derive(Debug)]
+pub enum WriteLost {
+    /// A create's POST may have reached Graph and no answer says what
+    /// happened (`write`: a timeout, a lost connection, a 5xx other than
+    /// 503). It is not sent again: Graph takes no client key, so a second
+    /// POST could make a second task. The caller must list the tasks.
+    CreateUnknown { write: Box<CallError> },
+    /// Graph answered success to a create, so the task exists, but the
+    /// answer (`answer`) cannot be read: its id is unknown to the gateway.
+    CreatedAnswerLost {
+        request_id: Option<String>,
+        answer: Box<CallError>,
+    },
+    /// A delete got no answer (`write`), and reading the task afterwards
+    /// (`read`) could not tell whether it is gone.
+    DeleteUnknown {
+        task_id: String,
+        write: Box<CallError>,
+        read: Box<CallError>,
+    },
 }
 
 /// Why an update whose answer was lost stays unconfirmed.
@@ -62,6 +88,13 @@ pub enum Unconfirmed {
 /// The RPC that reads a task, named in the details of an update whose
 /// outcome the caller must read.
 pub const READ_RPC: &str = "GetSecurityConfigurationTask";
+
+/// The RPC that lists tasks, named in the details of a create whose outcome
+/// the caller must find out.
+pub const LIST_RPC: &str = "ListSecurityConfigurationTasks";
+
+/// `ErrorInfo.reason` of a create or delete whose outcome is unknown.
+pub const OUTCOME_UNKNOWN: &str = "OUTCOME_UNKNOWN";
 
 impl From<InvalidRequest> for CallError {
     fn from(e: InvalidRequest) -> Self {
@@ -210,6 +243,7 @@ impl CallError {
                     meta,
                 )
             }
+            Self::WriteLost(lost) => write_lost(lost),
             Self::Answer {
                 error,
                 request_id,
@@ -267,7 +301,76 @@ impl CallError {
                 request_id, read, ..
             } => request_id.as_deref().or_else(|| read.request_id()),
             Self::OutcomeUnknown { write, .. } => write.request_id(),
+            Self::WriteLost(WriteLost::CreatedAnswerLost { request_id, answer }) => {
+                request_id.as_deref().or_else(|| answer.request_id())
+            }
+            Self::WriteLost(
+                WriteLost::CreateUnknown { write } | WriteLost::DeleteUnknown { write, .. },
+            ) => write.request_id(),
             _ => None,
+        }
+    }
+}
+
+/// A create or delete the gateway cannot report the outcome of. No
+/// `RetryInfo`: a blind retry of a create may create a second task.
+fn write_lost(lost: &WriteLost) -> Status {
+    match lost {
+        WriteLost::CreateUnknown { write } => {
+            let mut meta = HashMap::from([
+                ("applied".to_owned(), "unknown".to_owned()),
+                ("list-with".to_owned(), LIST_RPC.to_owned()),
+                (
+                    "how".to_owned(),
+                    "list the tasks to find out whether it was created before creating it again"
+                        .to_owned(),
+                ),
+            ]);
+            let write_status = describe_failure(write, "write", &mut meta);
+            gateway_error(
+                Code::Unavailable,
+                format!(
+                    "the task may or may not have been created: Graph's answer was lost ({write_status}); it was not sent again, since that could create a second task; list the tasks with {LIST_RPC} to find out"
+                ),
+                OUTCOME_UNKNOWN,
+                meta,
+            )
+        }
+        WriteLost::CreatedAnswerLost { request_id, answer } => {
+            let mut meta = HashMap::from([
+                ("applied".to_owned(), "true".to_owned()),
+                ("list-with".to_owned(), LIST_RPC.to_owned()),
+            ]);
+            if let Some(id) = request_id {
+                meta.insert("request-id".to_owned(), id.clone());
+            }
+            let answer_status = describe_failure(answer, "answer", &mut meta);
+            gateway_error(
+                Code::Internal,
+                format!(
+                    "Graph created the task, but its answer cannot be read ({answer_status}); do not create it again: list the tasks with {LIST_RPC} to find it"
+                ),
+                "CREATED_ANSWER_LOST",
+                meta,
+            )
+        }
+        WriteLost::DeleteUnknown {
+            task_id,
+            write,
+            read,
+        } => {
+            let mut meta = read_how(task_id);
+            meta.insert("applied".to_owned(), "unknown".to_owned());
+            let write_status = describe_failure(write, "write", &mut meta);
+            let read_status = describe_failure(read, "read", &mut meta);
+            gateway_error(
+                Code::Unavailable,
+                format!(
+                    "the task may or may not have been deleted: Graph's answer was lost ({write_status}), and reading the task afterwards failed ({read_status}); read it with {READ_RPC}, or delete it again with allow_missing"
+                ),
+                OUTCOME_UNKNOWN,
+                meta,
+            )
         }
     }
 }
@@ -656,5 +759,65 @@ mod update_outcome_tests {
                 assert!(info.metadata.contains_key(key), "{key}: {info:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod write_lost_tests {
+    use super::*;
+
+    #[test]
+    fn a_create_of_unknown_outcome_says_to_list_and_gives_no_retry_delay() {
+        let status = CallError::WriteLost(WriteLost::CreateUnknown {
+            write: Box::new(CallError::Graph(GraphError::Timeout)),
+        })
+        .to_status();
+        assert_eq!(status.code(), Code::Unavailable);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, OUTCOME_UNKNOWN);
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        assert_eq!(info.metadata["applied"], "unknown");
+        assert_eq!(info.metadata["list-with"], LIST_RPC);
+        assert_eq!(info.metadata["write-reason"], "GRAPH_TIMEOUT");
+        assert!(info.metadata["how"].contains("list the tasks"));
+        assert!(status.get_details_retry_info().is_none());
+        assert!(
+            status.message().contains("may or may not"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[test]
+    fn a_created_task_whose_answer_is_lost_is_internal_and_applied() {
+        let status = CallError::WriteLost(WriteLost::CreatedAnswerLost {
+            request_id: Some("post-1".into()),
+            answer: Box::new(CallError::Graph(GraphError::Body("cut".into()))),
+        })
+        .to_status();
+        assert_eq!(status.code(), Code::Internal);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "CREATED_ANSWER_LOST");
+        assert_eq!(info.metadata["applied"], "true");
+        assert_eq!(info.metadata["request-id"], "post-1");
+        assert_eq!(info.metadata["answer-reason"], "GRAPH_ANSWER_INTERRUPTED");
+        assert!(status.get_details_retry_info().is_none());
+    }
+
+    #[test]
+    fn a_delete_of_unknown_outcome_names_the_task_to_read() {
+        let status = CallError::WriteLost(WriteLost::DeleteUnknown {
+            task_id: "t".into(),
+            write: Box::new(CallError::Graph(GraphError::Lost("reset".into()))),
+            read: Box::new(CallError::Graph(GraphError::Timeout)),
+        })
+        .to_status();
+        assert_eq!(status.code(), Code::Unavailable);
+        let info = status.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, OUTCOME_UNKNOWN);
+        assert_eq!(info.metadata["id"], "t");
+        assert_eq!(info.metadata["read-with"], READ_RPC);
+        assert_eq!(info.metadata["write-reason"], "GRAPH_CONNECTION_LOST");
+        assert_eq!(info.metadata["read-reason"], "GRAPH_TIMEOUT");
     }
 }

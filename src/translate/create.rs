@@ -9,10 +9,13 @@
 //! UNSPECIFIED and an unset optional are not sent, so Graph applies its
 //! defaults. Every problem is collected so that one answer names them all.
 
-use super::error::InvalidRequest;
+use super::error::{InvalidRequest, ResponseError, Unexpected};
 use super::fields::FieldSet;
+use super::read::{task_from_graph, DecodedTask};
 use super::update::populated_body;
 use crate::proto::v1::{CreateSecurityConfigurationTaskRequest, SecurityConfigurationTask};
+use serde::Deserialize;
+use std::borrow::Cow;
 
 const TASK: &str = "security_configuration_task";
 
@@ -44,6 +47,28 @@ pub fn as_sent(task: &SecurityConfigurationTask) -> SecurityConfigurationTask {
         created_date_time: None,
         ..task.clone()
     }
+}
+
+/// Reads Graph's answer to a create: the new task, which must say what it
+/// is (`@odata.type`, a securityConfigurationTask) and carry the id Graph
+/// gave it, or a `{}` or another body would pass for it.
+pub fn created_task(body: &[u8]) -> Result<DecodedTask, ResponseError> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "@odata.type", borrow, default)]
+        odata_type: Option<Cow<'a, str>>,
+    }
+    // Checks the object, its type when named, and every field.
+    let decoded = task_from_graph(body)?;
+    let head: Head<'_> =
+        serde_json::from_slice(body).map_err(|e| ResponseError::Malformed(e.to_string()))?;
+    if head.odata_type.is_none() {
+        return Err(ResponseError::NotTheTask(Unexpected::NoODataType));
+    }
+    if decoded.task.id.is_empty() {
+        return Err(ResponseError::NotTheTask(Unexpected::NoId));
+    }
+    Ok(decoded)
 }
 
 #[cfg(test)]
@@ -305,6 +330,56 @@ mod tests {
             body_of(&create(t))["intendedSettings"],
             json!([{"@odata.type":"microsoft.graph.keyValuePair","name":"n","value":null}])
         );
+    }
+
+    #[test]
+    fn a_created_answer_must_be_a_security_task_with_an_id() {
+        let good = json!({"@odata.type": ODATA_TYPE, "id": "5d630f12-0f12-5d63-120f-635d120f635d",
+            "createdDateTime": "2017-01-01T00:02:43.5775965-08:00", "displayName": "n", "status": "pending"});
+        let task = created_task(good.to_string().as_bytes())
+            .expect("the task")
+            .task;
+        assert_eq!(task.id, "5d630f12-0f12-5d63-120f-635d120f635d");
+        assert_eq!(
+            task.created_date_time,
+            Some(Timestamp {
+                seconds: 1_483_257_763,
+                nanos: 577_596_500
+            })
+        );
+        assert_eq!(task.status, Status::Pending as i32);
+        for (body, want) in [
+            (
+                json!({"id": "x"}),
+                ResponseError::NotTheTask(Unexpected::NoODataType),
+            ),
+            (
+                json!({"@odata.type": ODATA_TYPE}),
+                ResponseError::NotTheTask(Unexpected::NoId),
+            ),
+            (
+                json!({"@odata.type": ODATA_TYPE, "id": ""}),
+                ResponseError::NotTheTask(Unexpected::NoId),
+            ),
+            (
+                json!({"@odata.type": "#microsoft.graph.appVulnerabilityTask", "id": "x"}),
+                ResponseError::NotSecurityTask {
+                    odata_type: "#microsoft.graph.appVulnerabilityTask".into(),
+                },
+            ),
+        ] {
+            assert_eq!(
+                created_task(body.to_string().as_bytes()).expect_err("refused"),
+                want,
+                "{body}"
+            );
+        }
+        for broken in [&b""[..], b"[]", b"{\"id\":", b"<html></html>"] {
+            assert!(matches!(
+                created_task(broken),
+                Err(ResponseError::Malformed(_))
+            ));
+        }
     }
 
     #[test]

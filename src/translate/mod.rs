@@ -17,7 +17,7 @@ pub mod update;
 mod tests;
 
 pub use confirm::holds_patch;
-pub use create::{create_request, CreateRequest};
+pub use create::{create_request, created_task, CreateRequest};
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
 pub use ids::{is_guid, IdSegment, EXAMPLE_ID, MAX_ID_BYTES, NOT_A_GUID};
 pub use list::{list_query, next_page_token};
