@@ -63,12 +63,14 @@ pub enum WriteLost {
         request_id: Option<String>,
         answer: Box<CallError>,
     },
-    /// A delete got no answer (`write`), and reading the task afterwards
-    /// (`read`) could not tell whether it is gone.
+    /// A delete got no answer (`write`), and what followed could not tell
+    /// whether it is gone: reading the task failed (`read`), or (`None`) the
+    /// task was still there and the delete was not sent again, the retry
+    /// budget being spent.
     DeleteUnknown {
         task_id: String,
         write: Box<CallError>,
-        read: Box<CallError>,
+        read: Option<Box<CallError>>,
     },
 }
 
@@ -362,11 +364,17 @@ fn write_lost(lost: &WriteLost) -> Status {
             let mut meta = read_how(task_id);
             meta.insert("applied".to_owned(), "unknown".to_owned());
             let write_status = describe_failure(write, "write", &mut meta);
-            let read_status = describe_failure(read, "read", &mut meta);
+            let after = match read {
+                Some(read) => format!(
+                    "reading the task afterwards failed ({})",
+                    describe_failure(read, "read", &mut meta)
+                ),
+                None => "the task was still there, and the delete was not sent again (the retry budget is spent)".to_owned(),
+            };
             gateway_error(
                 Code::Unavailable,
                 format!(
-                    "the task may or may not have been deleted: Graph's answer was lost ({write_status}), and reading the task afterwards failed ({read_status}); read it with {READ_RPC}, or delete it again with allow_missing"
+                    "the task may or may not have been deleted: Graph's answer was lost ({write_status}); {after}; read it with {READ_RPC}, or delete it again with allow_missing"
                 ),
                 OUTCOME_UNKNOWN,
                 meta,
@@ -809,7 +817,7 @@ mod write_lost_tests {
         let status = CallError::WriteLost(WriteLost::DeleteUnknown {
             task_id: "t".into(),
             write: Box::new(CallError::Graph(GraphError::Lost("reset".into()))),
-            read: Box::new(CallError::Graph(GraphError::Timeout)),
+            read: Some(Box::new(CallError::Graph(GraphError::Timeout))),
         })
         .to_status();
         assert_eq!(status.code(), Code::Unavailable);
