@@ -126,6 +126,7 @@ pub async fn connect(addr: SocketAddr) -> Client {
     SecurityConfigurationTaskServiceClient::new(channel)
 }
 
+pub mod audit_log;
 pub mod fake_cloud;
 pub mod issuer;
 pub mod pki;
