@@ -371,3 +371,22 @@ async fn a_create_graph_refuses_is_not_applied() {
     assert_eq!(posts(&h).len(), 1);
     assert_eq!(audits.of(RPC)[0]["outcome"], "not_applied");
 }
+
+#[tokio::test]
+async fn a_success_that_is_not_the_created_task_is_applied_and_not_sent_again() {
+    let (audits, _guard) = AuditLog::capture();
+    let mut h = Harness::start().await;
+    // A proxy's HTML page with 200 in place of Graph's answer.
+    h.emulator().push_faults([Fault::not_json()]);
+    let status = h
+        .client
+        .create_security_configuration_task(create(new_task("html")))
+        .await
+        .expect_err("the answer is unusable");
+    assert_eq!(status.code(), Code::Internal);
+    assert_eq!(reason(&status), "CREATED_ANSWER_LOST");
+    let info = status.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.metadata["answer-reason"], "GRAPH_ANSWER_UNREADABLE");
+    assert_eq!(posts(&h).len(), 1);
+    assert_eq!(audits.of(RPC)[0]["outcome"], "applied");
+}
