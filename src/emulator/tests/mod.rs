@@ -9,6 +9,7 @@ mod headers;
 mod list;
 mod odata;
 mod patch;
+mod status;
 mod tasks;
 mod throttle;
 
