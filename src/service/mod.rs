@@ -4,6 +4,7 @@ mod abandon;
 mod call;
 mod record;
 mod update;
+mod write;
 
 use crate::graph::{CallContext, GraphClient, GraphResponse};
 use crate::metrics::Metrics;
