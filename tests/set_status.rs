@@ -167,6 +167,7 @@ async fn a_bad_id_is_invalid_and_every_problem_is_named_at_once() {
 
 #[tokio::test]
 async fn a_task_of_another_type_is_failed_precondition_and_not_changed() {
+    let (logs, _capturing) = Logs::capture();
     let mut h = Harness::start().await;
     let id = seed::APP_VULNERABILITY_TASK_ID;
     let before = h.emulator().task(id);
@@ -183,10 +184,16 @@ async fn a_task_of_another_type_is_failed_precondition_and_not_changed() {
     assert_eq!(journal(&h), calls(&[("GET", id)]));
     assert_eq!(h.emulator().task(id), before);
     assert!(h.emulator().status_notes(id).is_empty());
+    // The type check is a read: the record says nothing was changed.
+    let audits = logs.audits();
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["outcome"], "not_applied");
+    assert_eq!(audits[0]["code"], "FAILED_PRECONDITION");
 }
 
 #[tokio::test]
 async fn a_missing_task_is_not_found_and_nothing_is_posted() {
+    let (logs, _capturing) = Logs::capture();
     let mut h = Harness::start().await;
     let id = "00000000-0000-4000-8000-000000000000";
     let e = h
@@ -196,6 +203,10 @@ async fn a_missing_task_is_not_found_and_nothing_is_posted() {
         .expect_err("missing");
     assert_eq!(e.code(), Code::NotFound);
     assert_eq!(journal(&h), calls(&[("GET", id)]));
+    let audits = logs.audits();
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(audits[0]["outcome"], "not_applied");
+    assert_eq!(audits[0]["code"], "NOT_FOUND");
 }
 
 #[tokio::test]
