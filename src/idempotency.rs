@@ -72,20 +72,22 @@ impl Hash for Key {
 }
 
 /// SHA-256 of the request message as the gateway decoded it, re-encoded
-/// with prost, `request_id` included.
+/// with prost, with its `request_id` cleared.
 ///
-/// The `request_id` is part of the key, so every request under one key
-/// has the same one: including it changes nothing and spares the caller a
-/// copy of the request to clear it. A cryptographic digest, because a
-/// collision would answer one request with another's outcome: a caller
-/// must not be able to make two different requests match. Fields the
-/// gateway does not know are not re-encoded, so they are no part of the
-/// fingerprint (they change nothing the gateway does); the request messages
-/// have no map fields, whose encoding order would vary.
+/// The `request_id` is in the key, parsed: two spellings of one UUID
+/// (upper and lower case, with or without hyphens) are one key, and with
+/// the field cleared they are one request too, rather than a reuse. A
+/// cryptographic digest, because a collision would answer one request with
+/// another's outcome: a caller must not be able to make two different
+/// requests match. Fields the gateway does not know are not re-encoded, so
+/// they are no part of the fingerprint (they change nothing the gateway
+/// does); the request messages have no map fields, whose encoding order
+/// would vary.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
+    /// The fingerprint of `request`, whose `request_id` the caller cleared.
     pub fn of(request: &impl prost::Message) -> Self {
         let digest = ring::digest::digest(&ring::digest::SHA256, &request.encode_to_vec());
         let mut bytes = [0; 32];
@@ -703,6 +705,27 @@ mod tests {
             ok("patcher")
         );
         assert_eq!(replayed(store.begin(other, print(1)).await), ok("auditor"));
+    }
+
+    #[tokio::test]
+    async fn the_metrics_show_the_entries_held_and_the_replays() {
+        let metrics = crate::metrics::Metrics::default();
+        let store = Idempotency::counted(WINDOW, 10, metrics.idempotency_entries());
+        let k = key("patcher", Method::Update, 1);
+        lead(store.begin(k.clone(), print(1)).await).remember(answer("task"));
+        replayed(store.begin(k, print(1)).await);
+        metrics.idempotent_replay(Method::Update.name());
+        let text = metrics.render();
+        assert!(
+            text.contains("graph_gateway_idempotency_entries 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "graph_gateway_idempotent_replays_total{rpc=\"UpdateSecurityConfigurationTask\"} 1\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
