@@ -86,6 +86,7 @@ fn full_update() -> UpdateSecurityConfigurationTaskRequest {
                 .collect(),
         }),
         update_mask: None,
+        ..Default::default()
     }
 }
 

@@ -16,6 +16,7 @@ pub mod graph;
 pub mod idempotency;
 pub mod listener;
 pub mod load;
+pub mod methods;
 pub mod metrics;
 pub mod proto;
 pub mod secret;

@@ -23,13 +23,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::server::NamedService;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use url::Url;
 
-const SERVICE_NAME: &str =
-    <SecurityConfigurationTaskServiceServer<TaskService> as NamedService>::NAME;
+const SERVICE_NAME: &str = crate::methods::SERVICE;
 
 /// A started gateway.
 pub struct Gateway {

@@ -35,6 +35,7 @@ fn update(
         update_mask: Some(FieldMask {
             paths: mask.iter().map(|p| (*p).to_owned()).collect(),
         }),
+        ..Default::default()
     });
     req.metadata_mut().insert(
         "authorization",
@@ -312,6 +313,7 @@ fn set_insights(
         update_mask: Some(FieldMask {
             paths: vec!["insights".into()],
         }),
+        ..Default::default()
     });
     req.metadata_mut().insert(
         "client-request-id",

@@ -40,6 +40,7 @@ fn update(worker: usize, n: usize) -> UpdateSecurityConfigurationTaskRequest {
         update_mask: Some(FieldMask {
             paths: vec!["insights".into()],
         }),
+        ..Default::default()
     }
 }
 

@@ -25,6 +25,7 @@ fn update(
         update_mask: mask.map(|p| FieldMask {
             paths: p.iter().map(|s| (*s).to_owned()).collect(),
         }),
+        ..Default::default()
     }
 }
 

@@ -210,6 +210,7 @@ async fn ids_that_are_not_guids_are_refused_before_anything_is_sent() {
                 ..Default::default()
             }),
             update_mask: None,
+            ..Default::default()
         };
         let status = h
             .client

@@ -36,7 +36,12 @@ fn git(dir: &Path, args: &[&str]) {
 fn repository() -> TempDir {
     let dir = TempDir::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in ["buf.yaml", PROTO, "scripts/proto-breaking.sh"] {
+    for file in [
+        "buf.yaml",
+        PROTO,
+        "proto/google/api/field_behavior.proto",
+        "scripts/proto-breaking.sh",
+    ] {
         let to = dir.0.join(file);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         std::fs::copy(root.join(file), &to).expect("copy");
@@ -89,13 +94,13 @@ fn assert_passed(out: &Output) {
 
 /// An existing field under a new number: every client's encoding of it breaks.
 const RENUMBER: (&str, &str) = (
-    "optional string display_name = 2;",
-    "optional string display_name = 18;",
+    "optional string display_name = 2 ",
+    "optional string display_name = 18 ",
 );
 /// A new field: old clients ignore it.
 const NEW_FIELD: (&str, &str) = (
-    "optional string display_name = 2;",
-    "optional string display_name = 2;\n  optional string note = 18;",
+    "optional string display_name = 2 ",
+    "optional string note = 18;\n  optional string display_name = 2 ",
 );
 
 #[test]
@@ -148,8 +153,8 @@ fn a_branch_is_checked_against_the_main_it_started_from() {
     git(&repo.0, &["checkout", "--quiet", "work"]);
     edit(
         &repo.0,
-        "string name = 1;",
-        "string name = 1;\n  optional string hint = 3;",
+        "optional string value = 2 ",
+        "optional string hint = 3;\n  optional string value = 2 ",
     );
     commit(&repo.0, "branch adds hint");
     let out = check(&repo.0);

@@ -61,6 +61,7 @@ async fn an_update_is_retried_and_applied_once() {
             ..Default::default()
         }),
         update_mask: None,
+        ..Default::default()
     };
     let got = h
         .client
@@ -399,6 +400,7 @@ fn set_insights(value: &str) -> UpdateSecurityConfigurationTaskRequest {
             ..Default::default()
         }),
         update_mask: None,
+        ..Default::default()
     }
 }
 

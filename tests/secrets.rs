@@ -409,6 +409,7 @@ async fn provoke_everything(setup: Setup) {
         update_mask: Some(prost_types::FieldMask {
             paths: vec!["bogus".into(), "status".into()],
         }),
+        ..Default::default()
     };
     answers.record(&client.update_security_configuration_task(bad_update).await);
     let mut bad_metadata = get_request(seed::EXAMPLE_TASK_ID, None);

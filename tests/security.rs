@@ -95,6 +95,7 @@ fn rename(id: &str, name: &str) -> UpdateSecurityConfigurationTaskRequest {
         update_mask: Some(FieldMask {
             paths: vec!["display_name".into()],
         }),
+        ..Default::default()
     }
 }
 

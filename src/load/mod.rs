@@ -342,6 +342,7 @@ fn realistic_update(id: &str, n: usize, variant: usize) -> UpdateSecurityConfigu
             created_date_time: None,
         }),
         update_mask: None,
+        ..Default::default()
     }
 }
 

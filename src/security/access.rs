@@ -86,11 +86,9 @@ enum Route {
     Other,
 }
 
-const TASK_SERVICE: &str = "/graphgateway.v1.SecurityConfigurationTaskService/";
-
 fn route(path: &str) -> Route {
-    if let Some(method) = path.strip_prefix(TASK_SERVICE) {
-        return Method::from_name(method).map_or(Route::Other, Route::Task);
+    if let Some(method) = Method::from_path(path) {
+        return Route::Task(method);
     }
     if path.starts_with("/grpc.health.v1.Health/") {
         Route::Health
@@ -219,14 +217,17 @@ impl Access {
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(path, peer, reason = denial.reason(), "call refused");
-        if route(path) == Route::Task(Method::Update) {
+        if let Route::Task(method) = route(path) {
+            if !method.is_mutating() {
+                return;
+            }
             let caller = match denial {
                 Denial::NotAllowed { caller, .. } | Denial::RateLimited { caller, .. } => {
                     caller.to_string()
                 }
                 _ => String::new(),
             };
-            audit::refused(Method::Update.name(), &caller, &peer, denial.reason());
+            audit::refused(method.name(), &caller, &peer, denial.reason());
         }
     }
 }

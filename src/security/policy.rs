@@ -36,42 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
-/// The task service's RPCs, as the policy names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    List,
-    Update,
-}
-
-impl Method {
-    pub const ALL: [Method; 3] = [Method::Get, Method::List, Method::Update];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Get => "GetSecurityConfigurationTask",
-            Method::List => "ListSecurityConfigurationTasks",
-            Method::Update => "UpdateSecurityConfigurationTask",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|m| m.name() == name)
-    }
-
-    /// Calls that change Graph, and so are audited.
-    pub fn is_mutating(self) -> bool {
-        matches!(self, Method::Update)
-    }
-
-    fn bit(self) -> u8 {
-        match self {
-            Method::Get => 1,
-            Method::List => 2,
-            Method::Update => 4,
-        }
-    }
-}
+pub use crate::methods::Method;
 
 /// One caller the policy knows.
 #[derive(Debug)]

@@ -70,6 +70,7 @@ fn update(
         update_mask: mask.map(|paths| FieldMask {
             paths: paths.iter().map(|p| (*p).to_owned()).collect(),
         }),
+        ..Default::default()
     }
 }
 

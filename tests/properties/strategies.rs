@@ -281,6 +281,7 @@ pub fn any_request() -> impl Strategy<Value = UpdateSecurityConfigurationTaskReq
         UpdateSecurityConfigurationTaskRequest {
             security_configuration_task: task,
             update_mask,
+            ..Default::default()
         }
     })
 }
@@ -422,6 +423,7 @@ pub fn valid_request() -> impl Strategy<Value = UpdateSecurityConfigurationTaskR
                 UpdateSecurityConfigurationTaskRequest {
                     security_configuration_task: Some(task),
                     update_mask,
+                    ..Default::default()
                 }
             },
         )
