@@ -41,11 +41,10 @@
 //! The memory is per process: with more than one replica, a duplicate that
 //! reaches another replica is not seen here.
 
-use crate::security::policy::Method;
+use crate::methods::Method;
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -54,21 +53,13 @@ use tonic::Status;
 use uuid::Uuid;
 
 /// Who asked for what, under which `request_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     /// The policy's caller name (`anonymous` without a policy): two callers
     /// never share an entry, whatever ids they choose.
     pub caller: Arc<str>,
     pub method: Method,
     pub request_id: Uuid,
-}
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.caller.hash(state);
-        self.method.name().hash(state);
-        self.request_id.hash(state);
-    }
 }
 
 /// SHA-256 of the request message as the gateway decoded it, re-encoded

@@ -10,12 +10,12 @@
 use bytes::Bytes;
 use graph_grpc_gateway::config::Retention;
 use graph_grpc_gateway::idempotency::{Answer, Begin, Fingerprint, Idempotency, Key};
+use graph_grpc_gateway::methods::Method;
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority,
     DeviceAppManagementTaskStatus, KeyValuePair, SecurityConfigurationTask,
     UpdateSecurityConfigurationTaskRequest,
 };
-use graph_grpc_gateway::security::policy::Method;
 use prost::Message;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
