@@ -237,7 +237,10 @@ async fn a_repeated_delete_sends_one_delete_and_the_repeat_is_a_replay() {
         .await
         .expect("the repeat is answered as the first was");
     assert_eq!(replayed(second.metadata()), Some("true"));
-    assert_eq!(sent(h.emulator(), "DELETE", seed::COMPLETED_TASK_ID), deletes);
+    assert_eq!(
+        sent(h.emulator(), "DELETE", seed::COMPLETED_TASK_ID),
+        deletes
+    );
     assert_eq!(deletes, 1);
     // A new request_id is a new call: the task is gone now.
     let status = h

@@ -2,6 +2,7 @@
 
 mod abandon;
 mod call;
+mod idempotent;
 mod record;
 mod update;
 
