@@ -2,23 +2,28 @@
 
 mod abandon;
 mod call;
+mod create;
+mod delete;
 mod idempotent;
+mod mutation;
 mod record;
+mod set_status;
 mod update;
 
 use crate::graph::{CallContext, GraphClient, GraphResponse};
+use crate::methods::Method;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
 use crate::proto::v1::{
+    CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
     GetSecurityConfigurationTaskRequest, ListSecurityConfigurationTasksRequest,
     ListSecurityConfigurationTasksResponse, SecurityConfigurationTask,
-    UpdateSecurityConfigurationTaskRequest,
+    SetSecurityConfigurationTaskStatusRequest, UpdateSecurityConfigurationTaskRequest,
 };
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
 pub use abandon::Updates;
 use call::{Call, Outcome};
-use record::UpdateAudit;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
@@ -145,7 +150,7 @@ impl SecurityConfigurationTaskService for TaskService {
         &self,
         request: Request<GetSecurityConfigurationTaskRequest>,
     ) -> Result<Response<SecurityConfigurationTask>, Status> {
-        let call = Call::start("GetSecurityConfigurationTask", &request);
+        let call = Call::start(Method::Get.name(), &request);
         let ctx = call.ctx.clone();
         self.run(call, self.get(&ctx, request.get_ref())).await
     }
@@ -154,7 +159,7 @@ impl SecurityConfigurationTaskService for TaskService {
         &self,
         request: Request<ListSecurityConfigurationTasksRequest>,
     ) -> Result<Response<ListSecurityConfigurationTasksResponse>, Status> {
-        let call = Call::start("ListSecurityConfigurationTasks", &request);
+        let call = Call::start(Method::List.name(), &request);
         let ctx = call.ctx.clone();
         self.run(call, self.list(&ctx, request.get_ref())).await
     }
@@ -163,27 +168,33 @@ impl SecurityConfigurationTaskService for TaskService {
         &self,
         request: Request<UpdateSecurityConfigurationTaskRequest>,
     ) -> Result<Response<SecurityConfigurationTask>, Status> {
-        const RPC: &str = "UpdateSecurityConfigurationTask";
-        let call = Call::start(RPC, &request);
-        let ctx = call.ctx.clone();
-        // Armed before any work: if the call is dropped from here on, the
-        // record is still written.
-        let mut record = UpdateAudit::start(RPC, &request, &ctx);
-        let mut running = self.updates.start();
-        let answer = tokio::select! {
-            answer = self.run(
-                call,
-                self.update(&ctx, request.get_ref(), &mut record.progress),
-            ) => answer,
-            () = running.abandoned() => {
-                // The record says CANCELLED, with what is known of the outcome.
-                drop(record);
-                return Err(Status::cancelled(
-                    "the gateway stopped before the update finished; read the task to know whether it was applied",
-                ));
-            }
-        };
-        record.finish(&answer);
-        answer
+        self.mutate(request, |s, ctx, req, p| Box::pin(s.update(ctx, req, p)))
+            .await
+    }
+
+    async fn create_security_configuration_task(
+        &self,
+        request: Request<CreateSecurityConfigurationTaskRequest>,
+    ) -> Result<Response<SecurityConfigurationTask>, Status> {
+        self.mutate(request, |s, ctx, req, p| Box::pin(s.create(ctx, req, p)))
+            .await
+    }
+
+    async fn delete_security_configuration_task(
+        &self,
+        request: Request<DeleteSecurityConfigurationTaskRequest>,
+    ) -> Result<Response<()>, Status> {
+        self.mutate(request, |s, ctx, req, p| Box::pin(s.delete(ctx, req, p)))
+            .await
+    }
+
+    async fn set_security_configuration_task_status(
+        &self,
+        request: Request<SetSecurityConfigurationTaskStatusRequest>,
+    ) -> Result<Response<SecurityConfigurationTask>, Status> {
+        self.mutate(request, |s, ctx, req, p| {
+            Box::pin(s.set_status(ctx, req, p))
+        })
+        .await
     }
 }

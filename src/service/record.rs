@@ -1,51 +1,62 @@
-//! The audit record of one update, written exactly once: when the call
-//! finishes, or, if the call is dropped first (the caller reset the stream,
-//! the connection was lost, the drain ran out), when it is dropped. tonic
-//! drops the handler's future then, and nothing after the await point runs;
-//! only a `Drop` still does.
+//! The audit record of one mutating call, written exactly once: when the
+//! call finishes, or, if the call is dropped first (the caller reset the
+//! stream, the connection was lost, the drain ran out), when it is dropped.
+//! tonic drops the handler's future then, and nothing after the await point
+//! runs; only a `Drop` still does. Every mutating RPC goes through the same
+//! guard (see `mutation`); no handler writes a record of its own.
 
+use super::mutation::MutatingRequest;
 use crate::audit::{self, Outcome};
 use crate::graph::{CallContext, Sent};
-use crate::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
+use crate::methods::Method;
 use crate::security::access::Admitted;
 use crate::security::identity::PeerInfo;
 use crate::translate;
 use tonic::{Code, Request, Response, Status};
 
-/// What an update has learnt so far, filled in by the service as it goes.
+/// What a mutating call has learnt so far, filled in by its handler as it
+/// goes.
 #[derive(Debug, Default)]
 pub struct Progress {
+    /// The task acted on, when the request does not name it (Create: the id
+    /// Graph gave the new task).
+    pub task_id: Option<String>,
     /// Proto names of the fields sent, comma-separated.
     pub fields: String,
+    /// The Graph status member set (SetStatus).
+    pub status: Option<&'static str>,
+    /// The note's length in bytes (SetStatus); its text is never recorded.
+    pub note_bytes: Option<usize>,
     /// The outcome once known; until then it follows from whether a request
     /// may have reached Graph.
     pub outcome: Option<Outcome>,
     /// How the outcome was confirmed, other than by Graph's answer.
     pub confirmed_by: Option<&'static str>,
-    /// Whether the PATCH was sent again after a read-back.
+    /// Whether the write was sent again after a read-back.
     pub resent: bool,
+    /// The answer is a replay of an earlier call with the same `request_id`.
+    pub replay: bool,
 }
 
-/// An update's record, armed until written.
-pub struct UpdateAudit {
-    rpc: &'static str,
+/// A mutating call's record, armed until written.
+pub struct Audit {
+    method: Method,
     caller: String,
     via: &'static str,
     peer: String,
     task_id: String,
     client_request_id: String,
+    request_id: String,
+    /// A dry run sends reads only, so what it sent changed nothing.
+    validate_only: bool,
     sent: Sent,
     pub progress: Progress,
     written: bool,
 }
 
-impl UpdateAudit {
+impl Audit {
     /// Arms the record for `request`, before any work is done.
-    pub fn start(
-        rpc: &'static str,
-        request: &Request<UpdateSecurityConfigurationTaskRequest>,
-        ctx: &CallContext,
-    ) -> Self {
+    pub fn start<R: MutatingRequest>(request: &Request<R>, ctx: &CallContext) -> Self {
         let admitted = request.extensions().get::<Admitted>();
         let peer = request
             .extensions()
@@ -53,19 +64,17 @@ impl UpdateAudit {
             .and_then(|p| p.remote)
             .map(|a| a.to_string())
             .unwrap_or_default();
-        let task_id = request
-            .get_ref()
-            .security_configuration_task
-            .as_ref()
-            .map_or("", |t| t.id.as_str());
+        let req = request.get_ref();
         Self {
-            rpc,
+            method: R::METHOD,
             caller: admitted.map_or("anonymous", |a| &a.caller).to_owned(),
             via: admitted.map_or("none", |a| a.via),
             peer,
-            // Ids longer than any valid one were refused; the record keeps a bounded prefix.
-            task_id: truncate(task_id, translate::MAX_ID_BYTES).to_owned(),
+            // Ids longer than any valid one are refused; the record keeps a bounded prefix.
+            task_id: truncate(req.task_id(), translate::MAX_ID_BYTES).to_owned(),
             client_request_id: ctx.client_request_id.clone(),
+            request_id: truncate(req.request_id(), translate::MAX_ID_BYTES).to_owned(),
+            validate_only: req.validate_only(),
             sent: ctx.sent.clone(),
             progress: Progress::default(),
             written: false,
@@ -73,7 +82,7 @@ impl UpdateAudit {
     }
 
     /// Writes the record for the answer the caller gets.
-    pub fn finish(mut self, answer: &Result<Response<SecurityConfigurationTask>, Status>) {
+    pub fn finish<T>(mut self, answer: &Result<Response<T>, Status>) {
         let (code, metadata) = match answer {
             Ok(resp) => (Code::Ok, resp.metadata()),
             Err(status) => (status.code(), status.metadata()),
@@ -81,42 +90,48 @@ impl UpdateAudit {
         let graph_request_id = metadata
             .get("request-id")
             .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        self.write(code, graph_request_id);
+            .unwrap_or_default()
+            .to_owned();
+        self.write(code, &graph_request_id);
     }
 
     /// The outcome as known: what the service found out, else whether a
-    /// request may have reached Graph.
+    /// write may have reached Graph.
     fn outcome(&self) -> Outcome {
-        self.progress
-            .outcome
-            .unwrap_or(if self.sent.may_have_reached_graph() {
+        self.progress.outcome.unwrap_or(
+            if !self.validate_only && self.sent.may_have_reached_graph() {
                 Outcome::Unknown
             } else {
                 Outcome::NotApplied
-            })
+            },
+        )
     }
 
     fn write(&mut self, code: Code, graph_request_id: &str) {
         self.written = true;
-        audit::update(&audit::UpdateRecord {
-            rpc: self.rpc,
+        let task_id = self.progress.task_id.as_deref().unwrap_or(&self.task_id);
+        audit::write(&audit::Record {
+            rpc: self.method.name(),
             caller: &self.caller,
             via: self.via,
             peer: &self.peer,
-            task_id: &self.task_id,
+            task_id,
             fields: &self.progress.fields,
+            status: self.progress.status,
+            note_bytes: self.progress.note_bytes,
             outcome: self.outcome(),
             confirmed_by: self.progress.confirmed_by,
             resent: self.progress.resent,
             code,
             graph_request_id,
             client_request_id: &self.client_request_id,
+            request_id: &self.request_id,
+            replay: self.progress.replay,
         });
     }
 }
 
-impl Drop for UpdateAudit {
+impl Drop for Audit {
     /// The call was dropped before it finished: the caller is gone, and the
     /// record says so (`CANCELLED`) with what is known of the outcome.
     fn drop(&mut self) {
