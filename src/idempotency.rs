@@ -41,6 +41,7 @@
 //! The memory is per process: with more than one replica, a duplicate that
 //! reaches another replica is not seen here.
 
+use crate::audit::Outcome;
 use crate::methods::Method;
 use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
@@ -105,8 +106,16 @@ pub struct Answer {
     pub request_id: Option<String>,
 }
 
-/// What a call answered: the message, or the status it failed with.
-pub type Remembered = Result<Answer, Status>;
+/// What a call answered (the message, or the status it failed with), and
+/// what the audit record said of it, so a replay's record says the same.
+#[derive(Debug, Clone)]
+pub struct Remembered {
+    pub answer: Result<Answer, Status>,
+    /// What the call did at Graph.
+    pub outcome: Outcome,
+    /// The task it acted on, when the request did not name it (Create).
+    pub task_id: Option<String>,
+}
 
 /// What to do with a call that carries a `request_id`.
 #[derive(Debug)]
@@ -197,6 +206,11 @@ impl Idempotency {
                 state: Mutex::default(),
             }),
         }
+    }
+
+    /// The most entries held.
+    pub fn max_entries(&self) -> usize {
+        self.shared.max_entries
     }
 
     /// Entries held, running or answered (expired ones may still count
@@ -453,7 +467,11 @@ mod tests {
     }
 
     fn answer(text: &'static str) -> Remembered {
-        Ok(ok(text))
+        Remembered {
+            answer: Ok(ok(text)),
+            outcome: Outcome::Applied,
+            task_id: None,
+        }
     }
 
     /// Polls `fut` once, without a runtime: `Pending` means it waits.
@@ -476,7 +494,7 @@ mod tests {
     }
 
     fn replayed(begin: Begin) -> Answer {
-        replay(begin).expect("a remembered success")
+        replay(begin).answer.expect("a remembered success")
     }
 
     fn ready<T>(poll: Poll<T>) -> T {
@@ -501,9 +519,14 @@ mod tests {
     async fn a_remembered_failure_replays_the_same_status() {
         let (store, _, _) = store(10);
         let k = key("patcher", Method::Update, 1);
-        lead(store.begin(k.clone(), print(1)).await)
-            .remember(Err(Status::not_found("no such task")));
-        let again = replay(store.begin(k, print(1)).await).expect_err("the failure");
+        lead(store.begin(k.clone(), print(1)).await).remember(Remembered {
+            answer: Err(Status::not_found("no such task")),
+            outcome: Outcome::NotApplied,
+            task_id: None,
+        });
+        let again = replay(store.begin(k, print(1)).await);
+        assert_eq!(again.outcome, Outcome::NotApplied);
+        let again = again.answer.expect_err("the failure");
         assert_eq!(again.code(), Code::NotFound);
         assert_eq!(again.message(), "no such task");
     }

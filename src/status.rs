@@ -464,6 +464,20 @@ pub fn request_id_store_full(max_entries: usize) -> Status {
     )
 }
 
+/// A duplicate whose deadline came while the first call with its
+/// `request_id` still ran: DEADLINE_EXCEEDED, reason
+/// `REQUEST_ID_IN_PROGRESS`. This call sent nothing; a retry with the same
+/// `request_id` gets the first call's answer once it has one.
+pub fn request_id_in_progress(rpc: &str) -> Status {
+    let meta = HashMap::from([("rpc".to_owned(), rpc.to_owned())]);
+    gateway_error(
+        Code::DeadlineExceeded,
+        format!("the first {rpc} call with this request_id was still running at this call's deadline; retry with the same request_id for its answer"),
+        "REQUEST_ID_IN_PROGRESS",
+        meta,
+    )
+}
+
 /// What a retry is told when the first call with its `request_id` was
 /// cancelled after its request may have reached Graph: UNAVAILABLE, reason
 /// `OUTCOME_UNKNOWN`, metadata `applied: unknown`. Never sent again.

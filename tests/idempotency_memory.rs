@@ -8,8 +8,9 @@
 //! an entry that grows by a multiple, not by a few bytes.
 
 use bytes::Bytes;
+use graph_grpc_gateway::audit::Outcome;
 use graph_grpc_gateway::config::Retention;
-use graph_grpc_gateway::idempotency::{Answer, Begin, Fingerprint, Idempotency, Key};
+use graph_grpc_gateway::idempotency::{Answer, Begin, Fingerprint, Idempotency, Key, Remembered};
 use graph_grpc_gateway::methods::Method;
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority,
@@ -122,10 +123,14 @@ fn an_entry_holding_a_typical_task_answer_takes_well_under_two_kib() {
             let Begin::Lead(lease) = store.begin(key, fingerprint).await else {
                 panic!("entry {n} is new");
             };
-            lease.remember(Ok(Answer {
-                message: Bytes::from(task.encode_to_vec()),
-                request_id: Some(uuid::Uuid::from_u128(!(n as u128)).to_string()),
-            }));
+            lease.remember(Remembered {
+                answer: Ok(Answer {
+                    message: Bytes::from(task.encode_to_vec()),
+                    request_id: Some(uuid::Uuid::from_u128(!(n as u128)).to_string()),
+                }),
+                outcome: Outcome::Applied,
+                task_id: None,
+            });
         }
     });
     let held = LIVE.load(Ordering::Relaxed) - before;

@@ -3,13 +3,10 @@
 //! kept answer is given again. The store itself is
 //! [`crate::idempotency`]; this is its edge with the service's types.
 
+use super::mutation::MutatingRequest;
 use crate::audit::Outcome;
 use crate::graph::GraphError;
 use crate::idempotency::{Answer, Fingerprint, Remembered};
-use crate::proto::v1::{
-    CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
-    SetSecurityConfigurationTaskStatusRequest, UpdateSecurityConfigurationTaskRequest,
-};
 use crate::status::CallError;
 use crate::translate::{InvalidRequest, ResponseError};
 use bytes::Bytes;
@@ -20,43 +17,11 @@ use uuid::Uuid;
 /// The metadata a replayed answer carries.
 pub const REPLAY_HEADER: &str = "idempotent-replay";
 
-/// A mutating request: it may carry a `request_id` and ask for a dry run.
-pub trait Retryable: prost::Message + Clone {
-    fn request_id(&self) -> &str;
-    fn clear_request_id(&mut self);
-    fn validate_only(&self) -> bool;
-
-    /// The request's fingerprint, without its `request_id` (the key holds
-    /// it, parsed, so two spellings of one UUID are one request).
-    fn fingerprint(&self) -> Fingerprint {
-        let mut bare = self.clone();
-        bare.clear_request_id();
-        Fingerprint::of(&bare)
-    }
+/// The request's fingerprint, without its `request_id` (the key holds it,
+/// parsed, so two spellings of one UUID are one request).
+pub fn fingerprint<R: MutatingRequest>(request: &R) -> Fingerprint {
+    Fingerprint::of(&request.without_request_id())
 }
-
-macro_rules! retryable {
-    ($($request:ty),*) => {$(
-        impl Retryable for $request {
-            fn request_id(&self) -> &str {
-                &self.request_id
-            }
-            fn clear_request_id(&mut self) {
-                self.request_id.clear();
-            }
-            fn validate_only(&self) -> bool {
-                self.validate_only
-            }
-        }
-    )*};
-}
-
-retryable!(
-    CreateSecurityConfigurationTaskRequest,
-    UpdateSecurityConfigurationTaskRequest,
-    DeleteSecurityConfigurationTaskRequest,
-    SetSecurityConfigurationTaskStatusRequest
-);
 
 /// The request's `request_id`: none when empty, else it must be a UUID.
 pub fn request_id(raw: &str) -> Result<Option<Uuid>, InvalidRequest> {
@@ -79,7 +44,7 @@ pub fn request_id(raw: &str) -> Result<Option<Uuid>, InvalidRequest> {
 pub fn worth_remembering(outcome: Outcome, error: Option<&CallError>) -> bool {
     match (outcome, error) {
         (_, None) | (Outcome::Applied | Outcome::Unknown, _) => true,
-        (Outcome::NotApplied, Some(e)) => is_definitive_refusal(e),
+        (Outcome::NotApplied | Outcome::Validated, Some(e)) => is_definitive_refusal(e),
     }
 }
 
@@ -99,9 +64,14 @@ fn is_definitive_refusal(e: &CallError) -> bool {
     }
 }
 
-/// The answer as the store keeps it: the message encoded, or the status.
-pub fn to_remember<T: prost::Message>(answer: &Result<Response<T>, Status>) -> Remembered {
-    match answer {
+/// The answer as the store keeps it: the message encoded, or the status;
+/// and the audit record's outcome and task.
+pub fn to_remember<T: prost::Message>(
+    answer: &Result<Response<T>, Status>,
+    outcome: Outcome,
+    task_id: Option<String>,
+) -> Remembered {
+    let answer = match answer {
         Ok(resp) => Ok(Answer {
             message: Bytes::from(resp.get_ref().encode_to_vec()),
             request_id: resp
@@ -111,13 +81,18 @@ pub fn to_remember<T: prost::Message>(answer: &Result<Response<T>, Status>) -> R
                 .map(str::to_owned),
         }),
         Err(status) => Err(status.clone()),
+    };
+    Remembered {
+        answer,
+        outcome,
+        task_id,
     }
 }
 
 /// A kept answer given again, marked `idempotent-replay: true`, with this
 /// call's `client-request-id` and the first call's Graph `request-id`.
 pub fn replay<T: prost::Message + Default>(
-    remembered: Remembered,
+    remembered: Result<Answer, Status>,
     client_request_id: &str,
 ) -> Result<Response<T>, Status> {
     match remembered {
@@ -152,6 +127,17 @@ fn mark(md: &mut MetadataMap, client_request_id: &str) {
     md.insert(REPLAY_HEADER, MetadataValue::from_static("true"));
 }
 
+/// A refusal by the store (reused id, store full, the first call still
+/// running at the deadline), with this call's `client-request-id`.
+pub fn refusal(mut status: Status, client_request_id: &str) -> Status {
+    insert(
+        status.metadata_mut(),
+        "client-request-id",
+        client_request_id,
+    );
+    status
+}
+
 fn insert(md: &mut MetadataMap, key: &'static str, value: &str) {
     if let Ok(v) = MetadataValue::try_from(value) {
         md.insert(key, v);
@@ -162,7 +148,7 @@ fn insert(md: &mut MetadataMap, key: &'static str, value: &str) {
 mod tests {
     use super::*;
     use crate::graph::GraphFailure;
-    use crate::proto::v1::SecurityConfigurationTask;
+    use crate::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
     use tonic::Code;
 
     #[test]
@@ -198,13 +184,13 @@ mod tests {
         };
         let a = update("a", "5d630f12-0f12-4d63-920f-635d120f635d");
         assert_eq!(
-            a.fingerprint(),
-            update("a", "5D630F12-0F12-4D63-920F-635D120F635D").fingerprint()
+            fingerprint(&a),
+            fingerprint(&update("a", "5D630F12-0F12-4D63-920F-635D120F635D"))
         );
-        assert_ne!(a.fingerprint(), update("b", &a.request_id).fingerprint());
+        assert_ne!(fingerprint(&a), fingerprint(&update("b", &a.request_id)));
         let mut dry = a.clone();
         dry.validate_only = true;
-        assert_ne!(a.fingerprint(), dry.fingerprint());
+        assert_ne!(fingerprint(&a), fingerprint(&dry));
     }
 
     fn graph(status: u16) -> CallError {
@@ -262,8 +248,9 @@ mod tests {
         first
             .metadata_mut()
             .insert("client-request-id", MetadataValue::from_static("first"));
-        let kept = to_remember(&Ok(first));
-        let again = replay::<SecurityConfigurationTask>(kept, "second").expect("ok");
+        let kept = to_remember(&Ok(first), Outcome::Applied, None);
+        assert_eq!(kept.outcome, Outcome::Applied);
+        let again = replay::<SecurityConfigurationTask>(kept.answer, "second").expect("ok");
         assert_eq!(again.get_ref(), &task);
         let md = again.metadata();
         assert_eq!(
@@ -284,7 +271,8 @@ mod tests {
             .metadata_mut()
             .insert("client-request-id", MetadataValue::from_static("first"));
         let again = replay::<SecurityConfigurationTask>(
-            to_remember::<SecurityConfigurationTask>(&Err(failed)),
+            to_remember::<SecurityConfigurationTask>(&Err(failed), Outcome::NotApplied, None)
+                .answer,
             "second",
         )
         .expect_err("the failure");
