@@ -21,13 +21,15 @@
 //! becomes the new leader and runs the call.
 //!
 //! Which answers to remember (the caller of [`Lease::remember`] decides,
-//! by this rule): an answer where Graph took the request, or may have taken
+//! by this rule; the service writes it once, in `service::idempotent`): an answer where Graph took the request, or may have taken
 //! it (the outcome was applied, or is unknown), and Graph's definitive
 //! refusals (not found, another task type, a request Graph rejected). Not
 //! an answer where nothing happened and the same call could succeed later:
 //! throttled, Graph unavailable or the deadline passed before anything was
 //! sent, a request that failed validation. Those are forgotten, so the
-//! client's retry with the same `request_id` really runs again.
+//! client's retry with the same `request_id` really runs again. A call
+//! dropped after a request may have reached Graph is remembered as an
+//! unknown outcome, so its retries never send it again.
 //!
 //! Entries last [`Idempotency::new`]'s `window` from when their answer was
 //! remembered (`GATEWAY_IDEMPOTENCY_WINDOW`, 10 minutes by default), and at
@@ -113,8 +115,21 @@ pub struct Remembered {
     pub answer: Result<Answer, Status>,
     /// What the call did at Graph.
     pub outcome: Outcome,
+    /// What its audit record named besides the outcome.
+    pub audited: Audited,
+}
+
+/// What the first call's audit record named, so a replay's names the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audited {
     /// The task it acted on, when the request did not name it (Create).
     pub task_id: Option<String>,
+    /// Proto names of the fields sent, comma-separated.
+    pub fields: String,
+    /// The Graph status member set (SetStatus).
+    pub status: Option<&'static str>,
+    /// The note's length in bytes (SetStatus).
+    pub note_bytes: Option<usize>,
 }
 
 /// What to do with a call that carries a `request_id`.
@@ -470,7 +485,7 @@ mod tests {
         Remembered {
             answer: Ok(ok(text)),
             outcome: Outcome::Applied,
-            task_id: None,
+            audited: Audited::default(),
         }
     }
 
@@ -522,7 +537,7 @@ mod tests {
         lead(store.begin(k.clone(), print(1)).await).remember(Remembered {
             answer: Err(Status::not_found("no such task")),
             outcome: Outcome::NotApplied,
-            task_id: None,
+            audited: Audited::default(),
         });
         let again = replay(store.begin(k, print(1)).await);
         assert_eq!(again.outcome, Outcome::NotApplied);

@@ -5,6 +5,7 @@
 mod common;
 
 use common::issuer::Issuer;
+use common::process::{serve_emulator, Running};
 use common::{config, Harness};
 use graph_grpc_gateway::config::{Callers, Config, GraphTarget, Inbound};
 use graph_grpc_gateway::emulator::{seed, Emulator, Fault, FaultBody};
@@ -14,6 +15,7 @@ use graph_grpc_gateway::proto::v1::{
 };
 use graph_grpc_gateway::security::policy::Policy;
 use prost_types::FieldMask;
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::{MetadataMap, MetadataValue};
@@ -405,4 +407,54 @@ async fn two_callers_with_the_same_request_id_do_not_share_an_answer() {
     assert_eq!(replayed(again.metadata()), Some("true"));
     assert_eq!(again.get_ref().display_name.as_deref(), Some("by one"));
     assert_eq!(sent(h.emulator(), "PATCH", seed::EXAMPLE_TASK_ID), 2);
+}
+
+/// The replay's audit record says it is one, with the first call's outcome:
+/// from the real binary's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_is_audited_as_one_with_the_first_calls_outcome() {
+    let gw = tokio::task::spawn_blocking(|| {
+        let gw = Running::spawn(&serve_emulator(&["--log-format", "json"]));
+        let line = gw.wait_for_line("graph-grpc-gateway serving", PATIENCE);
+        (gw, line)
+    })
+    .await
+    .expect("spawned");
+    let (gw, line) = gw;
+    let serving: Value = serde_json::from_str(&line).expect("json log line");
+    let addr = serving["grpc_addr"].as_str().expect("grpc_addr").to_owned();
+    let mut client = common::connect(addr.parse().expect("address")).await;
+    let id = new_request_id();
+    for _ in 0..2 {
+        client
+            .update_security_configuration_task(rename(seed::EXAMPLE_TASK_ID, "audited", &id))
+            .await
+            .expect("answered");
+    }
+    let audits: Vec<Value> = tokio::task::spawn_blocking(move || {
+        let mut audits = Vec::new();
+        while audits.len() < 2 {
+            let line = gw.lines.recv_timeout(PATIENCE).expect("an audit record");
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v["target"] == "audit" {
+                    audits.push(v);
+                }
+            }
+        }
+        gw.terminate();
+        audits
+    })
+    .await
+    .expect("read");
+    let (first, replay) = (&audits[0], &audits[1]);
+    assert_eq!(first["replay"], false, "{first}");
+    assert_eq!(replay["replay"], true, "{replay}");
+    for record in [first, replay] {
+        assert_eq!(record["outcome"], "applied", "{record}");
+        assert_eq!(record["request_id"], id.as_str(), "{record}");
+        assert_eq!(record["rpc"], RPC_UPDATE, "{record}");
+        assert_eq!(record["code"], "OK", "{record}");
+        assert_eq!(record["fields"], "display_name", "{record}");
+    }
+    assert_eq!(replay["graph_request_id"], first["graph_request_id"]);
 }

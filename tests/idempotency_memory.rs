@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use graph_grpc_gateway::audit::Outcome;
 use graph_grpc_gateway::config::Retention;
-use graph_grpc_gateway::idempotency::{Answer, Begin, Fingerprint, Idempotency, Key, Remembered};
+use graph_grpc_gateway::idempotency::{
+    Answer, Audited, Begin, Fingerprint, Idempotency, Key, Remembered,
+};
 use graph_grpc_gateway::methods::Method;
 use graph_grpc_gateway::proto::v1::{
     DeviceAppManagementTaskCategory, DeviceAppManagementTaskPriority,
@@ -129,7 +131,10 @@ fn an_entry_holding_a_typical_task_answer_takes_well_under_two_kib() {
                     request_id: Some(uuid::Uuid::from_u128(!(n as u128)).to_string()),
                 }),
                 outcome: Outcome::Applied,
-                task_id: None,
+                audited: Audited {
+                    fields: "display_name".into(),
+                    ..Audited::default()
+                },
             });
         }
     });

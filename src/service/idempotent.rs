@@ -6,7 +6,7 @@
 use super::mutation::MutatingRequest;
 use crate::audit::Outcome;
 use crate::graph::GraphError;
-use crate::idempotency::{Answer, Fingerprint, Remembered};
+use crate::idempotency::{Answer, Audited, Fingerprint, Remembered};
 use crate::status::CallError;
 use crate::translate::{InvalidRequest, ResponseError};
 use bytes::Bytes;
@@ -69,7 +69,7 @@ fn is_definitive_refusal(e: &CallError) -> bool {
 pub fn to_remember<T: prost::Message>(
     answer: &Result<Response<T>, Status>,
     outcome: Outcome,
-    task_id: Option<String>,
+    audited: Audited,
 ) -> Remembered {
     let answer = match answer {
         Ok(resp) => Ok(Answer {
@@ -85,7 +85,7 @@ pub fn to_remember<T: prost::Message>(
     Remembered {
         answer,
         outcome,
-        task_id,
+        audited,
     }
 }
 
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn answers_where_graph_acted_or_refused_for_good_are_remembered() {
-        assert!(worth_remembering(Outcome::Applied, None));
+        assert!(worth_remembering(Outcome::Applied, Audited::default()));
         assert!(worth_remembering(Outcome::Unknown, Some(&graph(500))));
         assert!(worth_remembering(Outcome::Unknown, Some(&graph(429))));
         for definitive in [400, 403, 404, 409] {
@@ -248,7 +248,7 @@ mod tests {
         first
             .metadata_mut()
             .insert("client-request-id", MetadataValue::from_static("first"));
-        let kept = to_remember(&Ok(first), Outcome::Applied, None);
+        let kept = to_remember(&Ok(first), Outcome::Applied, Audited::default());
         assert_eq!(kept.outcome, Outcome::Applied);
         let again = replay::<SecurityConfigurationTask>(kept.answer, "second").expect("ok");
         assert_eq!(again.get_ref(), &task);
@@ -271,8 +271,12 @@ mod tests {
             .metadata_mut()
             .insert("client-request-id", MetadataValue::from_static("first"));
         let again = replay::<SecurityConfigurationTask>(
-            to_remember::<SecurityConfigurationTask>(&Err(failed), Outcome::NotApplied, None)
-                .answer,
+            to_remember::<SecurityConfigurationTask>(
+                &Err(failed),
+                Outcome::NotApplied,
+                Audited::default(),
+            )
+            .answer,
             "second",
         )
         .expect_err("the failure");

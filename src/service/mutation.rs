@@ -12,7 +12,7 @@ use super::record::{Audit, Progress};
 use super::TaskService;
 use crate::audit;
 use crate::graph::{CallContext, Sent};
-use crate::idempotency::{Begin, Key, Lease, Remembered};
+use crate::idempotency::{Audited, Begin, Key, Lease, Remembered};
 use crate::methods::Method;
 use crate::proto::v1::{
     CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
@@ -206,7 +206,11 @@ impl TaskService {
             Some(Begin::Replay(remembered)) => {
                 record.progress.replay = true;
                 record.progress.outcome = Some(remembered.outcome);
-                record.progress.task_id = remembered.task_id;
+                let audited = remembered.audited;
+                record.progress.task_id = audited.task_id;
+                record.progress.fields = audited.fields;
+                record.progress.status = audited.status;
+                record.progress.note_bytes = audited.note_bytes;
                 self.metrics.idempotent_replay(rpc);
                 let answer = idempotent::replay(remembered.answer, client_request_id);
                 return call.finish_answered(&self.metrics, answer);
@@ -242,9 +246,16 @@ impl TaskService {
         let done = record.outcome();
         let keep = idempotent::worth_remembering(done, outcome.as_ref().err());
         let answer = call.finish(&self.metrics, outcome);
-        leading.finish(
-            keep.then(|| idempotent::to_remember(&answer, done, record.progress.task_id.clone())),
-        );
+        leading.finish(keep.then(|| {
+            let p = &record.progress;
+            let audited = Audited {
+                task_id: p.task_id.clone(),
+                fields: p.fields.clone(),
+                status: p.status,
+                note_bytes: p.note_bytes,
+            };
+            idempotent::to_remember(&answer, done, audited)
+        }));
         answer
     }
 }
@@ -279,7 +290,7 @@ impl Drop for Leading {
                 lease.remember(Remembered {
                     answer: Err(status::first_call_outcome_unknown(self.rpc)),
                     outcome: audit::Outcome::Unknown,
-                    task_id: None,
+                    audited: Audited::default(),
                 });
             }
         }
