@@ -171,7 +171,7 @@ pub struct ServeArgs {
     pub idempotency_window: Duration,
 
     /// Answers to calls with a `request_id` remembered at most; the oldest
-    /// goes first (1 to 10,000,000; about 750 bytes each).
+    /// goes first (1 to 10,000,000; about 900 bytes each).
     #[arg(long, env = settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES.env, default_value = settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES.default)]
     pub idempotency_max_entries: usize,
 }

@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn answers_where_graph_acted_or_refused_for_good_are_remembered() {
-        assert!(worth_remembering(Outcome::Applied, Audited::default()));
+        assert!(worth_remembering(Outcome::Applied, None));
         assert!(worth_remembering(Outcome::Unknown, Some(&graph(500))));
         assert!(worth_remembering(Outcome::Unknown, Some(&graph(429))));
         for definitive in [400, 403, 404, 409] {
