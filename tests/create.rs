@@ -390,3 +390,72 @@ async fn a_success_that_is_not_the_created_task_is_applied_and_not_sent_again() 
     assert_eq!(posts(&h).len(), 1);
     assert_eq!(audits.of(RPC)[0]["outcome"], "applied");
 }
+
+fn with_request_id(
+    task: SecurityConfigurationTask,
+    request_id: &str,
+) -> CreateSecurityConfigurationTaskRequest {
+    CreateSecurityConfigurationTaskRequest {
+        request_id: request_id.into(),
+        ..create(task)
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_create_is_answered_with_the_first_task_and_posts_once() {
+    let mut h = Harness::start().await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let first = h
+        .client
+        .create_security_configuration_task(with_request_id(new_task("once"), &request_id))
+        .await
+        .expect("OK");
+    assert!(first.metadata().get("idempotent-replay").is_none());
+    let again = h
+        .client
+        .create_security_configuration_task(with_request_id(new_task("once"), &request_id))
+        .await
+        .expect("OK");
+    assert_eq!(
+        again
+            .metadata()
+            .get("idempotent-replay")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(again.get_ref(), first.get_ref(), "the first call's task");
+    assert_eq!(posts(&h).len(), 1, "one POST for two calls");
+    assert_eq!(stored_named(&h, "once").len(), 1, "one task in Graph");
+}
+
+#[tokio::test]
+async fn a_create_of_unknown_outcome_replays_unknown_and_never_posts_again() {
+    let mut h = Harness::start().await;
+    let request_id = uuid::Uuid::new_v4().to_string();
+    h.emulator().push_faults([Fault::drop_after_apply()]);
+    let first = h
+        .client
+        .create_security_configuration_task(with_request_id(new_task("lost"), &request_id))
+        .await
+        .expect_err("the answer was lost");
+    assert_eq!(first.code(), tonic::Code::Unavailable);
+    assert_eq!(reason(&first), "OUTCOME_UNKNOWN");
+    for _ in 0..2 {
+        let again = h
+            .client
+            .create_security_configuration_task(with_request_id(new_task("lost"), &request_id))
+            .await
+            .expect_err("the same unknown outcome");
+        assert_eq!(again.code(), tonic::Code::Unavailable);
+        assert_eq!(reason(&again), "OUTCOME_UNKNOWN");
+        assert_eq!(
+            again
+                .metadata()
+                .get("idempotent-replay")
+                .and_then(|v| v.to_str().ok()),
+            Some("true")
+        );
+    }
+    assert_eq!(posts(&h).len(), 1, "the POST is never sent again");
+    assert_eq!(stored_named(&h, "lost").len(), 1, "Graph created it once");
+}

@@ -308,7 +308,6 @@ async fn a_request_id_that_is_not_a_uuid_is_invalid_and_sends_nothing() {
 }
 
 #[tokio::test]
-#[ignore = "DeleteSecurityConfigurationTask is not served on this branch yet; run once it is"]
 async fn a_repeated_delete_sends_one_delete_and_the_repeat_is_a_replay() {
     let mut h = Harness::start().await;
     let id = new_request_id();

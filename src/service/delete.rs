@@ -55,6 +55,9 @@ impl TaskService {
             progress.outcome = Some(audit::Outcome::Validated);
             return Ok(((), checked));
         }
+        // From here a dropped call may have deleted the task: the record
+        // falls back to what was sent.
+        progress.outcome = None;
         let sent = self.graph.delete_task(&id, ctx).await;
         self.delete_answered(ctx, req, &id, sent, progress, true)
             .await
