@@ -28,6 +28,12 @@ use crate::proto::v1::{CreateSecurityConfigurationTaskRequest, SecurityConfigura
 use crate::status::{CallError, WriteLost};
 use crate::translate::{self, create::as_sent, CreateRequest};
 
+super::mutation::mutating_request!(
+    crate::proto::v1::CreateSecurityConfigurationTaskRequest,
+    crate::methods::Method::Create,
+    |_r| ""
+);
+
 impl TaskService {
     pub(super) async fn create(
         &self,

@@ -30,6 +30,12 @@ use crate::proto::v1::DeleteSecurityConfigurationTaskRequest;
 use crate::status::{CallError, WriteLost};
 use crate::translate::{IdSegment, InvalidRequest};
 
+super::mutation::mutating_request!(
+    crate::proto::v1::DeleteSecurityConfigurationTaskRequest,
+    crate::methods::Method::Delete,
+    |r| &r.id
+);
+
 /// The confirmation a read after a lost answer gives, named in the audit record.
 const READ_BACK: &str = "read_back";
 

@@ -14,10 +14,6 @@ use crate::audit;
 use crate::graph::{CallContext, Sent};
 use crate::idempotency::{Audited, Begin, Key, Lease, Remembered};
 use crate::methods::Method;
-use crate::proto::v1::{
-    CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
-    SetSecurityConfigurationTaskStatusRequest, UpdateSecurityConfigurationTaskRequest,
-};
 use crate::security::access::Admitted;
 use crate::status;
 use std::future::Future;
@@ -41,83 +37,33 @@ pub trait MutatingRequest: prost::Message + Default + Send + Sync + 'static {
     fn without_request_id(&self) -> Self;
 }
 
-impl MutatingRequest for UpdateSecurityConfigurationTaskRequest {
-    const METHOD: Method = Method::Update;
-    fn task_id(&self) -> &str {
-        self.security_configuration_task
-            .as_ref()
-            .map_or("", |t| t.id.as_str())
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn validate_only(&self) -> bool {
-        self.validate_only
-    }
-    fn without_request_id(&self) -> Self {
-        Self {
-            request_id: String::new(),
-            ..self.clone()
+/// Implements [`MutatingRequest`] for a request message with `request_id`
+/// and `validate_only` fields; `$task` reads the task id it names. Each
+/// operation's file invokes it for its request.
+macro_rules! mutating_request {
+    ($request:ty, $method:expr, |$r:ident| $task:expr) => {
+        impl $crate::service::mutation::MutatingRequest for $request {
+            const METHOD: $crate::methods::Method = $method;
+            fn task_id(&self) -> &str {
+                let $r = self;
+                $task
+            }
+            fn request_id(&self) -> &str {
+                &self.request_id
+            }
+            fn validate_only(&self) -> bool {
+                self.validate_only
+            }
+            fn without_request_id(&self) -> Self {
+                Self {
+                    request_id: String::new(),
+                    ..self.clone()
+                }
+            }
         }
-    }
+    };
 }
-
-impl MutatingRequest for CreateSecurityConfigurationTaskRequest {
-    const METHOD: Method = Method::Create;
-    fn task_id(&self) -> &str {
-        ""
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn validate_only(&self) -> bool {
-        self.validate_only
-    }
-    fn without_request_id(&self) -> Self {
-        Self {
-            request_id: String::new(),
-            ..self.clone()
-        }
-    }
-}
-
-impl MutatingRequest for DeleteSecurityConfigurationTaskRequest {
-    const METHOD: Method = Method::Delete;
-    fn task_id(&self) -> &str {
-        &self.id
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn validate_only(&self) -> bool {
-        self.validate_only
-    }
-    fn without_request_id(&self) -> Self {
-        Self {
-            request_id: String::new(),
-            ..self.clone()
-        }
-    }
-}
-
-impl MutatingRequest for SetSecurityConfigurationTaskStatusRequest {
-    const METHOD: Method = Method::SetStatus;
-    fn task_id(&self) -> &str {
-        &self.id
-    }
-    fn request_id(&self) -> &str {
-        &self.request_id
-    }
-    fn validate_only(&self) -> bool {
-        self.validate_only
-    }
-    fn without_request_id(&self) -> Self {
-        Self {
-            request_id: String::new(),
-            ..self.clone()
-        }
-    }
-}
+pub(super) use mutating_request;
 
 /// A handler's work, borrowing the service, the call and its record.
 pub type Work<'a, T> = Pin<Box<dyn Future<Output = Outcome<T>> + Send + 'a>>;

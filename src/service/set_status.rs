@@ -24,6 +24,12 @@ use crate::proto::v1::{SecurityConfigurationTask, SetSecurityConfigurationTaskSt
 use crate::translate::{self, StatusChange};
 use bytes::Bytes;
 
+super::mutation::mutating_request!(
+    crate::proto::v1::SetSecurityConfigurationTaskStatusRequest,
+    crate::methods::Method::SetStatus,
+    |r| &r.id
+);
+
 impl TaskService {
     pub(super) async fn set_status(
         &self,

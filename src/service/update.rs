@@ -15,6 +15,15 @@ use crate::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTas
 use crate::translate::{self, PatchRequest};
 use bytes::Bytes;
 
+super::mutation::mutating_request!(
+    crate::proto::v1::UpdateSecurityConfigurationTaskRequest,
+    crate::methods::Method::Update,
+    |r| r
+        .security_configuration_task
+        .as_ref()
+        .map_or("", |t| t.id.as_str())
+);
+
 impl TaskService {
     pub(super) async fn update(
         &self,
