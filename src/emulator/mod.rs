@@ -305,6 +305,13 @@ impl Emulator {
         self.store_read().get(id).cloned()
     }
 
+    /// The notes `updateStatus` recorded for the task, oldest first (a
+    /// missing or null note as `""`). Graph keeps them and never returns
+    /// them, so no route answers them.
+    pub fn status_notes(&self, id: &str) -> Vec<String> {
+        self.store_read().notes(id).to_vec()
+    }
+
     /// Every stored task, in collection order.
     pub fn tasks(&self) -> Vec<Value> {
         self.store_read().page(None, usize::MAX, |_| true).items

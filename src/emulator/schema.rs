@@ -299,9 +299,17 @@ pub fn build_created(body: &Value, id: &str, created: &str) -> Result<Value, Str
     Ok(Value::Object(task))
 }
 
-/// Checks `{"status": ..., "note": ...}` for the updateStatus action and
-/// returns the new status.
-pub fn validate_update_status(body: &Value) -> Result<String, String> {
+/// What an `updateStatus` action asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The new status, a member of `deviceAppManagementTaskStatus`.
+    pub status: String,
+    /// The note; `""` when it is missing or null.
+    pub note: String,
+}
+
+/// Checks `{"status": ..., "note": ...}` for the updateStatus action.
+pub fn validate_update_status(body: &Value) -> Result<StatusUpdate, String> {
     let object = body.as_object().ok_or_else(not_an_object)?;
     for (name, value) in object {
         match name.as_str() {
@@ -324,7 +332,14 @@ pub fn validate_update_status(body: &Value) -> Result<String, String> {
         .get("status")
         .ok_or_else(|| "The parameter 'status' is missing from the request payload.".to_owned())?;
     check_value(&BASE_STATUS, status)?;
-    Ok(status.as_str().unwrap_or_default().to_owned())
+    Ok(StatusUpdate {
+        status: status.as_str().unwrap_or_default().to_owned(),
+        note: object
+            .get("note")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    })
 }
 
 const BASE_STATUS: Property = prop("status", Kind::Enum(&STATUS), false);
@@ -606,12 +621,51 @@ mod tests {
 
     #[test]
     fn update_status_body() {
+        let update = |status: &str, note: &str| {
+            Ok(StatusUpdate {
+                status: status.to_owned(),
+                note: note.to_owned(),
+            })
+        };
         assert_eq!(
             validate_update_status(&json!({"status":"active","note":"n"})),
-            Ok("active".to_owned())
+            update("active", "n")
         );
-        assert!(validate_update_status(&json!({"status":"nope"})).is_err());
-        assert!(validate_update_status(&json!({"note":"n"})).is_err());
-        assert!(validate_update_status(&json!({"status":"active","extra":1})).is_err());
+        for member in ["unknown", "pending", "active", "completed", "rejected"] {
+            assert_eq!(
+                validate_update_status(&json!({"status": member, "note": ""})),
+                update(member, "")
+            );
+        }
+        // The note may be left out or null.
+        assert_eq!(
+            validate_update_status(&json!({"status":"completed"})),
+            update("completed", "")
+        );
+        assert_eq!(
+            validate_update_status(&json!({"status":"rejected","note":null})),
+            update("rejected", "")
+        );
+        assert_eq!(
+            validate_update_status(
+                &json!({"@odata.type":"#microsoft.graph.x","status":"pending","note":"x"})
+            ),
+            update("pending", "x")
+        );
+        for bad in [
+            json!({"status":"nope"}),
+            json!({"status":"Active"}),
+            json!({"status":3}),
+            json!({"status":null}),
+            json!({"note":"n"}),
+            json!({"status":"active","extra":1}),
+            json!({"status":"active","note":5}),
+            json!({"status":"active","note":["a"]}),
+            json!(["active"]),
+        ] {
+            assert!(validate_update_status(&bad).is_err(), "{bad}");
+        }
+        let message = validate_update_status(&json!({"status":"finished"})).expect_err("member");
+        assert!(message.contains("finished"), "{message}");
     }
 }

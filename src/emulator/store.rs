@@ -14,6 +14,9 @@ pub struct TaskStore {
     by_seq: BTreeMap<u64, Value>,
     seq_of: HashMap<String, u64>,
     next_seq: u64,
+    /// The notes of each task's status changes, oldest first. Graph keeps
+    /// them but never returns them, so they live outside the task object.
+    notes: HashMap<String, Vec<String>>,
 }
 
 /// One page of a listing.
@@ -57,7 +60,18 @@ impl TaskStore {
         self.by_seq.insert(seq, task);
     }
 
+    /// Records the note of a status change of the task `id`.
+    pub fn add_note(&mut self, id: &str, note: String) {
+        self.notes.entry(id.to_owned()).or_default().push(note);
+    }
+
+    /// The notes of the task's status changes, oldest first.
+    pub fn notes(&self, id: &str) -> &[String] {
+        self.notes.get(id).map_or(&[], Vec::as_slice)
+    }
+
     pub fn remove(&mut self, id: &str) -> bool {
+        self.notes.remove(id);
         match self.seq_of.remove(id) {
             Some(seq) => self.by_seq.remove(&seq).is_some(),
             None => false,

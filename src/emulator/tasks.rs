@@ -156,10 +156,12 @@ pub fn update_status(
     let task = store
         .get_mut(id)
         .ok_or_else(|| GraphError::item_not_found(id))?;
-    let status = schema::validate_update_status(body?).map_err(GraphError::invalid_request)?;
+    let update = schema::validate_update_status(body?).map_err(GraphError::invalid_request)?;
     if let Some(object) = task.as_object_mut() {
-        object.insert("status".into(), status.into());
+        object.insert("status".into(), update.status.into());
     }
+    // Kept, as Graph keeps it, but outside the task: no answer carries it.
+    store.add_note(id, update.note);
     Ok(reply::empty(StatusCode::NO_CONTENT))
 }
 

@@ -255,6 +255,21 @@ impl GraphClient {
         self.metrics.graph_request(method_name, status);
         result
     }
+
+    /// `POST /deviceAppManagement/deviceAppManagementTasks/{id}/updateStatus`
+    /// with `{"status":..,"note":..}`; Graph answers 204. Setting a status
+    /// leaves the same state however often it is done, but each send may
+    /// record its note: after a lost answer the service reads the task back
+    /// before it sends the action again.
+    pub async fn update_status(
+        &self,
+        id: &IdSegment,
+        body: impl Into<Bytes>,
+        ctx: &CallContext,
+    ) -> Result<GraphResponse, GraphError> {
+        let url = with_path(&self.collection_url, &["/", id.as_str(), "/updateStatus"]);
+        self.send(Method::POST, url, Some(body.into()), ctx).await
+    }
 }
 
 /// `base` with `parts` appended to its path (which has no trailing slash).

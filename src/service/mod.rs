@@ -8,6 +8,7 @@ mod mutation;
 mod record;
 mod set_status;
 mod update;
+mod write;
 
 use crate::graph::{CallContext, GraphClient, GraphResponse};
 use crate::methods::Method;

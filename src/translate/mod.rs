@@ -1,6 +1,7 @@
 //! Proto <-> Graph JSON. Pure functions, no I/O: everything here is decided by
 //! its inputs, so it is tested exhaustively without a network.
 
+mod apply;
 mod confirm;
 pub mod create;
 pub mod enums;
@@ -10,12 +11,14 @@ pub mod filter;
 pub mod ids;
 pub mod list;
 pub mod read;
+pub mod status;
 pub mod timestamp;
 pub mod update;
 
 #[cfg(test)]
 mod tests;
 
+pub use apply::apply_change;
 pub use confirm::holds_patch;
 pub use create::{create_request, created_task, CreateRequest};
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
@@ -24,6 +27,7 @@ pub use list::{list_query, next_page_token};
 pub use read::{
     page_from_graph, task_answer, task_from_graph, DecodedPage, DecodedTask, UnknownEnumValue,
 };
+pub use status::{status_change, StatusChange, MAX_NOTE_BYTES};
 pub use update::{patch_request, PatchRequest};
 
 /// The `@odata.type` of the one task type this gateway serves.

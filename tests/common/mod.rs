@@ -129,6 +129,7 @@ pub async fn connect(addr: SocketAddr) -> Client {
 pub mod audit_log;
 pub mod fake_cloud;
 pub mod issuer;
+pub mod logs;
 pub mod pki;
 pub mod process;
 pub mod temp;

@@ -9,6 +9,7 @@ mod graph_answers;
 mod ids;
 mod list;
 mod oracle;
+mod status;
 mod strategies;
 mod update;
 mod update_emulator;

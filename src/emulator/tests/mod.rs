@@ -10,6 +10,7 @@ mod lifecycle;
 mod list;
 mod odata;
 mod patch;
+mod status;
 mod tasks;
 mod throttle;
 
