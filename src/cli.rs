@@ -163,6 +163,17 @@ pub struct ServeArgs {
     /// pod (0s to 5m).
     #[arg(long, env = settings::GATEWAY_SHUTDOWN_DELAY.env, default_value = settings::GATEWAY_SHUTDOWN_DELAY.default, value_parser = humantime::parse_duration)]
     pub shutdown_delay: Duration,
+
+    /// How long the answer to a call with a `request_id` is remembered, so
+    /// a retry with the same id gets it again instead of a second write
+    /// (1s to 1d).
+    #[arg(long, env = settings::GATEWAY_IDEMPOTENCY_WINDOW.env, default_value = settings::GATEWAY_IDEMPOTENCY_WINDOW.default, value_parser = humantime::parse_duration)]
+    pub idempotency_window: Duration,
+
+    /// Answers to calls with a `request_id` remembered at most; the oldest
+    /// goes first (1 to 10,000,000; about 900 bytes each).
+    #[arg(long, env = settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES.env, default_value = settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES.default)]
+    pub idempotency_max_entries: usize,
 }
 
 /// Who may reach the gRPC port, and how.

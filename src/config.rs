@@ -45,6 +45,28 @@ pub struct Config {
     /// On SIGTERM/SIGINT, how long NOT_SERVING is reported while new
     /// connections are still served, before the drain.
     pub shutdown_delay: Duration,
+    /// How long, and how many, answers to calls with a `request_id` are kept.
+    pub idempotency: Retention,
+}
+
+/// What the `request_id` store keeps (see [`crate::idempotency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// How long an answer is remembered, from when it was given.
+    pub window: Duration,
+    /// Answers held at most; the oldest goes first.
+    pub max_entries: usize,
+}
+
+impl Default for Retention {
+    /// The defaults of `GATEWAY_IDEMPOTENCY_WINDOW` and
+    /// `GATEWAY_IDEMPOTENCY_MAX_ENTRIES`.
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10 * 60),
+            max_entries: 100_000,
+        }
+    }
 }
 
 /// How callers reach the gRPC port and who among them may call what.
@@ -129,6 +151,9 @@ impl Config {
         let graph_stack = stack_settings(&args.resilience, &mut problems);
         let inbound = inbound(&args.inbound, args.emulator, &mut problems);
         settings::GATEWAY_SHUTDOWN_DELAY.check(args.shutdown_delay, &mut problems);
+        settings::GATEWAY_IDEMPOTENCY_WINDOW.check(args.idempotency_window, &mut problems);
+        settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES
+            .check(args.idempotency_max_entries, &mut problems);
         let graph = if args.emulator {
             if args.graph_base_url.is_some() {
                 problems.push(
@@ -151,6 +176,10 @@ impl Config {
                 inbound,
                 log: args.log,
                 shutdown_delay: args.shutdown_delay,
+                idempotency: Retention {
+                    window: args.idempotency_window,
+                    max_entries: args.idempotency_max_entries,
+                },
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -812,6 +841,54 @@ mod tests {
             false,
         )
         .expect("the largest count");
+    }
+
+    #[test]
+    fn the_request_id_store_has_defaults_and_ranges() {
+        let c = Config::from_args(serve(&["--emulator"])).expect("valid");
+        assert_eq!(c.idempotency, Retention::default());
+        assert_eq!(c.idempotency.window, Duration::from_secs(600));
+        assert_eq!(c.idempotency.max_entries, 100_000);
+        let c = Config::from_args(serve(&[
+            "--emulator",
+            "--idempotency-window",
+            "1d",
+            "--idempotency-max-entries",
+            "1",
+        ]))
+        .expect("the extremes are in range");
+        assert_eq!(
+            c.idempotency,
+            Retention {
+                window: Duration::from_secs(24 * 60 * 60),
+                max_entries: 1,
+            }
+        );
+        for (flag, value, problem) in [
+            (
+                "--idempotency-window",
+                "999ms",
+                "GATEWAY_IDEMPOTENCY_WINDOW must be 1s to 1d",
+            ),
+            (
+                "--idempotency-window",
+                "25h",
+                "GATEWAY_IDEMPOTENCY_WINDOW must be 1s to 1d",
+            ),
+            (
+                "--idempotency-max-entries",
+                "0",
+                "GATEWAY_IDEMPOTENCY_MAX_ENTRIES must be 1 to 10000000",
+            ),
+            (
+                "--idempotency-max-entries",
+                "10000001",
+                "GATEWAY_IDEMPOTENCY_MAX_ENTRIES must be 1 to 10000000",
+            ),
+        ] {
+            let e = Config::from_args(serve(&["--emulator", flag, value])).expect_err(value);
+            assert_eq!(e.0, [problem], "{flag} {value}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod graph;
+pub mod idempotency;
 pub mod listener;
 pub mod load;
 pub mod methods;

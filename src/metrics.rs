@@ -54,6 +54,8 @@ pub struct Metrics {
     grpc_calls_refused: Family<ReasonLabels, Counter>,
     grpc_connections_open: Gauge,
     grpc_calls_in_flight: Gauge,
+    idempotent_replays: Family<RpcName, Counter>,
+    idempotency_entries: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -164,7 +166,21 @@ impl Default for Metrics {
             "gRPC calls open across all connections (GATEWAY_MAX_CONCURRENT_CALLS) right now",
             grpc_calls_in_flight.clone(),
         );
+        let idempotent_replays = Family::<RpcName, Counter>::default();
+        registry.register(
+            "idempotent_replays",
+            "Calls answered from the request_id store without running again, by RPC",
+            idempotent_replays.clone(),
+        );
+        let idempotency_entries = Gauge::default();
+        registry.register(
+            "idempotency_entries",
+            "Calls with a request_id the gateway remembers, running or answered (GATEWAY_IDEMPOTENCY_MAX_ENTRIES) right now",
+            idempotency_entries.clone(),
+        );
         Self {
+            idempotent_replays,
+            idempotency_entries,
             grpc_connections_closed,
             grpc_calls_refused,
             grpc_connections_open,
@@ -283,6 +299,18 @@ impl Metrics {
     /// A gRPC call opened (`1`) or ended (`-1`).
     pub fn grpc_calls_in_flight_add(&self, by: i64) {
         self.grpc_calls_in_flight.inc_by(by);
+    }
+
+    /// A call answered from the request_id store, by RPC.
+    pub fn idempotent_replay(&self, rpc: &'static str) {
+        self.idempotent_replays
+            .get_or_create(&RpcName { rpc })
+            .inc();
+    }
+
+    /// The gauge of the request_id store's entries, for the store to keep.
+    pub fn idempotency_entries(&self) -> Gauge {
+        self.idempotency_entries.clone()
     }
 
     /// The Prometheus text exposition.

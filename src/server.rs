@@ -7,6 +7,7 @@ use crate::config::{Callers, Config, GraphTarget, Inbound, Transport};
 use crate::config::{Cloud, Credential, CredentialKind};
 use crate::emulator::{Emulator, EmulatorOptions, RunningEmulator};
 use crate::graph::{self, GraphClient, TokenCache};
+use crate::idempotency::Idempotency;
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskServiceServer;
@@ -98,7 +99,13 @@ impl Gateway {
             ),
         }
         let ready = Arc::new(Readiness::new(tokens.clone()));
-        let service = TaskService::new(Arc::new(graph_client), metrics.clone());
+        let service = TaskService::new(Arc::new(graph_client), metrics.clone()).with_idempotency(
+            Idempotency::counted(
+                config.idempotency.window,
+                config.idempotency.max_entries,
+                metrics.idempotency_entries(),
+            ),
+        );
         let updates = service.updates();
         let access = access(&config.inbound, &http, &metrics).await;
         let tls = match &config.inbound.transport {

@@ -165,6 +165,30 @@ pub const GATEWAY_MAX_CONCURRENT_CALLS: CountSetting = Setting {
     chart: Some("gateway.maxConcurrentCalls"),
 };
 
+// `serve`: safe retries (`request_id`, see `crate::idempotency`)
+
+/// How long an answer to a call with a `request_id` is remembered, from
+/// when it was given.
+pub const GATEWAY_IDEMPOTENCY_WINDOW: DurationSetting = Setting {
+    env: "GATEWAY_IDEMPOTENCY_WINDOW",
+    default: Some("10m"),
+    min: SECOND,
+    max: DAY,
+    chart: Some("gateway.idempotencyWindow"),
+};
+/// Answers remembered at most, oldest evicted first. There is no "off":
+/// a caller that sends a `request_id` is promised no second write. An entry
+/// holding a typical task answer takes about 900 bytes (874 measured by
+/// `tests/idempotency_memory.rs`, 447 of them the encoded task), so the
+/// default holds about 85 MiB at most.
+pub const GATEWAY_IDEMPOTENCY_MAX_ENTRIES: CountSetting = Setting {
+    env: "GATEWAY_IDEMPOTENCY_MAX_ENTRIES",
+    default: Some("100000"),
+    min: 1,
+    max: 10_000_000,
+    chart: Some("gateway.idempotencyMaxEntries"),
+};
+
 // `serve`: how the gateway treats a struggling Graph
 
 pub const GRAPH_MAX_RETRIES: CountSetting = Setting {
@@ -282,6 +306,8 @@ pub const ALL: &[&dyn Bounded] = &[
     &GATEWAY_DRAIN_TIMEOUT,
     &GATEWAY_SHUTDOWN_DELAY,
     &GATEWAY_WORKER_THREADS,
+    &GATEWAY_IDEMPOTENCY_WINDOW,
+    &GATEWAY_IDEMPOTENCY_MAX_ENTRIES,
     &EMULATOR_TOKEN_LIFETIME,
     &EMULATOR_CHAOS_PERCENT,
     &EMULATOR_LATENCY,

@@ -548,6 +548,64 @@ pub fn too_many_calls(max: usize) -> Status {
     )
 }
 
+/// A `request_id` sent again with another request: INVALID_ARGUMENT,
+/// reason `REQUEST_ID_REUSED`. Nothing was sent to Graph.
+pub fn request_id_reused(rpc: &str) -> Status {
+    let meta = HashMap::from([("rpc".to_owned(), rpc.to_owned())]);
+    gateway_error(
+        Code::InvalidArgument,
+        format!("this request_id was already used for another {rpc} request; use a new request_id for a new request"),
+        "REQUEST_ID_REUSED",
+        meta,
+    )
+}
+
+/// Every entry of the `request_id` store is a call still running:
+/// RESOURCE_EXHAUSTED, reason `REQUEST_ID_STORE_FULL`, with a short
+/// RetryInfo. Nothing was sent to Graph.
+pub fn request_id_store_full(max_entries: usize) -> Status {
+    let meta = HashMap::from([("max_entries".to_owned(), max_entries.to_string())]);
+    let mut details = ErrorDetails::new();
+    details.set_error_info("REQUEST_ID_STORE_FULL", GATEWAY_DOMAIN, meta);
+    details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("the gateway is running {max_entries} calls with a request_id, its maximum; retry shortly"),
+        details,
+    )
+}
+
+/// A duplicate whose deadline came while the first call with its
+/// `request_id` still ran: DEADLINE_EXCEEDED, reason
+/// `REQUEST_ID_IN_PROGRESS`. This call sent nothing; a retry with the same
+/// `request_id` gets the first call's answer once it has one.
+pub fn request_id_in_progress(rpc: &str) -> Status {
+    let meta = HashMap::from([("rpc".to_owned(), rpc.to_owned())]);
+    gateway_error(
+        Code::DeadlineExceeded,
+        format!("the first {rpc} call with this request_id was still running at this call's deadline; retry with the same request_id for its answer"),
+        "REQUEST_ID_IN_PROGRESS",
+        meta,
+    )
+}
+
+/// What a retry is told when the first call with its `request_id` was
+/// cancelled after its request may have reached Graph: UNAVAILABLE, reason
+/// `OUTCOME_UNKNOWN`, metadata `applied: unknown`. Never sent again.
+pub fn first_call_outcome_unknown(rpc: &str) -> Status {
+    let meta = HashMap::from([
+        ("applied".to_owned(), "unknown".to_owned()),
+        ("read-with".to_owned(), READ_RPC.to_owned()),
+        ("rpc".to_owned(), rpc.to_owned()),
+    ]);
+    gateway_error(
+        Code::Unavailable,
+        format!("the first {rpc} call with this request_id stopped after its request may have reached Graph; it is not sent again: read the task with {READ_RPC} to know"),
+        "OUTCOME_UNKNOWN",
+        meta,
+    )
+}
+
 fn gateway_error(
     code: Code,
     message: String,
@@ -767,6 +825,27 @@ mod update_outcome_tests {
                 assert!(info.metadata.contains_key(key), "{key}: {info:?}");
             }
         }
+    }
+
+    #[test]
+    fn request_id_refusals_carry_their_reasons() {
+        let reused = request_id_reused("UpdateSecurityConfigurationTask");
+        assert_eq!(reused.code(), Code::InvalidArgument);
+        let info = reused.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "REQUEST_ID_REUSED");
+        assert_eq!(info.domain, GATEWAY_DOMAIN);
+        let full = request_id_store_full(7);
+        assert_eq!(full.code(), Code::ResourceExhausted);
+        assert_eq!(
+            full.get_details_error_info().expect("ErrorInfo").reason,
+            "REQUEST_ID_STORE_FULL"
+        );
+        assert!(full.get_details_retry_info().is_some());
+        let unknown = first_call_outcome_unknown("CreateSecurityConfigurationTask");
+        assert_eq!(unknown.code(), Code::Unavailable);
+        let info = unknown.get_details_error_info().expect("ErrorInfo");
+        assert_eq!(info.reason, "OUTCOME_UNKNOWN");
+        assert_eq!(info.metadata["applied"], "unknown");
     }
 }
 

@@ -109,6 +109,29 @@ impl Call {
         }
     }
 
+    /// Records an answer given without running the call's work (a replay
+    /// of an earlier call with the same `request_id`, or a refusal by the
+    /// `request_id` store), whose metadata is already set.
+    pub fn finish_answered<T>(
+        self,
+        metrics: &Metrics,
+        answer: Result<Response<T>, Status>,
+    ) -> Result<Response<T>, Status> {
+        let elapsed = self.started.elapsed();
+        let _enter = self.span.enter();
+        let code = match &answer {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        metrics.rpc(self.rpc, code, elapsed);
+        tracing::info!(
+            code = crate::metrics::code_name(code),
+            elapsed_us = micros(elapsed),
+            "call answered by the request_id store"
+        );
+        answer
+    }
+
     fn add_metadata(&self, md: &mut MetadataMap, request_id: Option<&str>) {
         if let Some(id) = request_id {
             self.span.record("request_id", id);

@@ -4,13 +4,16 @@ mod abandon;
 mod call;
 mod create;
 mod delete;
+mod idempotent;
 mod mutation;
 mod record;
 mod set_status;
 mod update;
 mod write;
 
+use crate::config::Retention;
 use crate::graph::{CallContext, GraphClient, GraphResponse};
+use crate::idempotency::Idempotency;
 use crate::methods::Method;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
@@ -37,15 +40,28 @@ pub struct TaskService {
     graph: Arc<GraphClient>,
     metrics: Arc<Metrics>,
     updates: Updates,
+    /// The answers to calls with a `request_id`, for their retries.
+    idempotency: Idempotency,
 }
 
 impl TaskService {
     pub fn new(graph: Arc<GraphClient>, metrics: Arc<Metrics>) -> Self {
         Self {
             graph,
-            metrics,
             updates: Updates::default(),
+            idempotency: Idempotency::counted(
+                Retention::default().window,
+                Retention::default().max_entries,
+                metrics.idempotency_entries(),
+            ),
+            metrics,
         }
+    }
+
+    /// Serves with this store of answers to calls with a `request_id`.
+    pub fn with_idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = idempotency;
+        self
     }
 
     /// The updates in progress, for the end of the drain to stop.

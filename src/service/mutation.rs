@@ -1,22 +1,30 @@
 //! One path for every mutating call (Create, Update, Delete, SetStatus):
 //! the call's bookkeeping (ids, deadline, metrics, log line), its one audit
 //! record (armed before any work, written even if the call is dropped), and
-//! stopping when the drain ends. A handler only does its operation's work
-//! and says what it learnt in [`Progress`].
+//! stopping when the drain ends, and safe retries: a call with a
+//! `request_id` runs at most once (see [`crate::idempotency`]). A handler
+//! only does its operation's work and says what it learnt in [`Progress`].
 
 use super::abandon::Running;
 use super::call::{Call, Outcome};
+use super::idempotent;
 use super::record::{Audit, Progress};
 use super::TaskService;
-use crate::graph::CallContext;
+use crate::audit;
+use crate::graph::{CallContext, Sent};
+use crate::idempotency::{Audited, Begin, Key, Lease, Remembered};
 use crate::methods::Method;
 use crate::proto::v1::{
     CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
     SetSecurityConfigurationTaskStatusRequest, UpdateSecurityConfigurationTaskRequest,
 };
+use crate::security::access::Admitted;
+use crate::status;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// What the shared path needs to know of a mutating request.
 pub trait MutatingRequest: prost::Message + Default + Send + Sync + 'static {
@@ -28,6 +36,9 @@ pub trait MutatingRequest: prost::Message + Default + Send + Sync + 'static {
     fn request_id(&self) -> &str;
     /// AIP-163: check everything, change nothing.
     fn validate_only(&self) -> bool;
+    /// The request with its `request_id` cleared: what its fingerprint is
+    /// taken of.
+    fn without_request_id(&self) -> Self;
 }
 
 impl MutatingRequest for UpdateSecurityConfigurationTaskRequest {
@@ -43,6 +54,12 @@ impl MutatingRequest for UpdateSecurityConfigurationTaskRequest {
     fn validate_only(&self) -> bool {
         self.validate_only
     }
+    fn without_request_id(&self) -> Self {
+        Self {
+            request_id: String::new(),
+            ..self.clone()
+        }
+    }
 }
 
 impl MutatingRequest for CreateSecurityConfigurationTaskRequest {
@@ -55,6 +72,12 @@ impl MutatingRequest for CreateSecurityConfigurationTaskRequest {
     }
     fn validate_only(&self) -> bool {
         self.validate_only
+    }
+    fn without_request_id(&self) -> Self {
+        Self {
+            request_id: String::new(),
+            ..self.clone()
+        }
     }
 }
 
@@ -69,6 +92,12 @@ impl MutatingRequest for DeleteSecurityConfigurationTaskRequest {
     fn validate_only(&self) -> bool {
         self.validate_only
     }
+    fn without_request_id(&self) -> Self {
+        Self {
+            request_id: String::new(),
+            ..self.clone()
+        }
+    }
 }
 
 impl MutatingRequest for SetSecurityConfigurationTaskStatusRequest {
@@ -81,6 +110,12 @@ impl MutatingRequest for SetSecurityConfigurationTaskStatusRequest {
     }
     fn validate_only(&self) -> bool {
         self.validate_only
+    }
+    fn without_request_id(&self) -> Self {
+        Self {
+            request_id: String::new(),
+            ..self.clone()
+        }
     }
 }
 
@@ -96,6 +131,7 @@ impl TaskService {
     ) -> Result<Response<T>, Status>
     where
         R: MutatingRequest,
+        T: prost::Message + Default,
         F: for<'a> FnOnce(&'a TaskService, &'a CallContext, &'a R, &'a mut Progress) -> Work<'a, T>,
     {
         let call = Call::start(R::METHOD.name(), &request);
@@ -105,7 +141,7 @@ impl TaskService {
         let mut record = Audit::start(&request, &ctx);
         let mut running: Running = self.updates.start();
         let answer = tokio::select! {
-            answer = self.run(call, work(self, &ctx, request.get_ref(), &mut record.progress)) => answer,
+            answer = self.once(call, &request, &mut record, work) => answer,
             () = running.abandoned() => {
                 // The record says CANCELLED, with what is known of the outcome.
                 drop(record);
@@ -116,5 +152,147 @@ impl TaskService {
         };
         record.finish(&answer);
         answer
+    }
+
+    /// Runs the call's work at most once per `request_id` (AIP-155): a
+    /// repeat of an answered call gets its answer again, a repeat of a
+    /// running one waits for it, another request under the same id is
+    /// refused. Without a `request_id`, and for dry runs, the work just runs.
+    async fn once<R, T, F>(
+        &self,
+        mut call: Call,
+        request: &Request<R>,
+        record: &mut Audit,
+        work: F,
+    ) -> Result<Response<T>, Status>
+    where
+        R: MutatingRequest,
+        T: prost::Message + Default,
+        F: for<'a> FnOnce(&'a TaskService, &'a CallContext, &'a R, &'a mut Progress) -> Work<'a, T>,
+    {
+        let ctx = call.ctx.clone();
+        let req = request.get_ref();
+        let request_id = match call
+            .check_metadata()
+            .and_then(|()| Ok(idempotent::request_id(req.request_id())?))
+        {
+            Ok(id) => id,
+            Err(refused) => return call.finish(&self.metrics, Err(refused)),
+        };
+        let Some(request_id) = request_id.filter(|_| !req.validate_only()) else {
+            let outcome = work(self, &ctx, req, &mut record.progress)
+                .instrument(call.span())
+                .await;
+            return call.finish(&self.metrics, outcome);
+        };
+        let rpc = R::METHOD.name();
+        let key = Key {
+            caller: request
+                .extensions()
+                .get::<Admitted>()
+                .map_or_else(|| Arc::from("anonymous"), |a| a.caller.clone()),
+            method: R::METHOD,
+            request_id,
+        };
+        let begin = self.idempotency.begin(key, idempotent::fingerprint(req));
+        // A duplicate waits for the first call no longer than its own deadline.
+        let begun = match ctx.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, begin).await.ok(),
+            None => Some(begin.await),
+        };
+        let client_request_id = ctx.client_request_id.as_str();
+        let lease = match begun {
+            Some(Begin::Lead(lease)) => lease,
+            Some(Begin::Replay(remembered)) => {
+                record.progress.replay = true;
+                record.progress.outcome = Some(remembered.outcome);
+                let audited = remembered.audited;
+                record.progress.task_id = audited.task_id;
+                record.progress.fields = audited.fields;
+                record.progress.status = audited.status;
+                record.progress.note_bytes = audited.note_bytes;
+                self.metrics.idempotent_replay(rpc);
+                let answer = idempotent::replay(remembered.answer, client_request_id);
+                return call.finish_answered(&self.metrics, answer);
+            }
+            Some(Begin::Reused) => {
+                let refused =
+                    idempotent::refusal(status::request_id_reused(rpc), client_request_id);
+                return call.finish_answered(&self.metrics, Err(refused));
+            }
+            Some(Begin::Full) => {
+                let refused = idempotent::refusal(
+                    status::request_id_store_full(self.idempotency.max_entries()),
+                    client_request_id,
+                );
+                return call.finish_answered(&self.metrics, Err(refused));
+            }
+            None => {
+                let refused =
+                    idempotent::refusal(status::request_id_in_progress(rpc), client_request_id);
+                return call.finish_answered(&self.metrics, Err(refused));
+            }
+        };
+        // Held until the work is over; dropped with the call, it remembers
+        // an unknown outcome if a request may have reached Graph.
+        let leading = Leading {
+            lease: Some(lease),
+            sent: ctx.sent.clone(),
+            rpc,
+        };
+        let outcome = work(self, &ctx, req, &mut record.progress)
+            .instrument(call.span())
+            .await;
+        let done = record.outcome();
+        let keep = idempotent::worth_remembering(done, outcome.as_ref().err());
+        let answer = call.finish(&self.metrics, outcome);
+        leading.finish(keep.then(|| {
+            let p = &record.progress;
+            let audited = Audited {
+                task_id: p.task_id.clone(),
+                fields: p.fields.clone(),
+                status: p.status,
+                note_bytes: p.note_bytes,
+            };
+            idempotent::to_remember(&answer, done, audited)
+        }));
+        answer
+    }
+}
+
+/// The leader's hold on its `request_id`, for as long as its work runs.
+struct Leading {
+    lease: Option<Lease>,
+    sent: Sent,
+    rpc: &'static str,
+}
+
+impl Leading {
+    /// Remembers `answer`, or, with none, lets a retry run the call again.
+    fn finish(mut self, answer: Option<Remembered>) {
+        if let Some(lease) = self.lease.take() {
+            match answer {
+                Some(answer) => lease.remember(answer),
+                None => lease.forget(),
+            }
+        }
+    }
+}
+
+impl Drop for Leading {
+    /// The call was dropped before it finished (the caller went away, the
+    /// drain ran out). If a request may have reached Graph, a retry must
+    /// not send it again: it is told the outcome is unknown. Otherwise
+    /// nothing happened, and a retry (or a waiting duplicate) runs.
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            if self.sent.may_have_reached_graph() {
+                lease.remember(Remembered {
+                    answer: Err(status::first_call_outcome_unknown(self.rpc)),
+                    outcome: audit::Outcome::Unknown,
+                    audited: Audited::default(),
+                });
+            }
+        }
     }
 }

@@ -97,7 +97,7 @@ impl Audit {
 
     /// The outcome as known: what the service found out, else whether a
     /// write may have reached Graph.
-    fn outcome(&self) -> Outcome {
+    pub fn outcome(&self) -> Outcome {
         self.progress.outcome.unwrap_or(
             if !self.validate_only && self.sent.may_have_reached_graph() {
                 Outcome::Unknown

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use graph_grpc_gateway::cli::{LogArgs, LogFormat};
-use graph_grpc_gateway::config::{Config, GraphTarget, Inbound};
+use graph_grpc_gateway::config::{Config, GraphTarget, Inbound, Retention};
 use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
 use graph_grpc_gateway::graph::{Admission, RetrySettings, StackSettings, DEFAULT_MAX_RETRY_AFTER};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
@@ -51,6 +51,7 @@ pub fn config(graph: GraphTarget) -> Config {
         },
         // In-process tests stop at once; the lame-duck period has its own tests.
         shutdown_delay: Duration::ZERO,
+        idempotency: Retention::default(),
     }
 }
 
