@@ -374,9 +374,13 @@ fn check_lifecycles(emulator: &graph_grpc_gateway::emulator::Emulator, all: &[Li
                 if l.deleted_ok == Some(true) {
                     assert!(tasks.is_empty(), "{}: deleted, yet {tasks:?}", l.name);
                 } else if l.deleted_ok.is_none() {
-                    assert_eq!(tasks, [id.clone()], "{}", l.name);
+                    assert_eq!(tasks, std::slice::from_ref(id), "{}", l.name);
                 } else {
-                    assert!(tasks.is_empty() || tasks == [id.clone()], "{}", l.name);
+                    assert!(
+                        tasks.is_empty() || tasks == std::slice::from_ref(id),
+                        "{}",
+                        l.name
+                    );
                 }
                 deleted_ok += usize::from(l.deleted_ok == Some(true));
                 status_ok += usize::from(l.status_ok == Some(true));
