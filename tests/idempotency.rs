@@ -212,6 +212,46 @@ async fn a_duplicate_whose_deadline_comes_while_the_first_runs_is_told_so_and_se
     assert_eq!(sent(h.emulator(), "PATCH", seed::FIREWALL_TASK_ID), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_call_dropped_after_its_patch_left_makes_retries_unknown_never_resent() {
+    let h = Harness::start().await;
+    h.emulator().push_faults([Fault {
+        body: FaultBody::Unchanged,
+        ..Fault::new(200)
+    }
+    .delayed(Duration::from_secs(3))]);
+    let id = new_request_id();
+    let request = rename(seed::FIREWALL_TASK_ID, "dropped", &id);
+    let first = tokio::spawn({
+        let mut client = h.client.clone();
+        let request = request.clone();
+        async move { client.update_security_configuration_task(request).await }
+    });
+    tokio::time::timeout(PATIENCE, async {
+        while sent(h.emulator(), "PATCH", seed::FIREWALL_TASK_ID) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first PATCH reaches Graph");
+    // The caller goes away: its stream is reset, the gateway drops the call.
+    first.abort();
+    let status = h
+        .client
+        .clone()
+        .update_security_configuration_task(request)
+        .await
+        .expect_err("the outcome is unknown");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(reason(&status), "OUTCOME_UNKNOWN");
+    assert_eq!(replayed(status.metadata()), Some("true"));
+    assert_eq!(
+        sent(h.emulator(), "PATCH", seed::FIREWALL_TASK_ID),
+        1,
+        "never sent again"
+    );
+}
+
 #[tokio::test]
 async fn the_same_request_id_with_another_request_is_refused_and_sends_nothing() {
     let mut h = Harness::start().await;
