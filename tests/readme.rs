@@ -167,6 +167,23 @@ fn readme_commands_work_verbatim() {
                     "description not cleared: {answer}"
                 );
             }
+        } else if cmd.contains("/CreateSecurityConfigurationTask") {
+            // A new task: Graph's id and time differ each run, so the test
+            // checks what is stable: an id was given, and what was sent came back.
+            let sent = &payload(cmd).expect("payload")["security_configuration_task"];
+            assert!(
+                answer["id"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty() && id != TASK_ID),
+                "`{cmd}`: no new id in {answer}"
+            );
+            assert!(answer.get("createdDateTime").is_some(), "{answer}");
+            assert_eq!(answer["displayName"], sent["display_name"], "{answer}");
+            assert_eq!(answer["status"], sent["status"], "{answer}");
+        } else if cmd.contains("/SetSecurityConfigurationTaskStatus") {
+            let sent = payload(cmd).expect("payload");
+            assert_eq!(answer["id"], sent["id"], "{answer}");
+            assert_eq!(answer["status"], sent["status"], "{answer}");
         } else if cmd.contains("/GetSecurityConfigurationTask") {
             assert_eq!(answer["id"], TASK_ID);
         } else if cmd.contains("/ListSecurityConfigurationTasks") {

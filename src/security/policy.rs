@@ -333,10 +333,87 @@ rpcs = ["*"]
             )])
             .expect("patcher");
         assert!(patcher.may_call(Method::Update));
+        assert!(patcher.may_call(Method::SetStatus));
+        assert!(!patcher.may_call(Method::Create));
+        let provisioner = p
+            .caller([&Identity::Uri(
+                "spiffe://cluster.local/ns/security/sa/provisioner".into(),
+            )])
+            .expect("provisioner");
+        for m in [Method::Get, Method::List, Method::Create, Method::Delete] {
+            assert!(provisioner.may_call(m), "{}", m.name());
+        }
+        assert!(!provisioner.may_call(Method::Update));
+        // The read-only example stays read-only.
         let dashboard = p
             .caller([&Identity::Dns("dashboard.monitoring.svc".into())])
             .expect("dashboard");
-        assert!(!dashboard.may_call(Method::Update));
+        for m in Method::ALL {
+            assert_eq!(dashboard.may_call(m), !m.is_mutating(), "{}", m.name());
+        }
+    }
+
+    /// The lifecycle RPCs are named as the proto names them, each one
+    /// granting exactly itself.
+    #[test]
+    fn a_policy_naming_the_lifecycle_rpcs_grants_exactly_them() {
+        let p = Policy::from_toml(
+            "[[callers]]\nname = \"provisioner\"\nidentities = [\"cn:provisioner\"]\n\
+             rpcs = [\"CreateSecurityConfigurationTask\", \"DeleteSecurityConfigurationTask\"]\n\
+             [[callers]]\nname = \"approver\"\nidentities = [\"cn:approver\"]\n\
+             rpcs = [\"SetSecurityConfigurationTaskStatus\"]\n",
+        )
+        .expect("the new names load");
+        let provisioner = p
+            .caller([&Identity::Cn("provisioner".into())])
+            .expect("provisioner");
+        let approver = p
+            .caller([&Identity::Cn("approver".into())])
+            .expect("approver");
+        for m in Method::ALL {
+            assert_eq!(
+                provisioner.may_call(m),
+                matches!(m, Method::Create | Method::Delete),
+                "provisioner, {}",
+                m.name()
+            );
+            assert_eq!(
+                approver.may_call(m),
+                m == Method::SetStatus,
+                "approver, {}",
+                m.name()
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_rpc_is_refused_with_every_known_name() {
+        let e = Policy::from_toml(
+            "[[callers]]\nname = \"a\"\nidentities = [\"cn:a\"]\n\
+             rpcs = [\"CreateSecurityConfigurationTasks\", \"SetStatus\"]\n",
+        )
+        .expect_err("not RPC names");
+        assert!(
+            e.contains("unknown rpc \"CreateSecurityConfigurationTasks\""),
+            "{e}"
+        );
+        assert!(e.contains("unknown rpc \"SetStatus\""), "{e}");
+        for name in [
+            "GetSecurityConfigurationTask",
+            "ListSecurityConfigurationTasks",
+            "UpdateSecurityConfigurationTask",
+            "CreateSecurityConfigurationTask",
+            "DeleteSecurityConfigurationTask",
+            "SetSecurityConfigurationTaskStatus",
+        ] {
+            assert!(
+                e.contains(&format!("{name},")) || e.contains(&format!(", {name}")),
+                "{name} missing from: {e}"
+            );
+        }
+        // The list is the method table's, whole.
+        let known: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+        assert!(e.contains(&known.join(", ")), "{e}");
     }
 
     #[test]
