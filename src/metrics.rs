@@ -56,7 +56,14 @@ pub struct Metrics {
     grpc_calls_in_flight: Gauge,
     idempotent_replays: Family<RpcName, Counter>,
     idempotency_entries: Gauge,
+    /// The Graph budget's metrics (`graph_gateway_budget_*`).
+    pub budget: crate::budget::metrics::BudgetMetrics,
+    /// Gauges computed when scraped (each returns false once what it reads
+    /// is gone).
+    refreshers: std::sync::Mutex<Vec<Refresher>>,
 }
+
+type Refresher = Box<dyn Fn() -> bool + Send + Sync>;
 
 fn latency_histogram() -> Histogram {
     // 250 µs .. ~65 s: Graph's own latency is tens to hundreds of ms.
@@ -178,7 +185,10 @@ impl Default for Metrics {
             "Calls with a request_id the gateway remembers, running or answered (GATEWAY_IDEMPOTENCY_MAX_ENTRIES) right now",
             idempotency_entries.clone(),
         );
+        let budget = crate::budget::metrics::BudgetMetrics::register(&mut registry);
         Self {
+            budget,
+            refreshers: std::sync::Mutex::default(),
             idempotent_replays,
             idempotency_entries,
             grpc_connections_closed,
@@ -313,8 +323,20 @@ impl Metrics {
         self.idempotency_entries.clone()
     }
 
+    /// Runs `refresh` before every render, until it returns false.
+    pub fn on_render(&self, refresh: impl Fn() -> bool + Send + Sync + 'static) {
+        self.refreshers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Box::new(refresh));
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        self.refreshers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|refresh| refresh());
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);

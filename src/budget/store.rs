@@ -1,0 +1,49 @@
+//! The seam to a budget shared by every replica (Redis, in
+//! [`super::redis`]): what the pacing asks of it, nothing of how.
+
+use super::Rate;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The limits in force, as this replica's pace has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub requests: Rate,
+    pub writes: Rate,
+}
+
+/// What a shared budget answers to a take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Granted,
+    /// No room: the earliest a token could free, from now.
+    Wait(Duration),
+}
+
+/// The shared budget did not answer (unreachable, too slow, refused):
+/// why, as a short word for logs and metrics, never with an address or a
+/// password in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreDown(pub &'static str);
+
+/// A budget shared with other replicas. Each call is bounded by the
+/// store's own short timeout.
+pub trait Store: Send + Sync + 'static {
+    /// Takes one token of the request budget and, for a write, one of the
+    /// write budget, atomically: both or neither. `member` names the token
+    /// for [`Store::release`].
+    fn take(
+        &self,
+        write: bool,
+        limits: Limits,
+        member: Arc<str>,
+    ) -> StoreFuture<Result<Take, StoreDown>>;
+    /// The token's Graph answer came back: count its window from now.
+    fn release(&self, write: bool, member: Arc<str>) -> StoreFuture<Result<(), StoreDown>>;
+    /// Whether the store answers.
+    fn ping(&self) -> StoreFuture<Result<(), StoreDown>>;
+}

@@ -1,0 +1,342 @@
+//! The budget's pacing, on tokio's paused clock: time moves only when every
+//! task waits, so a window of 20 s passes in no real time and each
+//! assertion sees exactly what the pacing decided.
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+
+const W: Duration = Duration::from_secs(20);
+
+fn budget(writes: u32, requests: u32) -> Arc<Budget> {
+    Arc::new(Budget::new(
+        BudgetSettings {
+            requests: Rate::new(requests, W),
+            writes: Rate::new(writes, W),
+            local_share_percent: 100.0,
+        },
+        None,
+        Arc::new(Metrics::default()),
+    ))
+}
+
+fn caller(name: &str, weight: u32) -> Caller {
+    Caller {
+        name: Arc::from(name),
+        weight,
+    }
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_window_holds_at_most_the_limit_and_frees_a_window_after_each_answer() {
+    let b = budget(3, 100);
+    let c = caller("a", 1);
+    let t0 = Instant::now();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(b.acquire(&c, Lane::Write, far()).await.expect("room"));
+    }
+    // The fourth waits: answers come back at t0 + 1 s.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    held.clear();
+    let fourth = b
+        .acquire(&c, Lane::Write, far())
+        .await
+        .expect("its turn comes");
+    assert_eq!(
+        Instant::now() - t0,
+        Duration::from_secs(1) + W,
+        "a window after the first answer"
+    );
+    drop(fourth);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_whose_turn_is_past_its_deadline_is_refused_at_once_with_the_time_it_could_run() {
+    let b = budget(2, 100);
+    let c = caller("a", 1);
+    let t0 = Instant::now();
+    let g1 = b.acquire(&c, Lane::Write, far()).await.expect("room");
+    let g2 = b.acquire(&c, Lane::Write, far()).await.expect("room");
+    drop((g1, g2));
+    let refused = b
+        .acquire(&c, Lane::Write, t0 + Duration::from_secs(5))
+        .await
+        .expect_err("no token before the deadline");
+    assert_eq!(Instant::now(), t0, "refused without waiting");
+    assert_eq!(refused.lane, Lane::Write);
+    assert_eq!(refused.retry_after, W, "the earliest a token frees");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reads_never_wait_behind_writes() {
+    let b = budget(1, 100);
+    let c = caller("a", 1);
+    let write = b.acquire(&c, Lane::Write, far()).await.expect("room");
+    let waiting_write = {
+        let b = b.clone();
+        let c = c.clone();
+        tokio::spawn(async move {
+            b.acquire(&c, Lane::Write, far())
+                .await
+                .map(|_| Instant::now())
+        })
+    };
+    tokio::task::yield_now().await;
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        drop(
+            b.acquire(&c, Lane::Read, far())
+                .await
+                .expect("a read has its own lane"),
+        );
+    }
+    assert_eq!(Instant::now(), t0, "reads went at once");
+    drop(write);
+    let at = waiting_write.await.expect("joins").expect("its turn");
+    assert!(at >= t0 + W, "the write waited for the write budget");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flooding_caller_does_not_starve_one_that_writes_now_and_then() {
+    let b = budget(5, 1000);
+    let served: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    // Spend the window, so every later call waits its turn.
+    let flood = caller("flood", 1);
+    for _ in 0..5 {
+        drop(b.acquire(&flood, Lane::Write, far()).await.expect("room"));
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (b, served, flood) = (b.clone(), served.clone(), flood.clone());
+        tasks.push(tokio::spawn(async move {
+            let _g = b.acquire(&flood, Lane::Write, far()).await.expect("turn");
+            served.lock().expect("lock").push("flood");
+        }));
+        tokio::task::yield_now().await;
+    }
+    let quiet = caller("quiet", 1);
+    let (b2, served2) = (b.clone(), served.clone());
+    tasks.push(tokio::spawn(async move {
+        let _g = b2.acquire(&quiet, Lane::Write, far()).await.expect("turn");
+        served2.lock().expect("lock").push("quiet");
+    }));
+    for t in tasks {
+        t.await.expect("joins");
+    }
+    let order = served.lock().expect("lock").clone();
+    let quiet_at = order.iter().position(|s| *s == "quiet").expect("served");
+    assert!(
+        quiet_at <= 1,
+        "the occasional caller went first or second, not after 20 floods: {order:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn weights_share_a_busy_budget_in_proportion() {
+    let b = budget(10, 1000);
+    let counts: Arc<Mutex<HashMap<&'static str, usize>>> = Arc::default();
+    let heavy = caller("heavy", 3);
+    let light = caller("light", 1);
+    for _ in 0..10 {
+        drop(b.acquire(&light, Lane::Write, far()).await.expect("room"));
+    }
+    let mut tasks = Vec::new();
+    for (who, c) in [("heavy", heavy), ("light", light)] {
+        for _ in 0..40 {
+            let (b, counts, c) = (b.clone(), counts.clone(), c.clone());
+            tasks.push(tokio::spawn(async move {
+                let _g = b.acquire(&c, Lane::Write, far()).await.expect("turn");
+                *counts.lock().expect("lock").entry(who).or_default() += 1;
+            }));
+        }
+    }
+    tokio::task::yield_now().await;
+    // Two windows' worth of turns: 20 tokens.
+    tokio::time::sleep(W * 2 + Duration::from_millis(1)).await;
+    let counts = counts.lock().expect("lock").clone();
+    assert_eq!(counts.values().sum::<usize>(), 20, "{counts:?}");
+    assert_eq!(
+        counts.get("heavy"),
+        Some(&15),
+        "3:1 of 20 turns: {counts:?}"
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_that_gives_up_leaves_its_turn_to_the_next() {
+    let b = budget(1, 100);
+    let c = caller("a", 1);
+    drop(b.acquire(&c, Lane::Write, far()).await.expect("room"));
+    let t0 = Instant::now();
+    // Its turn (t0 + W) is past its deadline only by the estimate's
+    // reckoning of a queue ahead; with none ahead it is admitted to wait.
+    let quitter = {
+        let (b, c) = (b.clone(), c.clone());
+        tokio::spawn(async move { b.acquire(&c, Lane::Write, far()).await })
+    };
+    tokio::task::yield_now().await;
+    quitter.abort();
+    let next = b
+        .acquire(&c, Lane::Write, far())
+        .await
+        .expect("the freed turn");
+    assert_eq!(Instant::now(), t0 + W);
+    drop(next);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_lowers_the_pace_and_it_recovers() {
+    let b = budget(10, 1000);
+    b.throttled(Lane::Write);
+    let c = caller("a", 1);
+    let t0 = Instant::now();
+    for _ in 0..5 {
+        drop(
+            b.acquire(&c, Lane::Write, far())
+                .await
+                .expect("half the budget"),
+        );
+    }
+    assert_eq!(Instant::now(), t0);
+    let refused = b
+        .acquire(&c, Lane::Write, t0 + Duration::from_secs(1))
+        .await
+        .expect_err("paced at 5");
+    assert_eq!(refused.retry_after, W);
+    tokio::time::advance(W).await;
+    // One quiet window: 5 + 1.
+    let text = {
+        b.refresh_metrics();
+        b.inner.metrics.render()
+    };
+    assert!(
+        text.contains("graph_gateway_budget_limit{budget=\"writes\"} 6"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "graph_gateway_budget_pace_changes_total{budget=\"writes\",direction=\"down\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("graph_gateway_budget_refused_total{budget=\"writes\"} 1"),
+        "{text}"
+    );
+}
+
+/// A shared store that answers from a script of `up` / `down`.
+struct FakeStore {
+    up: AtomicBool,
+    taken: AtomicUsize,
+    limit: usize,
+}
+
+impl Store for FakeStore {
+    fn take(
+        &self,
+        _write: bool,
+        _limits: Limits,
+        _member: Arc<str>,
+    ) -> store::StoreFuture<Result<Take, StoreDown>> {
+        let answer = if !self.up.load(Ordering::Acquire) {
+            Err(StoreDown("unreachable"))
+        } else if self.taken.fetch_add(1, Ordering::AcqRel) < self.limit {
+            Ok(Take::Granted)
+        } else {
+            Ok(Take::Wait(W))
+        };
+        Box::pin(async move { answer })
+    }
+
+    fn release(
+        &self,
+        _write: bool,
+        _member: Arc<str>,
+    ) -> store::StoreFuture<Result<(), StoreDown>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn ping(&self) -> store::StoreFuture<Result<(), StoreDown>> {
+        let up = self.up.load(Ordering::Acquire);
+        Box::pin(async move {
+            if up {
+                Ok(())
+            } else {
+                Err(StoreDown("unreachable"))
+            }
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_answers() {
+    let store = Arc::new(FakeStore {
+        up: AtomicBool::new(true),
+        taken: AtomicUsize::new(0),
+        limit: 1000,
+    });
+    let b = Budget::new(
+        BudgetSettings {
+            requests: Rate::new(1000, W),
+            writes: Rate::new(9, W),
+            local_share_percent: 100.0 / 3.0,
+        },
+        Some(store.clone()),
+        Arc::new(Metrics::default()),
+    );
+    let c = caller("a", 1);
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("from the store"),
+    );
+    assert_eq!(b.mode(), Mode::Shared);
+    store.up.store(false, Ordering::Release);
+    // The store is down: the call still goes, from the local share (3 of 9,
+    // one of them already spent through the store).
+    let t0 = Instant::now();
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("local share"),
+    );
+    assert_eq!(b.mode(), Mode::Fallback);
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("local share"),
+    );
+    assert_eq!(Instant::now(), t0, "no call waited for the dead store");
+    let refused = b
+        .acquire(&c, Lane::Write, t0 + Duration::from_secs(1))
+        .await
+        .expect_err("share spent");
+    assert!(refused.retry_after > Duration::from_secs(1));
+    b.refresh_metrics();
+    let text = b.inner.metrics.render();
+    assert!(text.contains("graph_gateway_budget_shared 0"), "{text}");
+    assert!(
+        text.contains("graph_gateway_budget_fallbacks_total{reason=\"unreachable\"} 1"),
+        "{text}"
+    );
+    // Back up: the probe finds it within a second and sharing resumes.
+    store.up.store(true, Ordering::Release);
+    tokio::time::sleep(PROBE_INTERVAL * 2).await;
+    assert_eq!(b.mode(), Mode::Shared);
+    let before = store.taken.load(Ordering::Acquire);
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("from the store again"),
+    );
+    assert_eq!(store.taken.load(Ordering::Acquire), before + 1);
+}
