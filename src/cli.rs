@@ -306,6 +306,33 @@ pub struct ResilienceArgs {
     /// after decompression; a larger one is a failed token request. 1024 to 16777216.
     #[arg(long, env = settings::AZURE_TOKEN_MAX_ANSWER_BYTES.env, default_value = settings::AZURE_TOKEN_MAX_ANSWER_BYTES.default)]
     pub azure_token_max_answer_bytes: u64,
+
+    /// Pace Graph requests inside Intune's budget (`on`), or send them as
+    /// they come and learn the limit from 429s (`off`). Default: on against
+    /// Graph, off against the built-in emulator (which meters nothing).
+    #[arg(long, env = "GRAPH_BUDGET", value_enum)]
+    pub graph_budget: Option<Toggle>,
+
+    /// Writes (POST, PATCH, DELETE) per window this app may send Graph:
+    /// Intune's per-app limit. 1/100ms to 1000000/1h.
+    #[arg(long, env = settings::GRAPH_WRITE_BUDGET.env, default_value = settings::GRAPH_WRITE_BUDGET.default, value_parser = parse_rate)]
+    pub graph_write_budget: crate::budget::Rate,
+
+    /// Requests of any method per window this app may send Graph: Intune's
+    /// per-app limit. 1/100ms to 1000000/1h.
+    #[arg(long, env = settings::GRAPH_REQUEST_BUDGET.env, default_value = settings::GRAPH_REQUEST_BUDGET.default, value_parser = parse_rate)]
+    pub graph_request_budget: crate::budget::Rate,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
+}
+
+fn parse_rate(text: &str) -> Result<crate::budget::Rate, String> {
+    crate::budget::Rate::parse(text).ok_or_else(|| format!("{text:?} is not a budget such as 100/20s"))
 }
 
 #[derive(Debug, Clone, Args)]

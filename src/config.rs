@@ -148,7 +148,10 @@ impl Config {
         settings::GRAPH_TIMEOUT.check(args.graph_timeout, &mut problems);
         settings::GATEWAY_MAX_MESSAGE_BYTES.check(args.max_message_bytes, &mut problems);
         settings::GATEWAY_DRAIN_TIMEOUT.check(args.drain_timeout, &mut problems);
-        let graph_stack = stack_settings(&args.resilience, &mut problems);
+        let mut graph_stack = stack_settings(&args.resilience, &mut problems);
+        if args.emulator && args.resilience.graph_budget.is_none() {
+            graph_stack.budget = None;
+        }
         let inbound = inbound(&args.inbound, args.emulator, &mut problems);
         settings::GATEWAY_SHUTDOWN_DELAY.check(args.shutdown_delay, &mut problems);
         settings::GATEWAY_IDEMPOTENCY_WINDOW.check(args.idempotency_window, &mut problems);
@@ -320,7 +323,20 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
         max_retry_after: args.graph_max_retry_after,
         max_answer_bytes: args.graph_max_answer_bytes,
         token_max_answer_bytes: args.azure_token_max_answer_bytes,
+        budget: budget_settings(args, problems),
     }
+}
+
+/// The Graph budget, unless turned off. Against the built-in emulator it
+/// is off unless turned on: the emulator meters nothing to pace against.
+fn budget_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> Option<crate::budget::BudgetSettings> {
+    settings::GRAPH_WRITE_BUDGET.check(args.graph_write_budget, problems);
+    settings::GRAPH_REQUEST_BUDGET.check(args.graph_request_budget, problems);
+    (args.graph_budget != Some(crate::cli::Toggle::Off)).then(|| crate::budget::BudgetSettings {
+        requests: args.graph_request_budget,
+        writes: args.graph_write_budget,
+        local_share_percent: 100.0,
+    })
 }
 
 fn graph_target(args: &ServeArgs, problems: &mut Vec<String>) -> Option<GraphTarget> {

@@ -234,6 +234,29 @@ pub const GRAPH_MAX_QUEUED: CountSetting = Setting {
     chart: Some("gateway.graphMaxQueued"),
 };
 
+/// A budget's size, `count/window` (`100/20s`).
+pub type RateSetting = Setting<crate::budget::Rate>;
+
+/// The least and greatest budget: one request per 100 ms window, and far
+/// more than Graph allows any app.
+const RATE_MIN: crate::budget::Rate = crate::budget::Rate::new(1, Duration::from_millis(100));
+const RATE_MAX: crate::budget::Rate = crate::budget::Rate::new(1_000_000, Duration::from_secs(60 * 60));
+
+pub const GRAPH_WRITE_BUDGET: RateSetting = Setting {
+    env: "GRAPH_WRITE_BUDGET",
+    default: Some("100/20s"),
+    min: RATE_MIN,
+    max: RATE_MAX,
+    chart: None,
+};
+pub const GRAPH_REQUEST_BUDGET: RateSetting = Setting {
+    env: "GRAPH_REQUEST_BUDGET",
+    default: Some("1000/20s"),
+    min: RATE_MIN,
+    max: RATE_MAX,
+    chart: None,
+};
+
 pub const GRAPH_MAX_RETRY_AFTER: DurationSetting = Setting {
     env: "GRAPH_MAX_RETRY_AFTER",
     default: Some("180s"),
@@ -290,6 +313,8 @@ pub const ALL: &[&dyn Bounded] = &[
     &GRAPH_MAX_IN_FLIGHT,
     &GRAPH_MAX_QUEUED,
     &GRAPH_MAX_RETRY_AFTER,
+    &GRAPH_WRITE_BUDGET,
+    &GRAPH_REQUEST_BUDGET,
     &GRAPH_MAX_ANSWER_BYTES,
     &AZURE_TOKEN_MAX_ANSWER_BYTES,
     &GATEWAY_TLS_RELOAD_INTERVAL,

@@ -464,10 +464,24 @@ pub fn denial_status(d: &Denial) -> Status {
     gateway_error(code, message, d.reason(), meta)
 }
 
+fn e_text(e: &crate::budget::Exhausted) -> String {
+    GraphError::BudgetExhausted(*e).to_string()
+}
+
 fn graph_error(e: &GraphError) -> Status {
     let (code, reason, retry) = match e {
         GraphError::Status(failure) => return graph_failure(failure),
         GraphError::Throttled(delay) => (Code::ResourceExhausted, "GRAPH_THROTTLED", Some(*delay)),
+        GraphError::BudgetExhausted(e) => {
+            let mut details = ErrorDetails::new();
+            details.set_error_info(
+                "GRAPH_BUDGET_EXHAUSTED",
+                GATEWAY_DOMAIN,
+                HashMap::from([("budget".to_owned(), e.lane.budget().to_owned())]),
+            );
+            details.set_retry_info(Some(e.retry_after));
+            return Status::with_error_details(Code::ResourceExhausted, e_text(e), details);
+        }
         GraphError::Overloaded(_) => (Code::ResourceExhausted, "GATEWAY_OVERLOADED", None),
         GraphError::Timeout => (Code::DeadlineExceeded, "GRAPH_TIMEOUT", None),
         GraphError::Connect(_) => (Code::Unavailable, "GRAPH_UNREACHABLE", None),

@@ -358,6 +358,20 @@ impl Budget {
         }
     }
 
+    /// A token now, if one is free with nobody waiting and no shared store
+    /// to ask: the path of every call while the budget has room.
+    pub fn try_acquire(&self, lane: Lane) -> Option<Grant> {
+        let inner = &self.inner;
+        let mut st = inner.lock();
+        if st.store_up || !st.lane(lane).queue.is_empty() {
+            return None;
+        }
+        inner.take_local(&mut st, lane, Instant::now()).ok()?;
+        drop(st);
+        inner.metrics.budget.waited(lane, Duration::ZERO);
+        Some(inner.grant(lane, None))
+    }
+
     /// Waits for a token for a request in `lane`, fairly among callers, up
     /// to `deadline`.
     pub async fn acquire(

@@ -26,6 +26,9 @@ pub enum GraphError {
     Overloaded(Overload),
     /// Graph asked the tenant to pause longer than this call can wait; not sent.
     Throttled(Duration),
+    /// Intune's budget has no token for this call before its deadline; not
+    /// sent.
+    BudgetExhausted(crate::budget::Exhausted),
     /// No access token could be obtained.
     Token(TokenError),
     /// Graph answered success with a body past the gateway's limit; it was
@@ -71,6 +74,12 @@ impl fmt::Display for GraphError {
                 f,
                 "Graph is throttling this tenant for {:.1} s more, past this call's deadline",
                 d.as_secs_f64()
+            ),
+            Self::BudgetExhausted(e) => write!(
+                f,
+                "Intune's Graph budget for {} has no room before this call's deadline; not sent, it could run in {:.1} s",
+                e.lane.budget(),
+                e.retry_after.as_secs_f64()
             ),
             Self::Token(why) => write!(f, "no access token for Graph: {why}"),
             Self::AnswerTooLarge(a) => write!(

@@ -39,6 +39,8 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// Whether a request of this call may have reached Graph.
     pub sent: Sent,
+    /// Who called, for a fair share of Intune's budget.
+    pub caller: crate::budget::Caller,
 }
 
 /// Whether any request of a call may have reached Graph: set just before an
@@ -87,6 +89,8 @@ pub struct GraphClient {
     gate: Arc<ThrottleGate>,
     /// Shared with the retry layer.
     retry_budget: Arc<TpsBudget>,
+    /// Intune's budget, when on.
+    pace: Option<Arc<crate::budget::Budget>>,
     metrics: Arc<Metrics>,
 }
 
@@ -125,6 +129,9 @@ impl GraphClient {
     ) -> Self {
         let gate = Arc::new(ThrottleGate::new(settings.max_retry_after));
         let retry_budget = stack::retry_budget(&settings.retry);
+        let pace = settings
+            .budget
+            .map(|b| Arc::new(crate::budget::Budget::new(b, None, metrics.clone())));
         Self {
             collection_url: with_path(base_url, &[COLLECTION_PATH]),
             stack: stack::build(
@@ -133,8 +140,10 @@ impl GraphClient {
                 settings,
                 gate.clone(),
                 retry_budget.clone(),
+                pace.clone(),
                 metrics.clone(),
             ),
+            pace,
             retry_budget,
             call_timeout,
             gate,
@@ -152,6 +161,11 @@ impl GraphClient {
             self.metrics.retry_skipped("budget");
             false
         }
+    }
+
+    /// Intune's budget, when it is on.
+    pub fn budget(&self) -> Option<&crate::budget::Budget> {
+        self.pace.as_deref()
     }
 
     /// The throttle pause shared by this client's calls.
@@ -242,6 +256,8 @@ impl GraphClient {
             attempt: 0,
             sent: ctx.sent.clone(),
             resend,
+            caller: ctx.caller.clone(),
+            grant: stack::GrantSlot::default(),
         };
         let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))
             .await

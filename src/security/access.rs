@@ -27,6 +27,8 @@ pub struct Admitted {
     pub caller: Arc<str>,
     /// How the caller proved who it is: `mtls`, `jwt` or `none`.
     pub via: &'static str,
+    /// The caller's share of the Graph budget (the policy's `weight`).
+    pub weight: u32,
 }
 
 impl Admitted {
@@ -34,6 +36,7 @@ impl Admitted {
         Self {
             caller: Arc::from("anonymous"),
             via: "none",
+            weight: 1,
         }
     }
 }
@@ -207,6 +210,7 @@ impl Access {
         Ok(Admitted {
             caller: caller.name.clone(),
             via,
+            weight: caller.weight,
         })
     }
 

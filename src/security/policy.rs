@@ -24,6 +24,7 @@
 //! identities = ["uri:spiffe://cluster.local/ns/security/sa/patcher"]
 //! rpcs = ["GetSecurityConfigurationTask", "UpdateSecurityConfigurationTask"]
 //! rate_limit = { per_second = 20, burst = 40 }
+//! weight = 2          # share of Intune's Graph budget while callers wait (1 to 1000, default 1)
 //! ```
 
 use super::identity::Identity;
@@ -44,6 +45,8 @@ pub struct Caller {
     pub name: Arc<str>,
     methods: u8,
     bucket: Option<Bucket>,
+    /// Its share of the Graph budget against other waiting callers.
+    pub weight: u32,
 }
 
 impl Caller {
@@ -56,6 +59,9 @@ impl Caller {
         self.bucket.as_ref()
     }
 }
+
+/// The largest budget weight a caller may have.
+pub const MAX_WEIGHT: u32 = 1000;
 
 /// The loaded policy.
 #[derive(Debug)]
@@ -128,6 +134,7 @@ struct CallerFile {
     identities: Vec<String>,
     rpcs: Vec<String>,
     rate_limit: Option<RateLimit>,
+    weight: Option<u32>,
 }
 
 /// Why a policy file cannot be used.
@@ -220,10 +227,15 @@ impl Policy {
             if let Some(p) = c.rate_limit.and_then(|r| r.problem()) {
                 problems.push(format!("{at}.rate_limit: {p}"));
             }
+            let weight = c.weight.unwrap_or(1);
+            if !(1..=MAX_WEIGHT).contains(&weight) {
+                problems.push(format!("{at}.weight: must be 1 to {MAX_WEIGHT}"));
+            }
             callers.push(Caller {
                 name: c.name.into(),
                 methods,
                 bucket: limit.filter(|l| l.problem().is_none()).map(Bucket::new),
+                weight,
             });
         }
         if !problems.is_empty() {

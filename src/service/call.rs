@@ -59,6 +59,14 @@ impl Call {
                 client_request_id,
                 deadline,
                 sent: Default::default(),
+                caller: req
+                    .extensions()
+                    .get::<crate::security::access::Admitted>()
+                    .map(|a| crate::budget::Caller {
+                        name: a.caller.clone(),
+                        weight: a.weight,
+                    })
+                    .unwrap_or_default(),
             },
             bad_request_id,
             span,

@@ -129,6 +129,7 @@ fn outcome_of(e: &GraphError, sent: bool) -> audit::Outcome {
         GraphError::Connect(_)
         | GraphError::Overloaded(_)
         | GraphError::Throttled(_)
+        | GraphError::BudgetExhausted(_)
         | GraphError::Token(_) => audit::Outcome::NotApplied,
     }
 }

@@ -263,6 +263,7 @@ fn failure_outcome(e: &GraphError, ctx: &CallContext) -> audit::Outcome {
         GraphError::Connect(_)
         | GraphError::Overloaded(_)
         | GraphError::Throttled(_)
+        | GraphError::BudgetExhausted(_)
         | GraphError::Token(_) => audit::Outcome::NotApplied,
         // Timeouts, lost connections, other 5xx: it may have been taken.
         _ => audit::Outcome::Unknown,

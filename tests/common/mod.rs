@@ -71,6 +71,7 @@ pub fn fast_retries() -> StackSettings {
         max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         max_answer_bytes: 16 * 1024 * 1024,
         token_max_answer_bytes: 64 * 1024,
+        budget: None,
     }
 }
 

@@ -7,6 +7,12 @@
 //! [`GraphError::Overloaded`], so the queue never grows without bound. A call
 //! whose deadline comes while it waits fails the same way, never having
 //! been sent.
+//!
+//! With Intune's budget on, a call first takes its budget token, then a
+//! slot: a call waiting for the budget holds a place in the same bounded
+//! queue but no slot, so writes waiting for the write budget never keep
+//! reads from Graph. A call whose turn in the budget comes after its
+//! deadline fails at once with [`GraphError::BudgetExhausted`], unsent.
 
 use super::{GraphRequest, GraphService};
 use crate::graph::{GraphError, Overload};
@@ -28,6 +34,7 @@ struct Gate {
     waiting: AtomicUsize,
     max_queued: usize,
     metrics: Arc<Metrics>,
+    budget: Option<Arc<crate::budget::Budget>>,
 }
 
 /// Counts one waiter for as long as it lives, so a call dropped while it
@@ -42,17 +49,40 @@ impl Drop for Waiting<'_> {
 }
 
 impl Gate {
-    async fn admit(&self, req: &GraphRequest) -> Result<OwnedSemaphorePermit, GraphError> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
+    /// A place in the queue, or the refusal of a full one.
+    fn enqueue(&self) -> Result<Waiting<'_>, GraphError> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_queued {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             self.metrics.load_shed();
             return Err(GraphError::Overloaded(Overload::QueueFull));
         }
         self.metrics.graph_queued_inc();
-        let _waiting = Waiting(self);
+        Ok(Waiting(self))
+    }
+
+    async fn admit(&self, req: &GraphRequest) -> Result<OwnedSemaphorePermit, GraphError> {
+        let lane = crate::budget::Lane::for_method(&req.method);
+        let mut waiting = None;
+        if let Some(budget) = &self.budget {
+            let grant = match budget.try_acquire(lane) {
+                Some(grant) => grant,
+                None => {
+                    waiting = Some(self.enqueue()?);
+                    budget
+                        .acquire(&req.caller, lane, req.deadline)
+                        .await
+                        .map_err(GraphError::BudgetExhausted)?
+                }
+            };
+            req.grant.put(grant);
+        }
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let _waiting = match waiting {
+            Some(w) => w,
+            None => self.enqueue()?,
+        };
         match tokio::time::timeout_at(req.deadline, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it as a full queue anyway.
@@ -65,12 +95,18 @@ impl Gate {
     }
 }
 
-pub fn layer(inner: GraphService, admission: Admission, metrics: Arc<Metrics>) -> GraphService {
+pub fn layer(
+    inner: GraphService,
+    admission: Admission,
+    budget: Option<Arc<crate::budget::Budget>>,
+    metrics: Arc<Metrics>,
+) -> GraphService {
     let gate = Arc::new(Gate {
         slots: Arc::new(Semaphore::new(admission.max_in_flight.max(1))),
         waiting: AtomicUsize::new(0),
         max_queued: admission.max_queued,
         metrics,
+        budget,
     });
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let inner = inner.clone();

@@ -1,14 +1,19 @@
 //! The outbound stack, one tower layer per concern, outermost first:
 //!
 //! ```text
-//! admission (in-flight cap, bounded queue) -> auth -> throttle gate -> retry -> attempt timeout -> HTTP
+//! admission (bounded queue; the budget's turn; in-flight cap) -> auth -> throttle gate
+//!     -> retry -> attempt budget -> attempt timeout -> HTTP
 //! ```
+//!
+//! Intune's budget ([`crate::budget`]) is taken at admission for the first
+//! attempt and by the attempt-budget layer for each retry.
 //!
 //! The whole call is bounded by the caller's deadline (or the configured call
 //! timeout) in [`super::GraphClient`].
 
 mod admit;
 mod authorize;
+mod budget;
 mod delivery;
 mod exchange;
 mod retry;
@@ -47,6 +52,26 @@ pub struct GraphRequest {
     pub sent: crate::graph::Sent,
     /// When a failed attempt may be sent again.
     pub resend: Resend,
+    /// Who the call is for, for a fair share of the budget.
+    pub caller: crate::budget::Caller,
+    /// The budget token taken for the next attempt, handed from admission
+    /// to the attempt that uses it (retries take their own).
+    pub grant: GrantSlot,
+}
+
+/// A budget token on its way down the stack: shared by the clones of a
+/// request, taken once.
+#[derive(Debug, Clone, Default)]
+pub struct GrantSlot(Arc<std::sync::Mutex<Option<crate::budget::Grant>>>);
+
+impl GrantSlot {
+    pub fn put(&self, grant: crate::budget::Grant) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(grant);
+    }
+
+    pub fn take(&self) -> Option<crate::budget::Grant> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 /// When a failed attempt of a request may be sent again: decided per
@@ -96,6 +121,8 @@ pub struct StackSettings {
     /// The largest answer body read from Entra ID's token endpoint, after
     /// decompression.
     pub token_max_answer_bytes: u64,
+    /// Intune's budget, paced before Graph refuses; `None`: off.
+    pub budget: Option<crate::budget::BudgetSettings>,
 }
 
 /// Builds the stack around `http`.
@@ -105,6 +132,7 @@ pub fn build(
     settings: &StackSettings,
     gate: Arc<ThrottleGate>,
     budget: Arc<tower::retry::budget::TpsBudget>,
+    pace: Option<Arc<crate::budget::Budget>>,
     metrics: Arc<Metrics>,
 ) -> GraphService {
     let svc = exchange::service(
@@ -115,6 +143,10 @@ pub fn build(
         },
     );
     let svc = timeout::layer(svc, settings.attempt_timeout);
+    let svc = match &pace {
+        Some(pace) => budget::layer(svc, pace.clone()),
+        None => svc,
+    };
     let svc = retry::layer(
         svc,
         settings.retry.clone(),
@@ -127,5 +159,5 @@ pub fn build(
         Some(tokens) => authorize::layer(svc, tokens),
         None => svc,
     };
-    admit::layer(svc, settings.admission, metrics)
+    admit::layer(svc, settings.admission, pace, metrics)
 }

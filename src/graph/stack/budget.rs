@@ -1,0 +1,33 @@
+//! Each attempt's budget token: the first attempt's comes from admission
+//! (taken before the call held a slot), a retry takes its own, since Graph
+//! counts every request it receives. The token is held until the answer is
+//! back, and a 429 tells the budget its pace is too high.
+
+use super::{GraphRequest, GraphService};
+use crate::budget::{Budget, Lane};
+use crate::graph::GraphError;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub fn layer(inner: GraphService, budget: Arc<Budget>) -> GraphService {
+    GraphService::new(tower::service_fn(move |req: GraphRequest| {
+        let inner = inner.clone();
+        let budget = budget.clone();
+        async move {
+            let lane = Lane::for_method(&req.method);
+            let grant = match req.grant.take() {
+                Some(grant) => grant,
+                None => budget
+                    .acquire(&req.caller, lane, req.deadline)
+                    .await
+                    .map_err(GraphError::BudgetExhausted)?,
+            };
+            let result = inner.oneshot(req).await;
+            if matches!(&result, Err(GraphError::Status(f)) if f.status == 429) {
+                budget.throttled(lane);
+            }
+            drop(grant);
+            result
+        }
+    }))
+}
