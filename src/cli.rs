@@ -365,6 +365,17 @@ pub struct EmulatorArgs {
     #[arg(long, env = settings::EMULATOR_LATENCY.env, default_value = settings::EMULATOR_LATENCY.default, value_parser = humantime::parse_duration)]
     pub latency: Duration,
 
+    /// Enforce Intune's service limits as Graph does: per app (token client id)
+    /// per tenant 100 writes and 1000 requests, per tenant 200 writes and 2000
+    /// requests, per 20 s; past them, 429 with a fractional Retry-After.
+    #[arg(long, env = "EMULATOR_INTUNE_LIMITS")]
+    pub intune_limits: bool,
+
+    /// Divides the Intune limits' 20 s window (10: 100 writes per app per 2 s),
+    /// with --intune-limits. 1 to 1000.
+    #[arg(long, env = settings::EMULATOR_INTUNE_LIMITS_SCALE.env, default_value = settings::EMULATOR_INTUNE_LIMITS_SCALE.default)]
+    pub intune_limits_scale: u64,
+
     /// Keep a log of Graph requests for `GET /_emulator/requests?log=true`
     /// (at most 8 MiB, oldest dropped first, `Authorization` redacted). Off by
     /// default: each request then costs the same however long it runs.

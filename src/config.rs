@@ -195,6 +195,7 @@ pub fn check_emulator(args: &EmulatorArgs) -> Result<(), ConfigError> {
     settings::EMULATOR_TOKEN_LIFETIME.check(args.token_lifetime, &mut problems);
     settings::EMULATOR_CHAOS_PERCENT.check(args.chaos_percent, &mut problems);
     settings::EMULATOR_LATENCY.check(args.latency, &mut problems);
+    settings::EMULATOR_INTUNE_LIMITS_SCALE.check(args.intune_limits_scale, &mut problems);
     if problems.is_empty() {
         Ok(())
     } else {
@@ -1189,6 +1190,8 @@ mod tests {
             "1d",
             "--chaos-percent",
             "100",
+            "--intune-limits-scale",
+            "1000",
         ])
         .expect("the ends");
         for (args, expected) in [
@@ -1203,6 +1206,14 @@ mod tests {
             (
                 &["--chaos-percent", "100.5"],
                 "EMULATOR_CHAOS_PERCENT must be 0 to 100",
+            ),
+            (
+                &["--intune-limits-scale", "0"],
+                "EMULATOR_INTUNE_LIMITS_SCALE must be 1 to 1000",
+            ),
+            (
+                &["--intune-limits-scale", "1001"],
+                "EMULATOR_INTUNE_LIMITS_SCALE must be 1 to 1000",
             ),
         ] {
             assert_eq!(emulator(args).expect_err(expected).0, [expected]);

@@ -89,6 +89,11 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
     if let Some((requests, per)) = args.tenant_budget {
         options = options.with_tenant_budget(emulator::TenantBudget::new(requests, per));
     }
+    if args.intune_limits {
+        // At most 1000 (checked): exact as an f64.
+        let scale = args.intune_limits_scale as f64;
+        options = options.with_intune_limits(emulator::IntuneLimits::scaled(scale));
+    }
     if let Some(problem) = options.problem() {
         anyhow::bail!("emulator options: {problem}");
     }

@@ -302,6 +302,15 @@ pub const EMULATOR_LATENCY: DurationSetting = Setting {
     max: DAY,
     chart: None,
 };
+/// Divides the 20 s window of the emulator's Intune limits; the emulator's
+/// `IntuneLimits` holds the same range for `PUT /_emulator/options`.
+pub const EMULATOR_INTUNE_LIMITS_SCALE: CountSetting = Setting {
+    env: "EMULATOR_INTUNE_LIMITS_SCALE",
+    default: Some("1"),
+    min: 1,
+    max: 1000,
+    chart: None,
+};
 
 /// Every setting above, in the order README.md lists them.
 pub const ALL: &[&dyn Bounded] = &[
@@ -336,6 +345,7 @@ pub const ALL: &[&dyn Bounded] = &[
     &EMULATOR_TOKEN_LIFETIME,
     &EMULATOR_CHAOS_PERCENT,
     &EMULATOR_LATENCY,
+    &EMULATOR_INTUNE_LIMITS_SCALE,
 ];
 
 /// A value type a setting can bound.

@@ -85,6 +85,8 @@ pub struct TokenRequestRecord {
 
 struct IssuedToken {
     tenant: String,
+    /// The `client_id` it was issued to: the app Intune's limits meter.
+    client_id: String,
     /// `None` when the lifetime does not fit in an `Instant`: never expires.
     expires_at: Option<Instant>,
 }
@@ -94,15 +96,23 @@ struct IssuedToken {
 pub enum Bearer {
     Missing,
     Unknown,
-    Expired { tenant: String },
-    Valid { tenant: String },
+    Expired { tenant: String, client_id: String },
+    Valid { tenant: String, client_id: String },
 }
 
 impl Bearer {
     /// The tenant to meter the request under.
     pub fn tenant(&self) -> Option<&str> {
         match self {
-            Bearer::Expired { tenant } | Bearer::Valid { tenant } => Some(tenant),
+            Bearer::Expired { tenant, .. } | Bearer::Valid { tenant, .. } => Some(tenant),
+            Bearer::Missing | Bearer::Unknown => None,
+        }
+    }
+
+    /// The app (client id) to meter the request under.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Bearer::Expired { client_id, .. } | Bearer::Valid { client_id, .. } => Some(client_id),
             Bearer::Missing | Bearer::Unknown => None,
         }
     }
@@ -155,14 +165,16 @@ impl AuthState {
             None => Bearer::Unknown,
             Some(issued) if issued.expires_at.is_some_and(|at| now >= at) => Bearer::Expired {
                 tenant: issued.tenant.clone(),
+                client_id: issued.client_id.clone(),
             },
             Some(issued) => Bearer::Valid {
                 tenant: issued.tenant.clone(),
+                client_id: issued.client_id.clone(),
             },
         }
     }
 
-    fn issue(&mut self, tenant: &str, lifetime: Duration, now: Instant) -> String {
+    fn issue(&mut self, tenant: &str, client_id: &str, lifetime: Duration, now: Instant) -> String {
         if self.tokens.len() >= TOKEN_PRUNE_THRESHOLD {
             self.tokens
                 .retain(|_, t| t.expires_at.is_none_or(|at| now < at));
@@ -175,6 +187,7 @@ impl AuthState {
             token.clone(),
             IssuedToken {
                 tenant: tenant.to_owned(),
+                client_id: client_id.to_owned(),
                 expires_at: now.checked_add(lifetime),
             },
         );
@@ -677,7 +690,11 @@ pub async fn token_endpoint(
             let real = match validate(&form, jwt.as_ref(), &options, datetime::now_unix()) {
                 Ok(()) => {
                     let lifetime = options.token_lifetime;
-                    let token = emulator.auth().issue(&tenant, lifetime, Instant::now());
+                    // `validate` made sure it is there.
+                    let client_id = form.filled("client_id").unwrap_or_default();
+                    let token = emulator
+                        .auth()
+                        .issue(&tenant, client_id, lifetime, Instant::now());
                     record.issued = true;
                     reply::with_body(StatusCode::OK, ENTRA_JSON, token_body(&token, lifetime))
                 }
@@ -782,18 +799,20 @@ mod tests {
     fn bearer_tokens_and_expiry() {
         let mut auth = AuthState::default();
         let now = Instant::now();
-        let token = auth.issue("t1", Duration::from_secs(60), now);
+        let token = auth.issue("t1", "app1", Duration::from_secs(60), now);
         let header = HeaderValue::from_str(&format!("bearer {token}")).expect("header");
         assert_eq!(
             auth.bearer(Some(&header), now),
             Bearer::Valid {
-                tenant: "t1".into()
+                tenant: "t1".into(),
+                client_id: "app1".into()
             }
         );
         assert_eq!(
             auth.bearer(Some(&header), now + Duration::from_secs(60)),
             Bearer::Expired {
-                tenant: "t1".into()
+                tenant: "t1".into(),
+                client_id: "app1".into()
             }
         );
         for missing in ["", "Bearer", "Bearer   ", "Basic abc"] {
@@ -807,13 +826,14 @@ mod tests {
         assert_eq!(auth.bearer(None, now), Bearer::Missing);
         let other = HeaderValue::from_static("Bearer nope");
         assert_eq!(auth.bearer(Some(&other), now), Bearer::Unknown);
-        let forever = auth.issue("t2", Duration::MAX, now);
+        let forever = auth.issue("t2", "app2", Duration::MAX, now);
         auth.expire_all(now);
         let header = HeaderValue::from_str(&format!("Bearer {forever}")).expect("header");
         assert_eq!(
             auth.bearer(Some(&header), now),
             Bearer::Expired {
-                tenant: "t2".into()
+                tenant: "t2".into(),
+                client_id: "app2".into()
             }
         );
     }

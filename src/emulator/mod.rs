@@ -6,7 +6,8 @@
 //! validation, error bodies, request ids, paging), issues tokens the way
 //! Microsoft Entra ID does, and can be scripted or told to fail: throttling,
 //! proxy HTML pages, empty bodies, 204 after PATCH, cut and dropped
-//! connections, slow answers, random faults from a seed, per-tenant budgets.
+//! connections, slow answers, random faults from a seed, per-tenant budgets,
+//! Intune's service limits.
 //!
 //! # Routes
 //!
@@ -23,8 +24,12 @@
 //! - `GET /_emulator/token-requests`: `{"count": N, "requests": [...]}`
 //!   ([`TokenRequestRecord`]s);
 //! - `GET /_emulator/stats`: `{"received", "token_requests",
-//!   "chaos_faults_injected", "throttled", "pending_faults",
+//!   "chaos_faults_injected", "throttled", "intune_throttled",
+//!   "intune_admitted_requests", "intune_admitted_writes", "pending_faults",
 //!   "pending_token_faults"}`;
+//! - `GET /_emulator/intune-limits`: the [`IntuneReport`] (per app and per
+//!   tenant: admitted and refused requests and writes, and the most any one
+//!   window held);
 //! - `GET /_emulator/options` and `PUT /_emulator/options`: the
 //!   [`EmulatorOptions`] as JSON (PUT replaces them whole; absent fields take
 //!   their defaults; answers the options now in effect);
@@ -46,7 +51,13 @@
 //! - `tenant_budget`: [`TenantBudget`], a fixed window of requests per
 //!   tenant (the bearer token's tenant, else `"anonymous"`); past it, 429
 //!   `TooManyRequests` with `Retry-After` in whole seconds until the window
-//!   resets.
+//!   resets;
+//! - `intune_limits`: [`IntuneLimits`], Intune's service limits as Graph
+//!   enforces them (per app per tenant 100 writes and 1000 requests, per
+//!   tenant 200 writes and 2000 requests, per 20 s / `scale`), metered with a
+//!   sliding window log; past them, 429 `TooManyRequests` with a fractional
+//!   `Retry-After` (`1.234`). The app is the bearer token's client id, else
+//!   `"anonymous"`.
 //!
 //! `EmulatorOptions` deserialises from JSON (see its module doc for the
 //! form), for a CLI flag or environment variable.
@@ -57,6 +68,8 @@
 //! fault and makes one chaos draw (when chaos is on), in arrival order. Then:
 //! a scripted fault that replaces the answer is sent (nothing else is
 //! checked); otherwise the bearer is checked (with `require_auth`), then the
+//! Intune limits (so a request refused for its bearer is not metered: Graph
+//! could not tell its app), then the
 //! tenant budget, then the chaos draw is used unless a scripted fault was
 //! consumed; then the request is processed, and a scripted fault that applies
 //! the request shapes how the answer is delivered. Latency and the fault's
@@ -101,6 +114,7 @@ mod datetime;
 mod error;
 mod faults;
 mod filter;
+pub mod intune_limits;
 mod journal;
 mod options;
 mod query;
@@ -116,10 +130,15 @@ mod throttle;
 
 pub use auth::{CredentialKind, TokenRequestRecord, TOKEN_LOG_CAPACITY};
 pub use faults::{Fault, FaultBody, ScriptedFault};
+pub use intune_limits::{IntuneLimit, IntuneRefusal, IntuneReport, IntuneUsage, ANONYMOUS_APP};
 pub use journal::{redact_authorization, RecordedRequest, REQUEST_LOG_BYTES};
-pub use options::{Chaos, EmulatorOptions, TenantBudget, DEFAULT_CHAOS_STATUSES};
+pub use options::{
+    Chaos, EmulatorOptions, IntuneLimits, TenantBudget, DEFAULT_CHAOS_STATUSES, INTUNE_SCALES,
+    INTUNE_WINDOW,
+};
 
 use auth::AuthState;
+use intune_limits::IntuneMeter;
 use journal::Journal;
 use store::TaskStore;
 use throttle::Windows;
@@ -137,6 +156,7 @@ struct Shared {
     options: RwLock<Arc<EmulatorOptions>>,
     auth: Mutex<AuthState>,
     windows: Mutex<Windows>,
+    intune: Mutex<IntuneMeter>,
     chaos_injected: AtomicU64,
     /// What [`Emulator::reset`] restores.
     initial: Vec<(String, Value)>,
@@ -190,6 +210,7 @@ impl Emulator {
                 options: RwLock::new(Arc::new(options)),
                 auth: Mutex::new(AuthState::default()),
                 windows: Mutex::new(Windows::default()),
+                intune: Mutex::new(IntuneMeter::default()),
                 chaos_injected: AtomicU64::new(0),
                 initial,
             }),
@@ -251,6 +272,67 @@ impl Emulator {
     /// Graph requests answered 429 for exceeding their tenant's budget.
     pub fn throttled(&self) -> u64 {
         self.windows().throttled()
+    }
+
+    /// Graph requests answered 429 by the Intune limits
+    /// ([`EmulatorOptions::intune_limits`]).
+    pub fn intune_throttled(&self) -> u64 {
+        self.intune().throttled()
+    }
+
+    /// Graph requests (any method) the Intune limits admitted.
+    pub fn intune_admitted_requests(&self) -> u64 {
+        self.intune().admitted_requests()
+    }
+
+    /// Graph writes (POST, PUT, PATCH, DELETE) the Intune limits admitted.
+    pub fn intune_admitted_writes(&self) -> u64 {
+        self.intune().admitted_writes()
+    }
+
+    /// Everything the Intune limits counted, per app per tenant and per
+    /// tenant, including the most admitted writes (and the most writes
+    /// offered, refused ones included) any one window held: a test checks
+    /// a budget was kept with `peak_offered_writes <= 100`, or that it was
+    /// never exceeded here with `throttled == 0`.
+    pub fn intune_usage(&self) -> IntuneReport {
+        self.intune().report()
+    }
+
+    /// Meters one request of `app` in `tenant` against the Intune limits in
+    /// effect, now: `Err` (nothing counted against the windows, the refusal
+    /// counted) when a window is full. Does nothing when the limits are off.
+    ///
+    /// Graph routes call it once per request. A `$batch` route calls it once
+    /// per inner request, in the order it runs them, and answers each
+    /// refused item 429 inside the batch (with [`IntuneRefusal::error`] and
+    /// [`IntuneRefusal::retry_after_text`]), as Graph throttles each item on
+    /// its own; the outer `POST /$batch` itself is not a Graph request that
+    /// counts.
+    pub fn admit_intune(
+        &self,
+        tenant: &str,
+        app: &str,
+        is_write: bool,
+    ) -> Result<(), IntuneRefusal> {
+        match &self.current_options().intune_limits {
+            Some(limits) => self.meter_intune(limits, tenant, app, is_write),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Emulator::admit_intune`] under the given limits (a request's own
+    /// options snapshot). The clock is read under the meter's lock so that
+    /// times enter the log in order.
+    fn meter_intune(
+        &self,
+        limits: &IntuneLimits,
+        tenant: &str,
+        app: &str,
+        is_write: bool,
+    ) -> Result<(), IntuneRefusal> {
+        let mut meter = self.intune();
+        meter.admit(limits.window(), tenant, app, is_write, Instant::now())
     }
 
     /// Graph routes under `/beta` and control routes under `/_emulator`.
@@ -342,7 +424,7 @@ impl Emulator {
     /// Restores the tasks the emulator was created with (the seed for
     /// [`Emulator::new`], none for [`Emulator::empty`]); clears Graph and
     /// token faults, request logs and counts, the chaos and throttling
-    /// counters and tenant windows; restarts the chaos sequence. Options
+    /// counters, tenant windows and the Intune limits' logs; restarts the chaos sequence. Options
     /// stay as they are, and so do issued tokens (clients may hold them).
     pub fn reset(&self) {
         *self.store_write() = TaskStore::with_tasks(self.shared.initial.clone());
@@ -350,6 +432,7 @@ impl Emulator {
         *self.journal() = Journal::new(seed);
         self.auth().reset();
         *self.windows() = Windows::default();
+        *self.intune() = IntuneMeter::default();
         self.shared.chaos_injected.store(0, Ordering::Relaxed);
     }
 
@@ -383,6 +466,13 @@ impl Emulator {
     fn auth(&self) -> MutexGuard<'_, AuthState> {
         self.shared
             .auth
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn intune(&self) -> MutexGuard<'_, IntuneMeter> {
+        self.shared
+            .intune
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

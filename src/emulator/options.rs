@@ -1,5 +1,6 @@
 //! What the emulator can be told to do beyond answering like Graph: demand
-//! tokens, inject random faults, slow down, throttle per tenant.
+//! tokens, inject random faults, slow down, throttle per tenant, enforce
+//! Intune's service limits.
 //!
 //! JSON form (`PUT /_emulator/options`, and the form a CLI can take); every
 //! field is optional and unknown fields are refused. Durations are a
@@ -9,7 +10,8 @@
 //! {"require_auth": true, "token_lifetime": "1h", "latency": "20ms",
 //!  "rejected_client_secrets": ["wrong"],
 //!  "chaos": {"seed": 7, "percent": 10, "statuses": [429, 503], "retry_after": "1"},
-//!  "tenant_budget": {"requests": 100, "per": "10s"}}
+//!  "tenant_budget": {"requests": 100, "per": "10s"},
+//!  "intune_limits": {"scale": 10}}
 //! ```
 
 use std::time::Duration;
@@ -38,6 +40,9 @@ pub struct EmulatorOptions {
     pub latency: Duration,
     /// Fixed-window request budget per tenant on Graph routes.
     pub tenant_budget: Option<TenantBudget>,
+    /// Intune's service limits per app and per tenant, metered as Graph
+    /// could at its strictest (see [`IntuneLimits`]).
+    pub intune_limits: Option<IntuneLimits>,
     /// Keep each Graph request (with its body, `Authorization` redacted)
     /// for [`super::Emulator::requests`], up to
     /// [`super::REQUEST_LOG_BYTES`]. Off unless asked for: a long-running
@@ -59,6 +64,7 @@ impl Default for EmulatorOptions {
             chaos: None,
             latency: Duration::ZERO,
             tenant_budget: None,
+            intune_limits: None,
             record_requests: false,
         }
     }
@@ -100,11 +106,76 @@ impl EmulatorOptions {
         self
     }
 
+    pub fn with_intune_limits(mut self, limits: IntuneLimits) -> Self {
+        self.intune_limits = Some(limits);
+        self
+    }
+
     /// Why these options make no sense, if they do not. The emulator still
     /// runs with such options (see each field), but `PUT /_emulator/options`
     /// refuses them.
     pub fn problem(&self) -> Option<String> {
-        self.chaos.as_ref().and_then(Chaos::problem)
+        self.chaos
+            .as_ref()
+            .and_then(Chaos::problem)
+            .or_else(|| self.intune_limits.as_ref().and_then(IntuneLimits::problem))
+    }
+}
+
+/// Intune's service limits, as Graph enforces them on
+/// `deviceAppManagementTasks` (see `/work/shared/graph-facts.md`'s
+/// "Intune service limits" and [`super::intune_limits`]): per app (the
+/// token's client id) per tenant, 100 writes (POST, PUT, PATCH, DELETE) and
+/// 1000 requests of any method per 20 s; per tenant for all its apps
+/// together, 200 writes and 2000 requests per 20 s.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntuneLimits {
+    /// Divides the 20 s window and leaves the counts alone: scale 10 means
+    /// 100 writes per app per 2 s, so tests see a whole window pass quickly.
+    /// 1..=1000, finite; outside that range it acts as clamped (NaN as 1).
+    pub scale: f64,
+}
+
+/// Graph's window for every Intune limit, before [`IntuneLimits::scale`].
+pub const INTUNE_WINDOW: Duration = Duration::from_secs(20);
+/// The scales [`IntuneLimits::problem`] accepts.
+pub const INTUNE_SCALES: std::ops::RangeInclusive<f64> = 1.0..=1000.0;
+
+impl Default for IntuneLimits {
+    /// Graph's own limits: scale 1, 20 s windows.
+    fn default() -> Self {
+        IntuneLimits { scale: 1.0 }
+    }
+}
+
+impl IntuneLimits {
+    /// Graph's limits with windows of 20 s / `scale`.
+    pub fn scaled(scale: f64) -> Self {
+        IntuneLimits { scale }
+    }
+
+    /// The window every limit counts over: 20 s divided by the scale (held
+    /// to its range), never shorter than 20 ms.
+    pub fn window(&self) -> Duration {
+        let scale = if self.scale.is_nan() {
+            1.0
+        } else {
+            self.scale
+                .clamp(*INTUNE_SCALES.start(), *INTUNE_SCALES.end())
+        };
+        INTUNE_WINDOW.div_f64(scale)
+    }
+
+    fn problem(&self) -> Option<String> {
+        (!(self.scale.is_finite() && INTUNE_SCALES.contains(&self.scale))).then(|| {
+            format!(
+                "intune_limits scale {} is outside {}..={}",
+                self.scale,
+                INTUNE_SCALES.start(),
+                INTUNE_SCALES.end()
+            )
+        })
     }
 }
 
@@ -247,7 +318,8 @@ mod tests {
             "token_lifetime": 60,
             "latency": "20ms",
             "chaos": {"seed": 7, "percent": 12.5},
-            "tenant_budget": {"requests": 3, "per": 1.5}
+            "tenant_budget": {"requests": 3, "per": 1.5},
+            "intune_limits": {"scale": 10}
         }))
         .expect("valid options");
         assert_eq!(
@@ -258,6 +330,7 @@ mod tests {
                 .with_latency(Duration::from_millis(20))
                 .with_chaos(Chaos::new(7, 12.5))
                 .with_tenant_budget(TenantBudget::new(3, Duration::from_millis(1500)))
+                .with_intune_limits(IntuneLimits::scaled(10.0))
         );
         let text = serde_json::to_value(&options).expect("serialises");
         assert_eq!(text["token_lifetime"], "1m");
@@ -277,6 +350,8 @@ mod tests {
             json!({"latency": -1}),
             json!({"latency": "soon"}),
             json!({"tenant_budget": {"requests": 3}}),
+            json!({"intune_limits": {"scale": "fast"}}),
+            json!({"intune_limits": {"per": "2s"}}),
         ] {
             assert!(
                 serde_json::from_value::<EmulatorOptions>(bad.clone()).is_err(),
@@ -297,5 +372,37 @@ mod tests {
             .problem()
             .is_some());
         assert!(with(Chaos::new(1, 100.0)).problem().is_none());
+    }
+
+    #[test]
+    fn intune_scales_outside_1_to_1000_are_refused_and_clamped() {
+        let with =
+            |scale| EmulatorOptions::default().with_intune_limits(IntuneLimits::scaled(scale));
+        for bad in [
+            0.0,
+            0.5,
+            -1.0,
+            1000.5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
+            let problem = with(bad).problem().expect("refused");
+            assert!(problem.contains("intune_limits scale"), "{problem}");
+        }
+        for good in [1.0, 2.5, 10.0, 1000.0] {
+            assert_eq!(with(good).problem(), None, "{good}");
+        }
+        let window = |scale| IntuneLimits::scaled(scale).window();
+        assert_eq!(window(1.0), Duration::from_secs(20));
+        assert_eq!(window(10.0), Duration::from_secs(2));
+        assert_eq!(window(1000.0), Duration::from_millis(20));
+        assert_eq!(window(f64::NAN), Duration::from_secs(20));
+        assert_eq!(window(0.0), Duration::from_secs(20));
+        assert_eq!(window(f64::INFINITY), Duration::from_millis(20));
+        assert_eq!(
+            serde_json::from_value::<IntuneLimits>(json!({})).expect("default scale"),
+            IntuneLimits::default()
+        );
     }
 }

@@ -24,6 +24,7 @@ use super::auth::{self, Bearer};
 use super::body::{self, Payload};
 use super::error::GraphError;
 use super::faults::{Fault, ScriptedFault};
+use super::intune_limits::ANONYMOUS_APP;
 use super::journal::{redact_authorization, RecordedRequest};
 use super::options::{Chaos, EmulatorOptions};
 use super::reply::{self, RequestIds, CLIENT_REQUEST_ID};
@@ -43,6 +44,7 @@ pub fn router(emulator: Emulator) -> Router {
         .route("/_emulator/requests", get(get_requests))
         .route("/_emulator/token-requests", get(get_token_requests))
         .route("/_emulator/stats", get(get_stats))
+        .route("/_emulator/intune-limits", get(get_intune_limits))
         .route("/_emulator/options", get(get_options).put(put_options))
         .route("/_emulator/expire-tokens", post(post_expire_tokens))
         .route("/_emulator/reset", post(post_reset))
@@ -90,7 +92,7 @@ async fn graph(State(emulator): State<Emulator>, request: Request) -> Response {
 }
 
 /// The answer of whatever stops a request before processing: a missing or
-/// bad bearer, a spent tenant budget, a chaos draw.
+/// bad bearer, a full Intune limit, a spent tenant budget, a chaos draw.
 fn gate(
     emulator: &Emulator,
     options: &EmulatorOptions,
@@ -99,7 +101,10 @@ fn gate(
     chaos: Option<u16>,
 ) -> Option<Response> {
     let now = Instant::now();
-    let bearer = if options.require_auth || options.tenant_budget.is_some() {
+    let bearer = if options.require_auth
+        || options.tenant_budget.is_some()
+        || options.intune_limits.is_some()
+    {
         emulator
             .auth()
             .bearer(auth::authorization(&parts.headers), now)
@@ -109,6 +114,20 @@ fn gate(
     if options.require_auth {
         if let Some(refusal) = bearer.refusal(ids, &host(parts)) {
             return Some(refusal);
+        }
+    }
+    if let Some(limits) = &options.intune_limits {
+        // A token this emulator issued names its tenant and app, whether or
+        // not `require_auth` is on (as for the tenant budget).
+        let tenant = bearer.tenant().unwrap_or(ANONYMOUS_TENANT);
+        let app = bearer.client_id().unwrap_or(ANONYMOUS_APP);
+        let verdict = emulator.meter_intune(limits, tenant, app, is_write(&parts.method));
+        if let Err(refusal) = verdict {
+            let mut response = ids.error(&refusal.error());
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, refusal.retry_after_header());
+            return Some(response);
         }
     }
     if let Some(budget) = &options.tenant_budget {
@@ -132,6 +151,14 @@ fn gate(
     let status = chaos?;
     emulator.count_chaos_fault();
     Some(chaos_fault(status, options.chaos.as_ref()).respond(ids))
+}
+
+/// Whether Intune's limits count `method` as a write.
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
 }
 
 /// The Graph error a chaos draw answers with.
@@ -379,10 +406,25 @@ async fn get_stats(State(emulator): State<Emulator>) -> Response {
             "token_requests": emulator.token_request_count(),
             "chaos_faults_injected": emulator.chaos_faults_injected(),
             "throttled": emulator.throttled(),
+            "intune_throttled": emulator.intune_throttled(),
+            "intune_admitted_requests": emulator.intune_admitted_requests(),
+            "intune_admitted_writes": emulator.intune_admitted_writes(),
             "pending_faults": emulator.pending_faults(),
             "pending_token_faults": emulator.pending_token_faults(),
         }),
     )
+}
+
+/// `GET /_emulator/intune-limits`: what the Intune limits counted
+/// ([`super::IntuneReport`]).
+async fn get_intune_limits(State(emulator): State<Emulator>) -> Response {
+    match serde_json::to_value(emulator.intune_usage()) {
+        Ok(value) => control_json(StatusCode::OK, &value),
+        Err(error) => control_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": error.to_string()}),
+        ),
+    }
 }
 
 /// `GET /_emulator/options`.

@@ -539,7 +539,8 @@ async fn options_control_routes_switch_auth_on_and_expire_tokens() {
             "chaos": null,
             "latency": "0s",
             "record_requests": true,
-            "tenant_budget": null
+            "tenant_budget": null,
+            "intune_limits": null
         })
     );
     let put = h

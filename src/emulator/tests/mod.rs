@@ -6,6 +6,7 @@ mod control;
 mod delivery;
 mod faults;
 mod headers;
+mod intune_limits;
 mod lifecycle;
 mod list;
 mod odata;
