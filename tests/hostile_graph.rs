@@ -233,6 +233,7 @@ async fn a_write_answered_too_large_says_graph_took_it() {
         client_request_id: "c1".into(),
         deadline: None,
         sent: Default::default(),
+        caller: Default::default(),
     };
     match client
         .patch_task(&id, br#"{"insights":"x"}"#.to_vec(), &ctx)

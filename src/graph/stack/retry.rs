@@ -306,6 +306,8 @@ mod tests {
             attempt: 0,
             sent: crate::graph::Sent::default(),
             resend,
+            caller: Default::default(),
+            grant: Default::default(),
         };
         let result = svc.oneshot(req).await;
         (calls.load(Ordering::SeqCst), result)
