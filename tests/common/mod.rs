@@ -133,4 +133,5 @@ pub mod issuer;
 pub mod logs;
 pub mod pki;
 pub mod process;
+pub mod redis;
 pub mod temp;
