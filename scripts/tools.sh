@@ -21,12 +21,20 @@
 #            tests/helm/requirements.lock, installed into the venv
 #            .cache/tools/helm-test/venv (run its bin/python; nothing is
 #            linked into .cache/tools/bin)
+#   redis    Debian's redis-server and redis-tools (Redis 7.0), fetched with
+#            `apt-get download` and unpacked with `dpkg -x` into
+#            .cache/tools/redis (nothing is installed on the system; no root
+#            needed), with the shared libraries ldd finds missing on this
+#            machine (libjemalloc2, liblzf1) unpacked next to them. The tests
+#            start it on a free loopback port (tests/common/redis.rs).
 # Optional tools (only when named):
 #   cargo-fuzz  crates.io cargo-fuzz, `cargo install --locked` into
 #            .cache/tools/cargo-fuzz (for scripts/fuzz.sh; the fuzz targets
 #            themselves build with the nightly toolchain)
 # .cache/tools/bin holds relative symlinks `grpcurl` and `buf` to the real
-# binaries. Each tool has a stamp file recording its pin: a run whose stamps
+# binaries, and `redis-server` / `redis-cli` wrappers that exec the unpacked
+# binaries with their libraries on LD_LIBRARY_PATH (the same process, so a
+# signal sent to it reaches Redis itself). Each tool has a stamp file recording its pin: a run whose stamps
 # match does nothing (no network, no process spawned) and prints nothing; a
 # changed pin reinstalls that tool from scratch.
 #
@@ -82,6 +90,20 @@ CARGO_FUZZ_VERSION="0.13.2"
 HELM_SDK_VERSION="v4.2.3"     # Helm Go SDK inside helm-python-sdk 0.2.2
 HELM_C_VERSION="0.2.2"        # its libhelm_c
 KUBERNETES_VALIDATE_VERSION="1.37.0"
+
+# redis: exact Debian versions (bookworm-security). The security archive keeps
+# only the newest build of a package, so when this pin is superseded the
+# download falls back to apt's candidate and says so (the stamp still records
+# the pin, so the fallback is not redone on every run; bump the pin).
+REDIS_DEB_VERSION="5:7.0.15-1~deb12u7"
+REDIS_VERSION="7.0.15"
+# Libraries redis-server links that a slim Debian image may lack: soname,
+# package, exact version (bookworm main). Only the ones ldd reports missing
+# are fetched.
+REDIS_LIBS=(
+  "libjemalloc.so.2 libjemalloc2 5.3.0-1"
+  "liblzf.so.1 liblzf1 3.6-3"
+)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 TOOLS="$REPO/.cache/tools"
@@ -256,6 +278,87 @@ install_cargo_fuzz() {
   echo "scripts/tools.sh: installed cargo-fuzz $CARGO_FUZZ_VERSION" >&2
 }
 
+# apt_fetch LOG PACKAGE VERSION: download PACKAGE's .deb into the current
+# directory: the pinned VERSION, or, when the archive no longer has it (after
+# refreshing the lists once, which needs root), apt's candidate, with a
+# warning.
+apt_fetch() {
+  local log="$1" pkg="$2" version="$3"
+  if apt-get download "$pkg=$version" >>"$log" 2>&1; then
+    return 0
+  fi
+  if [[ $(id -u) -eq 0 ]]; then
+    run "$log" apt-get update || true
+    if apt-get download "$pkg=$version" >>"$log" 2>&1; then
+      return 0
+    fi
+  fi
+  echo "scripts/tools.sh: $pkg $version is not downloadable; using apt's candidate $(apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { print $2 }')" >&2
+  run "$log" apt-get download "$pkg" || return 1
+}
+
+install_redis() {
+  local dir="$TOOLS/redis" stamp want root lib debs entry soname pkg version missing out name
+  stamp="$dir/.installed"
+  want="redis-server=$REDIS_DEB_VERSION redis-tools=$REDIS_DEB_VERSION $(printf '%s;' "${REDIS_LIBS[@]}")"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/redis-server" && -x "$BIN/redis-cli" ]]; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found (redis-server comes from Debian's archive)"
+  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack redis-server)"
+
+  rm -rf "$dir" "$BIN/redis-server" "$BIN/redis-cli"
+  debs="$dir/debs"
+  root="$dir/root"
+  mkdir -p "$debs" "$root"
+  : >"$LOGS/redis-apt.log"
+  (cd "$debs" && apt_fetch "$LOGS/redis-apt.log" redis-server "$REDIS_DEB_VERSION" &&
+    apt_fetch "$LOGS/redis-apt.log" redis-tools "$REDIS_DEB_VERSION") ||
+    die "apt-get could not download redis-server / redis-tools"
+  for deb in "$debs"/*.deb; do
+    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
+  done
+
+  # Fetch the libraries this machine lacks (ldd on the real binary; Debian's
+  # redis-server is a symlink to redis-check-rdb, which picks its role from
+  # argv[0]).
+  lib="$root/usr/lib/$(uname -m)-linux-gnu"
+  missing="$(ldd "$root/usr/bin/redis-check-rdb" | awk '/not found/ { print $1 }')"
+  for entry in "${REDIS_LIBS[@]}"; do
+    read -r soname pkg version <<<"$entry"
+    if grep -qxF "$soname" <<<"$missing"; then
+      (cd "$debs" && apt_fetch "$LOGS/redis-apt.log" "$pkg" "$version") ||
+        die "apt-get could not download $pkg"
+    fi
+  done
+  for deb in "$debs"/*.deb; do
+    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
+  done
+  out="$(LD_LIBRARY_PATH="$lib" ldd "$root/usr/bin/redis-check-rdb" | awk '/not found/ { print $1 }')"
+  [[ -z "$out" ]] || die "redis-server still misses libraries: $out"
+  rm -rf "$debs"
+
+  # Wrappers, not symlinks: the libraries must be on LD_LIBRARY_PATH. `exec`
+  # keeps the process id, so tests can signal the server through it.
+  for name in redis-server redis-cli; do
+    cat >"$dir/$name" <<EOF_WRAPPER
+#!/bin/sh
+# Written by scripts/tools.sh: Debian's $name unpacked under .cache/tools/redis.
+here="\$(dirname "\$(readlink -f "\$0")")"
+LD_LIBRARY_PATH="\$here/root/usr/lib/$(uname -m)-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$here/root/usr/bin/$name" "\$@"
+EOF_WRAPPER
+    chmod +x "$dir/$name"
+    link "$dir/$name" "$name"
+  done
+
+  out="$("$BIN/redis-server" --version 2>&1)" || die "redis-server --version failed: $out"
+  [[ "$out" == "Redis server v=$REDIS_VERSION "* ]] ||
+    echo "scripts/tools.sh: expected Redis $REDIS_VERSION (the pin fell back to apt's candidate?), got: $out" >&2
+  printf '%s\n' "$want" >"$stamp"
+  out="${out#Redis server v=}"
+  echo "scripts/tools.sh: installed redis-server ${out%% *}" >&2
+}
+
 mkdir -p "$BIN" "$LOGS"
 # Serialise concurrent runs (e.g. two scripts sourcing this at once).
 if command -v flock >/dev/null; then
@@ -274,3 +377,4 @@ fi
 install_grpcurl
 install_buf
 install_helm_test
+install_redis

@@ -23,6 +23,9 @@ pub use limits::{
 pub struct Readiness {
     started: AtomicBool,
     tokens: TokenCache,
+    /// How the Graph budget is taken, for the details (never a reason to
+    /// be unready: without the shared store a replica paces on its share).
+    budget: std::sync::OnceLock<Box<dyn Fn() -> Option<crate::budget::Mode> + Send + Sync>>,
 }
 
 impl Readiness {
@@ -30,6 +33,23 @@ impl Readiness {
         Self {
             started: AtomicBool::new(false),
             tokens,
+            budget: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Reports the budget's mode in the details from now on.
+    pub fn with_budget_mode(
+        &self,
+        mode: impl Fn() -> Option<crate::budget::Mode> + Send + Sync + 'static,
+    ) {
+        let _ = self.budget.set(Box::new(mode));
+    }
+
+    /// The lines after `ready` / `not ready`.
+    fn details(&self) -> String {
+        match self.budget.get().and_then(|mode| mode()) {
+            Some(mode) => format!("graph budget: {}\n", mode.as_str()),
+            None => String::new(),
         }
     }
 
@@ -59,10 +79,14 @@ pub fn router(metrics: Arc<Metrics>, ready: Arc<Readiness>) -> Router {
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
+    let details = s.ready.details();
     if s.ready.get() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, format!("ready\n{details}"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready\n{details}"),
+        )
     }
 }
 

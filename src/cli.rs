@@ -322,6 +322,31 @@ pub struct ResilienceArgs {
     /// per-app limit. 1/100ms to 1000000/1h.
     #[arg(long, env = settings::GRAPH_REQUEST_BUDGET.env, default_value = settings::GRAPH_REQUEST_BUDGET.default, value_parser = parse_rate)]
     pub graph_request_budget: crate::budget::Rate,
+
+    /// Share the budget with every replica through Redis (`redis://` or
+    /// `rediss://`); without it each replica paces alone. Its value is never
+    /// printed or logged.
+    #[arg(long, env = "GRAPH_BUDGET_REDIS_URL", hide_env_values = true)]
+    pub graph_budget_redis_url: Option<String>,
+
+    /// A file holding the Redis password (overrides one in the URL).
+    #[arg(long, env = "GRAPH_BUDGET_REDIS_PASSWORD_FILE")]
+    pub graph_budget_redis_password_file: Option<std::path::PathBuf>,
+
+    /// Longest wait for Redis per budget token; past it the replica uses its
+    /// local share. 1ms to 10s.
+    #[arg(long, env = settings::GRAPH_BUDGET_REDIS_TIMEOUT.env, default_value = settings::GRAPH_BUDGET_REDIS_TIMEOUT.default, value_parser = humantime::parse_duration)]
+    pub graph_budget_redis_timeout: Duration,
+
+    /// Percent of each budget this replica spends alone while Redis does
+    /// not answer. Default: 100 / GATEWAY_REPLICAS. 0.1 to 100.
+    #[arg(long, env = settings::GRAPH_BUDGET_LOCAL_SHARE.env)]
+    pub graph_budget_local_share: Option<f64>,
+
+    /// How many replicas share the app's budget (the chart sets it from the
+    /// replica count). 1 to 1000.
+    #[arg(long, env = settings::GATEWAY_REPLICAS.env, default_value = settings::GATEWAY_REPLICAS.default)]
+    pub gateway_replicas: u64,
 }
 
 /// On or off.
@@ -332,7 +357,8 @@ pub enum Toggle {
 }
 
 fn parse_rate(text: &str) -> Result<crate::budget::Rate, String> {
-    crate::budget::Rate::parse(text).ok_or_else(|| format!("{text:?} is not a budget such as 100/20s"))
+    crate::budget::Rate::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a budget such as 100/20s"))
 }
 
 #[derive(Debug, Clone, Args)]

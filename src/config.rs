@@ -158,6 +158,13 @@ impl Config {
         settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES
             .check(args.idempotency_max_entries, &mut problems);
         let graph = if args.emulator {
+            if graph_stack.budget.is_some() {
+                let key = crate::budget::redis::BudgetKey {
+                    tenant: "emulator".to_owned(),
+                    app: "emulator".to_owned(),
+                };
+                graph_stack.budget_store = budget_store(&args.resilience, key, &mut problems);
+            }
             if args.graph_base_url.is_some() {
                 problems.push(
                     "--emulator runs its own Graph; unset GRAPH_BASE_URL (or --graph-base-url) to use it".to_owned(),
@@ -165,7 +172,17 @@ impl Config {
             }
             Some(GraphTarget::Emulator)
         } else {
-            graph_target(&args, &mut problems)
+            let target = graph_target(&args, &mut problems);
+            if let (Some(GraphTarget::Graph { credential, .. }), Some(_)) =
+                (&target, &graph_stack.budget)
+            {
+                let key = crate::budget::redis::BudgetKey {
+                    tenant: credential.tenant_id.clone(),
+                    app: credential.client_id.clone(),
+                };
+                graph_stack.budget_store = budget_store(&args.resilience, key, &mut problems);
+            }
+            target
         };
         match (graph, inbound) {
             (Some(graph), Some(inbound)) if problems.is_empty() => Ok(Config {
@@ -325,18 +342,67 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
         max_answer_bytes: args.graph_max_answer_bytes,
         token_max_answer_bytes: args.azure_token_max_answer_bytes,
         budget: budget_settings(args, problems),
+        budget_store: None,
     }
+}
+
+/// Redis for the budget, if configured: the password read from its file
+/// now (a missing file is a start-up problem, named without its content).
+fn budget_store(
+    args: &ResilienceArgs,
+    key: crate::budget::redis::BudgetKey,
+    problems: &mut Vec<String>,
+) -> Option<crate::graph::stack::SharedBudget> {
+    settings::GRAPH_BUDGET_REDIS_TIMEOUT.check(args.graph_budget_redis_timeout, problems);
+    let url = args
+        .graph_budget_redis_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())?;
+    let password = match &args.graph_budget_redis_password_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e) => {
+                problems.push(format!(
+                    "GRAPH_BUDGET_REDIS_PASSWORD_FILE {}: {}",
+                    path.display(),
+                    e.kind()
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    let redis = crate::budget::redis::RedisSettings {
+        url: url.to_owned(),
+        password,
+        timeout: args.graph_budget_redis_timeout,
+    };
+    if let Err(why) = redis.check() {
+        problems.push(format!("GRAPH_BUDGET_REDIS_URL: {why}"));
+    }
+    Some(crate::graph::stack::SharedBudget { redis, key })
 }
 
 /// The Graph budget, unless turned off. Against the built-in emulator it
 /// is off unless turned on: the emulator meters nothing to pace against.
-fn budget_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> Option<crate::budget::BudgetSettings> {
+fn budget_settings(
+    args: &ResilienceArgs,
+    problems: &mut Vec<String>,
+) -> Option<crate::budget::BudgetSettings> {
     settings::GRAPH_WRITE_BUDGET.check(args.graph_write_budget, problems);
     settings::GRAPH_REQUEST_BUDGET.check(args.graph_request_budget, problems);
-    (args.graph_budget != Some(crate::cli::Toggle::Off)).then(|| crate::budget::BudgetSettings {
+    settings::GATEWAY_REPLICAS.check(args.gateway_replicas, problems);
+    if let Some(share) = args.graph_budget_local_share {
+        settings::GRAPH_BUDGET_LOCAL_SHARE.check(share, problems);
+    }
+    #[allow(clippy::cast_precision_loss)] // at most 1000
+    let local_share_percent = args
+        .graph_budget_local_share
+        .unwrap_or(100.0 / args.gateway_replicas.max(1) as f64);
+    (args.graph_budget != Some(crate::cli::Toggle::Off)).then_some(crate::budget::BudgetSettings {
         requests: args.graph_request_budget,
         writes: args.graph_write_budget,
-        local_share_percent: 100.0,
+        local_share_percent,
     })
 }
 

@@ -99,13 +99,19 @@ impl Gateway {
             ),
         }
         let ready = Arc::new(Readiness::new(tokens.clone()));
-        let service = TaskService::new(Arc::new(graph_client), metrics.clone()).with_idempotency(
-            Idempotency::counted(
+        let graph_client = Arc::new(graph_client);
+        {
+            let graph = Arc::downgrade(&graph_client);
+            ready.with_budget_mode(move || {
+                graph.upgrade()?.budget().map(crate::budget::Budget::mode)
+            });
+        }
+        let service =
+            TaskService::new(graph_client, metrics.clone()).with_idempotency(Idempotency::counted(
                 config.idempotency.window,
                 config.idempotency.max_entries,
                 metrics.idempotency_entries(),
-            ),
-        );
+            ));
         let updates = service.updates();
         let access = access(&config.inbound, &http, &metrics).await;
         let tls = match &config.inbound.transport {

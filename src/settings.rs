@@ -240,7 +240,8 @@ pub type RateSetting = Setting<crate::budget::Rate>;
 /// The least and greatest budget: one request per 100 ms window, and far
 /// more than Graph allows any app.
 const RATE_MIN: crate::budget::Rate = crate::budget::Rate::new(1, Duration::from_millis(100));
-const RATE_MAX: crate::budget::Rate = crate::budget::Rate::new(1_000_000, Duration::from_secs(60 * 60));
+const RATE_MAX: crate::budget::Rate =
+    crate::budget::Rate::new(1_000_000, Duration::from_secs(60 * 60));
 
 pub const GRAPH_WRITE_BUDGET: RateSetting = Setting {
     env: "GRAPH_WRITE_BUDGET",
@@ -254,6 +255,28 @@ pub const GRAPH_REQUEST_BUDGET: RateSetting = Setting {
     default: Some("1000/20s"),
     min: RATE_MIN,
     max: RATE_MAX,
+    chart: None,
+};
+
+pub const GRAPH_BUDGET_REDIS_TIMEOUT: DurationSetting = Setting {
+    env: "GRAPH_BUDGET_REDIS_TIMEOUT",
+    default: Some("250ms"),
+    min: MS,
+    max: Duration::from_secs(10),
+    chart: None,
+};
+pub const GRAPH_BUDGET_LOCAL_SHARE: PercentSetting = Setting {
+    env: "GRAPH_BUDGET_LOCAL_SHARE",
+    default: None,
+    min: 0.1,
+    max: 100.0,
+    chart: None,
+};
+pub const GATEWAY_REPLICAS: CountSetting = Setting {
+    env: "GATEWAY_REPLICAS",
+    default: Some("1"),
+    min: 1,
+    max: 1000,
     chart: None,
 };
 
@@ -324,6 +347,9 @@ pub const ALL: &[&dyn Bounded] = &[
     &GRAPH_MAX_RETRY_AFTER,
     &GRAPH_WRITE_BUDGET,
     &GRAPH_REQUEST_BUDGET,
+    &GRAPH_BUDGET_REDIS_TIMEOUT,
+    &GRAPH_BUDGET_LOCAL_SHARE,
+    &GATEWAY_REPLICAS,
     &GRAPH_MAX_ANSWER_BYTES,
     &AZURE_TOKEN_MAX_ANSWER_BYTES,
     &GATEWAY_TLS_RELOAD_INTERVAL,

@@ -27,6 +27,7 @@ pub mod fair;
 pub mod metrics;
 pub mod pace;
 pub mod rate;
+pub mod redis;
 pub mod store;
 pub mod window;
 

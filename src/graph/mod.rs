@@ -129,9 +129,18 @@ impl GraphClient {
     ) -> Self {
         let gate = Arc::new(ThrottleGate::new(settings.max_retry_after));
         let retry_budget = stack::retry_budget(&settings.retry);
-        let pace = settings
-            .budget
-            .map(|b| Arc::new(crate::budget::Budget::new(b, None, metrics.clone())));
+        let pace = settings.budget.map(|b| {
+            let store = settings.budget_store.as_ref().and_then(|shared| {
+                match crate::budget::redis::RedisStore::new(&shared.redis, &shared.key) {
+                    Ok(store) => Some(Arc::new(store) as Arc<dyn crate::budget::Store>),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the shared Graph budget cannot be used; pacing this replica alone");
+                        None
+                    }
+                }
+            });
+            Arc::new(crate::budget::Budget::new(b, store, metrics.clone()))
+        });
         Self {
             collection_url: with_path(base_url, &[COLLECTION_PATH]),
             stack: stack::build(

@@ -72,6 +72,7 @@ pub fn fast_retries() -> StackSettings {
         max_answer_bytes: 16 * 1024 * 1024,
         token_max_answer_bytes: 64 * 1024,
         budget: None,
+        budget_store: None,
     }
 }
 
@@ -134,4 +135,5 @@ pub mod issuer;
 pub mod logs;
 pub mod pki;
 pub mod process;
+pub mod redis;
 pub mod temp;

@@ -66,11 +66,17 @@ pub struct GrantSlot(Arc<std::sync::Mutex<Option<crate::budget::Grant>>>);
 
 impl GrantSlot {
     pub fn put(&self, grant: crate::budget::Grant) {
-        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(grant);
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(grant);
     }
 
     pub fn take(&self) -> Option<crate::budget::Grant> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -123,6 +129,15 @@ pub struct StackSettings {
     pub token_max_answer_bytes: u64,
     /// Intune's budget, paced before Graph refuses; `None`: off.
     pub budget: Option<crate::budget::BudgetSettings>,
+    /// Where replicas share the budget, if they do.
+    pub budget_store: Option<SharedBudget>,
+}
+
+/// The budget shared through Redis, and whose budget it is.
+#[derive(Debug, Clone)]
+pub struct SharedBudget {
+    pub redis: crate::budget::redis::RedisSettings,
+    pub key: crate::budget::redis::BudgetKey,
 }
 
 /// Builds the stack around `http`.
