@@ -123,8 +123,8 @@ impl EmulatorOptions {
 }
 
 /// Intune's service limits, as Graph enforces them on
-/// `deviceAppManagementTasks` (see `/work/shared/graph-facts.md`'s
-/// "Intune service limits" and [`super::intune_limits`]): per app (the
+/// `deviceAppManagementTasks` (see Graph's throttling guidance,
+/// "Intune partner integration service limits", and [`super::intune_limits`]): per app (the
 /// token's client id) per tenant, 100 writes (POST, PUT, PATCH, DELETE) and
 /// 1000 requests of any method per 20 s; per tenant for all its apps
 /// together, 200 writes and 2000 requests per 20 s.

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 const EXAMPLE_ID: &str = "5d630f12-0f12-5d63-120f-635d120f635d";
 
-/// The seed page's update example with real values (graph-facts).
+/// The seed page's update example with real values (Graph's documented example).
 fn example_patch_json() -> Value {
     json!({"@odata.type":"#microsoft.graph.securityConfigurationTask","displayName":"Display Name value",
      "description":"Description value","dueDateTime":"2017-01-01T00:02:18.1994089-08:00",
