@@ -282,6 +282,27 @@ async fn release_restamps_the_token_with_the_time_of_the_answer() {
 }
 
 #[tokio::test]
+async fn a_token_given_back_frees_at_once_for_every_store() {
+    let server = RedisServer::start();
+    let k = key();
+    let first = store(&server, &k);
+    let other = store(&server, &k);
+    let l = limits(1, 1, Duration::from_secs(3600));
+    let token = member();
+    assert_eq!(first.take(true, l, &token).await.unwrap(), Take::Granted);
+    assert!(
+        matches!(other.take(true, l, &member()).await.unwrap(), Take::Wait(_)),
+        "the one token is held"
+    );
+    first.give_back(&token).await.unwrap();
+    assert_eq!(
+        other.take(true, l, &member()).await.unwrap(),
+        Take::Granted,
+        "given back: free at once for another replica"
+    );
+}
+
+#[tokio::test]
 async fn a_lease_takes_up_to_n_tokens_in_one_call() {
     let server = RedisServer::start();
     let (store, [requests, writes]) = store_and_keys(&server);

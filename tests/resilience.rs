@@ -5,6 +5,7 @@
 mod common;
 
 use common::{config, fake_cloud, fault, get, without_retries, Harness};
+use graph_grpc_gateway::budget::{BudgetSettings, Rate};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::{seed, Fault};
 use graph_grpc_gateway::graph::Admission;
@@ -474,10 +475,10 @@ async fn a_patch_whose_attempt_timed_out_is_read_back_not_sent_blindly_again() {
     );
 }
 
-#[tokio::test]
-async fn a_patch_that_could_not_connect_is_sent_again() {
-    // Entra ID answers; Graph's port has nothing listening.
-    let (url, _cloud) = fake_cloud::start().await;
+/// Entra ID answers (the fake cloud, kept running in the second value);
+/// Graph's port has nothing listening.
+async fn graph_unreachable() -> (graph_grpc_gateway::config::Config, fake_cloud::FakeCloud) {
+    let (url, cloud) = fake_cloud::start().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let graph = format!("http://{}/beta", closed.local_addr().expect("addr"));
     drop(closed);
@@ -485,7 +486,13 @@ async fn a_patch_that_could_not_connect_is_sent_again() {
     if let GraphTarget::Graph { base_url, .. } = &mut target {
         *base_url = graph.parse().expect("url");
     }
-    let mut h = Harness::with_config(config(target)).await;
+    (config(target), cloud)
+}
+
+#[tokio::test]
+async fn a_patch_that_could_not_connect_is_sent_again() {
+    let (cfg, _cloud) = graph_unreachable().await;
+    let mut h = Harness::with_config(cfg).await;
     let s = h
         .client
         .update_security_configuration_task(set_insights("never sent"))
@@ -500,6 +507,41 @@ async fn a_patch_that_could_not_connect_is_sent_again() {
     assert!(
         text.contains("graph_gateway_graph_retries_total{reason=\"connect\"} 3"),
         "sent again on each connect failure, up to the limit:\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn attempts_that_never_reached_graph_give_their_budget_tokens_back() {
+    let (mut cfg, _cloud) = graph_unreachable().await;
+    let hour = Duration::from_secs(3600);
+    cfg.graph_stack.budget = Some(BudgetSettings {
+        writes: Rate::new(2, hour),
+        requests: Rate::new(1000, hour),
+        local_share_percent: 100.0,
+    });
+    let mut h = Harness::with_config(cfg).await;
+    // Three attempts each, none sent: with two write tokens an hour, every
+    // call still reaches its own connect failure, never the budget's end.
+    for _ in 0..3 {
+        let s = h
+            .client
+            .update_security_configuration_task(set_insights("never sent"))
+            .await
+            .expect_err("Graph is unreachable");
+        assert_eq!(s.code(), Code::Unavailable, "{s:?}");
+        assert_eq!(
+            s.get_details_error_info().expect("ErrorInfo").reason,
+            "GRAPH_UNREACHABLE"
+        );
+    }
+    let text = metrics(&h).await;
+    assert!(
+        text.contains("graph_gateway_budget_tokens_left{budget=\"writes\"} 2"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("graph_gateway_budget_refused_total{budget=\"writes\"} 1"),
+        "{text}"
     );
 }
 

@@ -162,6 +162,13 @@ impl Grant {
     pub fn lane(&self) -> Lane {
         self.lane
     }
+
+    /// The call was not sent after all (it failed on its way to Graph, or
+    /// provably never left): the token frees at once instead of staying a
+    /// window in the log.
+    pub fn give_back(mut self) {
+        self.used = false;
+    }
 }
 
 impl Drop for Grant {
@@ -180,11 +187,17 @@ impl Drop for Grant {
         }
         if let (Some(member), Some(store)) = (self.member.take(), self.inner.store.clone()) {
             let write = self.lane == Lane::Write;
+            let used = self.used;
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 handle.spawn(async move {
                     // Best effort: a token not re-stamped still leaves the
-                    // shared window a window after it was taken.
-                    let _ = store.release(write, member).await;
+                    // shared window a window after it was taken, and one not
+                    // given back frees a window after it was taken.
+                    let _ = if used {
+                        store.release(write, member).await
+                    } else {
+                        store.give_back(member).await
+                    };
                 });
             }
         }

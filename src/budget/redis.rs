@@ -338,6 +338,19 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Takes `member`'s entries out of the logs: its token was never used
+    /// (the call left before it was sent), so it frees at once for every
+    /// replica. One round trip (`ZREM` on both logs, in one transaction).
+    pub async fn give_back(&self, member: &str) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .zrem(&self.inner.keys[0], member)
+            .zrem(&self.inner.keys[1], member);
+        let mut conn = self.manager();
+        let _removed: (i64, i64) = self.bounded(pipe.query_async(&mut conn)).await?;
+        Ok(())
+    }
+
     /// One PING, within the timeout: whether the shared budget is usable.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.manager();
@@ -509,6 +522,19 @@ impl super::Store for RedisStore {
         Box::pin(async move {
             store
                 .release(write, &member)
+                .await
+                .map_err(|e| super::StoreDown(e.word()))
+        })
+    }
+
+    fn give_back(
+        &self,
+        member: Arc<str>,
+    ) -> super::store::StoreFuture<Result<(), super::StoreDown>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .give_back(&member)
                 .await
                 .map_err(|e| super::StoreDown(e.word()))
         })

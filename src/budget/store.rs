@@ -44,6 +44,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreFuture<Result<Take, StoreDown>>;
     /// The token's Graph answer came back: count its window from now.
     fn release(&self, write: bool, member: Arc<str>) -> StoreFuture<Result<(), StoreDown>>;
+    /// The token was never used (its call was not sent): free it now.
+    fn give_back(&self, member: Arc<str>) -> StoreFuture<Result<(), StoreDown>>;
     /// Whether the store answers.
     fn ping(&self) -> StoreFuture<Result<(), StoreDown>>;
 }

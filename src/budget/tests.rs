@@ -237,6 +237,7 @@ async fn a_429_lowers_the_pace_and_it_recovers() {
 struct FakeStore {
     up: AtomicBool,
     taken: AtomicUsize,
+    given_back: AtomicUsize,
     limit: usize,
 }
 
@@ -265,6 +266,11 @@ impl Store for FakeStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn give_back(&self, _member: Arc<str>) -> store::StoreFuture<Result<(), StoreDown>> {
+        self.given_back.fetch_add(1, Ordering::AcqRel);
+        Box::pin(async { Ok(()) })
+    }
+
     fn ping(&self) -> store::StoreFuture<Result<(), StoreDown>> {
         let up = self.up.load(Ordering::Acquire);
         Box::pin(async move {
@@ -282,6 +288,7 @@ async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_
     let store = Arc::new(FakeStore {
         up: AtomicBool::new(true),
         taken: AtomicUsize::new(0),
+        given_back: AtomicUsize::new(0),
         limit: 1000,
     });
     let b = Budget::new(
@@ -339,4 +346,60 @@ async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_
             .expect("from the store again"),
     );
     assert_eq!(store.taken.load(Ordering::Acquire), before + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_given_back_frees_at_once_and_a_used_one_holds_its_window() {
+    let b = budget(1, 100);
+    let used = b.try_acquire(Lane::Write).expect("room");
+    drop(used);
+    assert!(
+        b.try_acquire(Lane::Write).is_none(),
+        "a used token stays in the window"
+    );
+    let b = budget(1, 100);
+    let unsent = b.try_acquire(Lane::Write).expect("room");
+    unsent.give_back();
+    let again = b
+        .try_acquire(Lane::Write)
+        .expect("the token given back is free again");
+    drop(again);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shared_token_given_back_leaves_the_store_and_a_used_one_stays() {
+    let store = Arc::new(FakeStore {
+        up: AtomicBool::new(true),
+        taken: AtomicUsize::new(0),
+        given_back: AtomicUsize::new(0),
+        limit: 1000,
+    });
+    let b = Budget::new(
+        BudgetSettings {
+            requests: Rate::new(1000, W),
+            writes: Rate::new(9, W),
+            local_share_percent: 100.0,
+        },
+        Some(store.clone()),
+        Arc::new(Metrics::default()),
+    );
+    let c = caller("a", 1);
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("from the store"),
+    );
+    b.acquire(&c, Lane::Write, far())
+        .await
+        .expect("from the store")
+        .give_back();
+    // The release and the give-back run on their own tasks.
+    for _ in 0..1000 {
+        if store.given_back.load(Ordering::Acquire) > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(store.taken.load(Ordering::Acquire), 2);
+    assert_eq!(store.given_back.load(Ordering::Acquire), 1);
 }

@@ -12,7 +12,8 @@
 //! slot: a call waiting for the budget holds a place in the same bounded
 //! queue but no slot, so writes waiting for the write budget never keep
 //! reads from Graph. A call whose turn in the budget comes after its
-//! deadline fails at once with [`GraphError::BudgetExhausted`], unsent.
+//! deadline fails at once with [`GraphError::BudgetExhausted`], unsent. A
+//! token taken for a call that then fails before it is sent goes back.
 
 use super::{GraphRequest, GraphService};
 use crate::graph::{GraphError, Overload};
@@ -112,8 +113,19 @@ pub fn layer(
         let inner = inner.clone();
         let gate = gate.clone();
         async move {
-            let _slot = gate.admit(&req).await?;
-            inner.oneshot(req).await
+            let grant = req.grant.clone();
+            let admitted = gate.admit(&req).await;
+            let result = match admitted {
+                Ok(_slot) => inner.oneshot(req).await,
+                Err(e) => Err(e),
+            };
+            // A token still here never reached the attempt that would have
+            // used it (no slot in time, no Entra token, a throttle pause):
+            // the request was not sent, so the token frees at once.
+            if let Some(unsent) = grant.take() {
+                unsent.give_back();
+            }
+            result
         }
     }))
 }

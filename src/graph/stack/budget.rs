@@ -1,7 +1,8 @@
 //! Each attempt's budget token: the first attempt's comes from admission
 //! (taken before the call held a slot), a retry takes its own, since Graph
 //! counts every request it receives. The token is held until the answer is
-//! back, and a 429 tells the budget its pace is too high.
+//! back, and a 429 tells the budget its pace is too high. An attempt that
+//! could not connect was never counted by Graph: its token goes back.
 
 use super::{GraphRequest, GraphService};
 use crate::budget::{Budget, Lane};
@@ -23,8 +24,14 @@ pub fn layer(inner: GraphService, budget: Arc<Budget>) -> GraphService {
                     .map_err(GraphError::BudgetExhausted)?,
             };
             let result = inner.oneshot(req).await;
-            if matches!(&result, Err(GraphError::Status(f)) if f.status == 429) {
-                budget.throttled(lane);
+            match &result {
+                Err(GraphError::Status(f)) if f.status == 429 => budget.throttled(lane),
+                // The attempt provably never left: Graph counted nothing.
+                Err(GraphError::Connect(_)) => {
+                    grant.give_back();
+                    return result;
+                }
+                _ => {}
             }
             drop(grant);
             result
