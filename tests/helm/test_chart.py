@@ -1800,8 +1800,14 @@ def test_contradictory_redis_settings_are_refused(redis: dict[str, Any], wanted:
         ({"budget": {"redis": {"url": "http://redis:6379"}}}, "/budget/redis/url"),
         ({"budget": {"redis": {"url": "redis://redis :6379"}}}, "/budget/redis/url"),
         ({"budget": {"redis": {"password": PASSWORD}}}, "additional properties 'password'"),
-        ({"budget": {"redis": {"existingSecret": {"name": "Redis_Secret"}}}}, "/budget/redis/existingSecret/name"),
-        ({"budget": {"redis": {"existingSecret": {"passwordKey": "a/b"}}}}, "/budget/redis/existingSecret/passwordKey"),
+        (
+            {"budget": {"redis": {"existingSecret": {"name": "Redis_Secret"}}}},
+            "/budget/redis/existingSecret/name",
+        ),
+        (
+            {"budget": {"redis": {"existingSecret": {"passwordKey": "a/b"}}}},
+            "/budget/redis/existingSecret/passwordKey",
+        ),
         ({"budget": {"shared": True}}, "additional properties 'shared'"),
         ({"replicaCount": 1001}, "/replicaCount"),
         ({"autoscaling": {"maxReplicas": 1001}}, "/autoscaling/maxReplicas"),
@@ -1837,7 +1843,10 @@ def test_schema_refuses_bad_budget_values(override: dict[str, Any], offending: s
 
 
 def readme_range(env: str) -> tuple[str, str]:
-    """(min, max) of a setting in README.md's table of ranges (tests/readme.rs holds it to src/settings.rs)."""
+    """(min, max) of a setting in README.md's table of ranges.
+
+    tests/readme.rs holds that table to src/settings.rs.
+    """
     for line in README.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) == 3 and cells[0] == f"`{env}`":
@@ -1846,23 +1855,32 @@ def readme_range(env: str) -> tuple[str, str]:
     raise AssertionError(f"{env} is not in README.md's table of ranges")
 
 
-@pytest.mark.parametrize(("env", "key"), [("GRAPH_WRITE_BUDGET", "writes"), ("GRAPH_REQUEST_BUDGET", "requests")])
+@pytest.mark.parametrize(
+    ("env", "key"), [("GRAPH_WRITE_BUDGET", "writes"), ("GRAPH_REQUEST_BUDGET", "requests")]
+)
 def test_schema_bounds_a_budget_count_as_the_gateway_does(env: str, key: str) -> None:
     """The schema takes exactly the counts the gateway takes; the window is bounded at start."""
     low, high = readme_range(env)
     (least, window), (most, _) = low.split("/"), high.split("/")
+    def values(count: int) -> dict[str, Any]:
+        return with_values(("existing-secret.yaml",), {"budget": {key: f"{count}/{window}"}})
+
     for count in (int(least), int(most)):
-        chart().validate_schema(with_values(("existing-secret.yaml",), {"budget": {key: f"{count}/{window}"}}))
+        chart().validate_schema(values(count))
     for count in (int(least) - 1, int(most) + 1):
         with pytest.raises(helm.HelmValuesError):
-            chart().validate_schema(
-                with_values(("existing-secret.yaml",), {"budget": {key: f"{count}/{window}"}})
-            )
+            chart().validate_schema(values(count))
 
 
 @pytest.mark.parametrize(
     ("case", "warned"),
-    [("default", False), ("everything-on", True), ("budget-local-share-fraction", True), ("budget-redis", False), ("budget-off", False)],
+    [
+        ("default", False),
+        ("everything-on", True),
+        ("budget-local-share-fraction", True),
+        ("budget-redis", False),
+        ("budget-off", False),
+    ],
 )
 def test_notes_say_how_the_budget_is_shared(case: str, warned: bool) -> None:
     notes = render_case(case).notes or ""
@@ -1919,6 +1937,39 @@ def test_readme_tls_and_policy_example(tmp_path: Path) -> None:
     kind, name, key = rendered.mounted_file(env["GATEWAY_POLICY_FILE"]["value"])
     assert rendered.named(kind, name)["data"][key] == policy.read_text()
     assert_readiness(rendered, over_grpc=False)
+
+
+def test_readme_redis_examples() -> None:
+    """The README's two ways to point the chart at a Redis render as it says."""
+    base = user_values(("existing-secret.yaml",), ("networkPolicy.enabled=true",))
+    azure = merge(base, helm.values_from_yaml(readme_block("yaml", "# values-redis.yaml")))
+    secret = azure["budget"]["redis"]["existingSecret"]
+    rendered = render_values(azure)
+    env = rendered.env()
+    assert env["GRAPH_BUDGET_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["name"],
+        "key": "url",
+    }
+    path = env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]
+    assert rendered.mounted_secret_file(path) == (secret["name"], "access-key")
+    egress = {p["port"] for rule in rendered.one("NetworkPolicy")["spec"]["egress"] for p in rule["ports"]}
+    assert 6380 in egress
+    created = "--from-literal=url=rediss://<name>.redis.cache.windows.net:6380 --from-literal=access-key="
+    assert created in README.read_text()
+    (line,) = [l for l in README.read_text().splitlines() if "--set budget.redis.url=" in l]
+    sets = tuple(re.findall(r"--set (\S+)", line.strip().strip("`")))
+    assert len(sets) == 4, sets
+    in_cluster = render_values(merge(base, user_values((), sets)))
+    env = in_cluster.env()
+    assert env["GRAPH_BUDGET_REDIS_URL"]["from"] == "configMap"
+    assert in_cluster.mounted_secret_file(env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]) == (
+        "redis",
+        "redis-password",
+    )
+    for version in KUBE_VERSIONS:
+        for manifests in (rendered, in_cluster):
+            errors = [e for obj in manifests.objects for e in schema_errors(obj, version)]
+            assert not errors, "\n".join(errors)
 
 
 # ---------------------------------------------------------------------------
