@@ -248,14 +248,14 @@ pub const GRAPH_WRITE_BUDGET: RateSetting = Setting {
     default: Some("100/20s"),
     min: RATE_MIN,
     max: RATE_MAX,
-    chart: None,
+    chart: Some("budget.writes"),
 };
 pub const GRAPH_REQUEST_BUDGET: RateSetting = Setting {
     env: "GRAPH_REQUEST_BUDGET",
     default: Some("1000/20s"),
     min: RATE_MIN,
     max: RATE_MAX,
-    chart: None,
+    chart: Some("budget.requests"),
 };
 
 pub const GRAPH_BUDGET_REDIS_TIMEOUT: DurationSetting = Setting {
@@ -263,15 +263,19 @@ pub const GRAPH_BUDGET_REDIS_TIMEOUT: DurationSetting = Setting {
     default: Some("250ms"),
     min: MS,
     max: Duration::from_secs(10),
-    chart: None,
+    chart: Some("budget.redis.timeout"),
 };
 pub const GRAPH_BUDGET_LOCAL_SHARE: PercentSetting = Setting {
     env: "GRAPH_BUDGET_LOCAL_SHARE",
     default: None,
     min: 0.1,
     max: 100.0,
-    chart: None,
+    chart: Some("budget.localShare"),
 };
+/// The chart derives it rather than passing one value on: `replicaCount`,
+/// or `autoscaling.maxReplicas` when the HPA scales the pods (the most that
+/// may run at once, so their local shares never add up to more than the
+/// budget). Its schema bounds both by this range's maximum.
 pub const GATEWAY_REPLICAS: CountSetting = Setting {
     env: "GATEWAY_REPLICAS",
     default: Some("1"),
@@ -586,19 +590,34 @@ mod tests {
     const VALUES: &str = include_str!("../helm/graph-grpc-gateway/values.yaml");
     const CONFIGMAP: &str = include_str!("../helm/graph-grpc-gateway/templates/configmap.yaml");
 
-    /// The chart's default for `path` (`gateway.graphTimeout`): the line
-    /// `  graphTimeout: 60s` in the top-level `gateway:` block of values.yaml.
-    fn chart_default(path: &str) -> Option<String> {
-        let (section, key) = path.split_once('.')?;
-        let mut inside = false;
+    /// The chart's default for `path` (`gateway.graphTimeout`,
+    /// `budget.redis.timeout`): the line `  graphTimeout: 60s` inside the
+    /// top-level `gateway:` block of values.yaml, each key of the path one
+    /// level (two spaces) deeper than the one before. `Some(None)` for
+    /// `null`, no default: the gateway's own applies; `None` when values.yaml
+    /// has no such key.
+    fn chart_default(path: &str) -> Option<Option<String>> {
+        let keys: Vec<&str> = path.split('.').collect();
+        // How many keys of the path the blocks around the current line match.
+        let mut depth = 0;
         for line in VALUES.lines() {
-            if !line.starts_with(' ') && !line.starts_with('#') && !line.is_empty() {
-                inside = line == format!("{section}:");
-            } else if inside {
-                if let Some(value) = line.strip_prefix(&format!("  {key}: ")) {
-                    return Some(value.trim().trim_matches('"').to_owned());
-                }
+            let text = line.trim_start();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
             }
+            let indent = (line.len() - text.len()) / 2;
+            depth = depth.min(indent);
+            let Some((key, value)) = text.split_once(':') else {
+                continue;
+            };
+            if indent != depth || key != keys[depth] {
+                continue;
+            }
+            if depth + 1 == keys.len() {
+                let value = value.trim();
+                return Some((value != "null").then(|| value.trim_matches('"').to_owned()));
+            }
+            depth += 1;
         }
         None
     }
@@ -631,8 +650,10 @@ mod tests {
                 // A duration is a string to the schema; the gateway bounds it at start.
                 None => assert_eq!(property["type"], "string", "{}: {path}", s.env()),
             }
+            let default = chart_default(path)
+                .unwrap_or_else(|| panic!("{}: no {path} in values.yaml", s.env()));
             assert_eq!(
-                chart_default(path).as_deref(),
+                default.as_deref(),
                 s.default(),
                 "{}: the default of {path} in values.yaml",
                 s.env()
@@ -643,6 +664,58 @@ mod tests {
                 s.env()
             );
         }
+    }
+
+    #[test]
+    fn chart_defaults_are_read_at_any_depth() {
+        assert_eq!(
+            chart_default("gateway.graphTimeout"),
+            Some(Some("60s".into()))
+        );
+        assert_eq!(
+            chart_default("budget.redis.timeout"),
+            Some(Some("250ms".into()))
+        );
+        assert_eq!(chart_default("budget.redis.url"), Some(Some(String::new())));
+        assert_eq!(chart_default("budget.localShare"), Some(None));
+        assert_eq!(chart_default("replicaCount"), Some(Some("1".into())));
+        // A key of another block, or none at all, is not taken for it.
+        assert_eq!(chart_default("budget.timeout"), None);
+        assert_eq!(chart_default("gateway.redis.timeout"), None);
+    }
+
+    /// GATEWAY_REPLICAS comes from the replica counts (see its doc): the
+    /// schema keeps both inside its range and the ConfigMap passes on the
+    /// one that applies.
+    #[test]
+    fn the_chart_derives_gateway_replicas_within_its_range() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).expect("the schema is JSON");
+        let max = GATEWAY_REPLICAS.numbers().map(|(_, max)| max);
+        for pointer in [
+            "/properties/replicaCount",
+            "/properties/autoscaling/properties/maxReplicas",
+        ] {
+            assert_eq!(
+                schema.pointer(pointer).map(|p| p["maximum"].as_f64()),
+                Some(max),
+                "{pointer}"
+            );
+        }
+        assert_eq!(
+            schema
+                .pointer("/properties/autoscaling/properties/maxReplicas/minimum")
+                .and_then(serde_json::Value::as_f64),
+            GATEWAY_REPLICAS.numbers().map(|(min, _)| min)
+        );
+        assert_eq!(
+            chart_default("replicaCount").flatten().as_deref(),
+            GATEWAY_REPLICAS.default
+        );
+        assert!(CONFIGMAP.contains(r#"  GATEWAY_REPLICAS: {{ include "ggg.budgetReplicas" . "#));
+        let helpers = include_str!("../helm/graph-grpc-gateway/templates/_helpers.tpl");
+        assert!(helpers.contains(
+            "{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ max 1 .Values.replicaCount }}{{ end }}"
+        ));
     }
 
     #[test]

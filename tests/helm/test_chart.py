@@ -92,6 +92,7 @@ EXPECTED_VALUE_FILES = {
     "tls-policy",
     "mtls",
     "mesh-policy",
+    "budget-redis",
 }
 
 # ---------------------------------------------------------------------------
@@ -1042,16 +1043,26 @@ def test_hpa_owns_the_replica_count() -> None:
 NETWORK_POLICY_RENDERS = {
     "everything-on": (("everything-on.yaml",), ()),
     "default-peers": (("existing-secret.yaml",), ("networkPolicy.enabled=true",)),
+    "budget-redis": (("budget-redis.yaml",), ()),
+    "budget-redis-url": (
+        ("existing-secret.yaml",),
+        ("networkPolicy.enabled=true", "budget.redis.url=redis://redis.redis.svc:6379"),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(NETWORK_POLICY_RENDERS))
-def test_network_policy_egress_only_dns_and_https(case: str) -> None:
+def test_network_policy_egress_only_dns_https_and_redis(case: str) -> None:
     files, sets = NETWORK_POLICY_RENDERS[case]
     rendered = render(files, sets)
     policy = rendered.one("NetworkPolicy")
     assert {"Ingress", "Egress"} <= set(policy["spec"]["policyTypes"])
+    merged = chart().merge_values(user_values(files, sets))
     allowed = {(53, "UDP"), (53, "TCP"), (443, "TCP")}
+    # And the Redis the pods share Intune's budget through, when there is one.
+    redis = merged["budget"]["redis"]
+    if redis["url"] or redis["existingSecret"]["name"]:
+        allowed.add((merged["networkPolicy"]["redisPort"], "TCP"))
     seen = set()
     for rule in policy["spec"].get("egress") or []:
         assert rule.get("ports"), "an egress rule without ports allows every port"
@@ -1060,7 +1071,7 @@ def test_network_policy_egress_only_dns_and_https(case: str) -> None:
             seen.add((port.get("port"), port.get("protocol", "TCP")))
     assert seen == allowed, seen
     ports = rendered.container_ports()
-    values = chart().merge_values(user_values(files, sets))["networkPolicy"]["ingressFrom"]
+    values = merged["networkPolicy"]["ingressFrom"]
     grpc_rules = []
     for rule in policy["spec"].get("ingress") or []:
         for port in rule.get("ports") or []:
@@ -1168,6 +1179,13 @@ def with_values(files: tuple[str, ...], override: dict[str, Any]) -> dict[str, A
     return merge(user_values(files), override)
 
 
+# Intune's budget shared through Redis (see the section on the budget below).
+REDIS_ENV = ("GRAPH_BUDGET_REDIS_URL", "GRAPH_BUDGET_REDIS_PASSWORD_FILE", "GRAPH_BUDGET_REDIS_TIMEOUT")
+REDIS_URL = "redis://redis-master.redis.svc.cluster.local:6379"
+# What the chart must refuse to put in a ConfigMap: URLs that carry a password.
+PASSWORD = "TEST-ONLY-redis-password-5b1f"
+
+
 # Renders beyond the value files' scenarios, as user values.
 MORE_RENDERS: dict[str, dict[str, Any]] = {
     "mtls-configmap-ca": with_values(
@@ -1200,6 +1218,26 @@ MORE_RENDERS: dict[str, dict[str, Any]] = {
     ),
     "demo-tls": with_values(("demo.yaml",), {"tls": {"enabled": True, "existingSecret": "demo-tls"}}),
     "demo-no-policy": with_values(("demo.yaml",), {"policy": {"allowUnauthenticated": False}}),
+    # Intune's budget: Redis from values, a password alone from a Secret, off, a fractional share.
+    "budget-redis-url": with_values(
+        ("existing-secret.yaml",),
+        {"budget": {"redis": {"url": REDIS_URL}}, "networkPolicy": {"enabled": True}},
+    ),
+    "budget-redis-url-secret-password": with_values(
+        ("existing-secret.yaml",),
+        {
+            "budget": {
+                "redis": {
+                    "url": "rediss://gateway@ggg-redis.redis.cache.windows.net:6380",
+                    "existingSecret": {"name": "ggg-redis", "urlKey": "", "passwordKey": "access-key"},
+                }
+            }
+        },
+    ),
+    "budget-off": with_values(("existing-secret.yaml",), {"budget": {"enabled": False}}),
+    "budget-local-share-fraction": with_values(
+        ("existing-secret.yaml",), {"budget": {"localShare": 33.3}, "replicaCount": 3}
+    ),
 }
 ALL_RENDERS: dict[str, dict[str, Any]] = {
     **{name: user_values(*scenario) for name, scenario in SCENARIOS.items()},
@@ -1328,7 +1366,7 @@ def test_inline_policy_lands_verbatim(case: str, inline: str) -> None:
 @pytest.mark.parametrize("case", list(ALL_RENDERS))
 def test_chart_mounts_are_read_only(case: str) -> None:
     rendered = render_case(case)
-    ours = {"client-secret", "certificate", "tls", "client-ca", "policy"}
+    ours = {"client-secret", "certificate", "tls", "client-ca", "policy", "budget-redis"}
     for mount in rendered.container.get("volumeMounts", []):
         if mount["name"] in ours:
             assert mount.get("readOnly") is True, mount
@@ -1558,6 +1596,305 @@ def test_policy_change_rolls_the_pods_and_tls_renewal_does_not() -> None:
 
 
 # ---------------------------------------------------------------------------
+# Intune's budget: pacing, the replica count, Redis the pods share it through
+# ---------------------------------------------------------------------------
+
+
+def budget_redis(values: dict[str, Any]) -> str:
+    """Where the Redis URL comes from for these (merged) values: values, secret or none."""
+    redis = values["budget"]["redis"]
+    if redis["url"]:
+        return "values"
+    return "secret" if redis["existingSecret"]["name"] else "none"
+
+
+def expected_replicas(values: dict[str, Any]) -> str:
+    """GATEWAY_REPLICAS: the most pods that can run at once (at least 1)."""
+    if values["autoscaling"]["enabled"]:
+        return str(values["autoscaling"]["maxReplicas"])
+    return str(max(1, values["replicaCount"]))
+
+
+
+
+@pytest.mark.parametrize("case", list(ALL_RENDERS))
+def test_budget_environment(case: str) -> None:
+    """Every render paces as its values say, and GATEWAY_REPLICAS is the most pods that can run."""
+    rendered = render_case(case)
+    values = case_values(case)
+    budget = values["budget"]
+    env = rendered.env()
+    assert env["GRAPH_BUDGET"]["value"] == ("on" if budget["enabled"] else "off")
+    assert env["GRAPH_WRITE_BUDGET"]["value"] == budget["writes"]
+    assert env["GRAPH_REQUEST_BUDGET"]["value"] == budget["requests"]
+    assert env["GATEWAY_REPLICAS"]["value"] == expected_replicas(values)
+    if budget.get("localShare") is None:
+        assert "GRAPH_BUDGET_LOCAL_SHARE" not in env
+    else:
+        assert float(env["GRAPH_BUDGET_LOCAL_SHARE"]["value"]) == budget["localShare"]
+    for name in ("GRAPH_BUDGET", "GRAPH_WRITE_BUDGET", "GRAPH_REQUEST_BUDGET", "GATEWAY_REPLICAS"):
+        assert env[name]["from"] == "configMap", name
+    volumes = {v["name"] for v in rendered.pod_spec.get("volumes", [])}
+    source = budget_redis(values)
+    if source == "none":
+        assert not set(REDIS_ENV) & set(env), sorted(set(REDIS_ENV) & set(env))
+        assert "budget-redis" not in volumes
+        return
+    assert env["GRAPH_BUDGET_REDIS_TIMEOUT"]["value"] == budget["redis"]["timeout"]
+    url = env["GRAPH_BUDGET_REDIS_URL"]
+    secret = budget["redis"]["existingSecret"]
+    if source == "values":
+        assert url == {"name": url["name"], "value": budget["redis"]["url"], "from": "configMap"}
+    else:
+        # A URL may hold a password: only a reference to the Secret, never its text.
+        assert "value" not in url
+        assert url["valueFrom"] == {"secretKeyRef": {"name": secret["name"], "key": secret["urlKey"]}}
+    if secret["passwordKey"]:
+        path = env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]
+        assert rendered.mounted_secret_file(path) == (secret["name"], secret["passwordKey"])
+    else:
+        assert "GRAPH_BUDGET_REDIS_PASSWORD_FILE" not in env and "budget-redis" not in volumes
+
+
+def test_default_render_paces_alone_on_the_whole_budget() -> None:
+    env = render_scenario("default").env()
+    assert (env["GRAPH_BUDGET"]["value"], env["GRAPH_WRITE_BUDGET"]["value"]) == ("on", "100/20s")
+    assert env["GRAPH_REQUEST_BUDGET"]["value"] == "1000/20s"
+    assert env["GATEWAY_REPLICAS"]["value"] == "1"
+    assert not [name for name in env if name.startswith("GRAPH_BUDGET_")]
+    for name in ("GRAPH_BUDGET", "GRAPH_BUDGET_REDIS_URL", "GRAPH_BUDGET_REDIS_PASSWORD_FILE"):
+        assert name in gateway_env_names(), name
+
+
+@pytest.mark.parametrize(
+    ("sets", "replicas"),
+    [
+        (("replicaCount=3",), "3"),
+        (("replicaCount=0",), "1"),
+        (("replicaCount=2", "autoscaling.enabled=true", "autoscaling.maxReplicas=9"), "9"),
+        (("replicaCount=5", "autoscaling.enabled=true"), "10"),
+    ],
+    ids=["replica-count", "scaled-to-zero", "hpa-maximum", "hpa-default-maximum"],
+)
+def test_gateway_replicas_follows_the_replica_count_or_the_hpa(sets: tuple[str, ...], replicas: str) -> None:
+    rendered = render_uncached(("existing-secret.yaml",), sets)
+    assert rendered.env()["GATEWAY_REPLICAS"]["value"] == replicas
+    if rendered.has("HorizontalPodAutoscaler"):
+        assert str(rendered.one("HorizontalPodAutoscaler")["spec"]["maxReplicas"]) == replicas
+    else:
+        assert max(1, rendered.deployment["spec"]["replicas"]) == int(replicas)
+
+
+def test_a_new_replica_count_rolls_the_pods() -> None:
+    """Each pod reads GATEWAY_REPLICAS at start: a new count must reach the running pods."""
+    base = checksums(render_uncached(("existing-secret.yaml",), ("replicaCount=2",)))
+    more = checksums(render_uncached(("existing-secret.yaml",), ("replicaCount=3",)))
+    assert more["checksum/config"] != base["checksum/config"]
+
+
+def test_redis_url_without_a_password_goes_in_the_configmap() -> None:
+    rendered = render_case("budget-redis-url")
+    (config,) = [cm for cm in rendered.all("ConfigMap") if "GATEWAY_GRPC_ADDR" in (cm.get("data") or {})]
+    assert config["data"]["GRAPH_BUDGET_REDIS_URL"] == REDIS_URL
+    assert config["data"]["GRAPH_BUDGET_REDIS_TIMEOUT"] == "250ms"
+    assert "GRAPH_BUDGET_REDIS_PASSWORD_FILE" not in config["data"]
+    assert "GRAPH_BUDGET_REDIS_URL" not in {e["name"] for e in rendered.container.get("env", [])}
+
+
+def test_redis_from_an_existing_secret() -> None:
+    """The URL from the Secret as a reference, the password as a read-only mounted file."""
+    rendered = render_scenario("budget-redis")
+    env = rendered.env()
+    url = env["GRAPH_BUDGET_REDIS_URL"]
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "graph-gateway-redis", "key": "url"}
+    path = env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]
+    # mounted_file holds the mount to read-only and a whole directory (no subPath).
+    assert rendered.mounted_secret_file(path) == ("graph-gateway-redis", "access-key")
+    assert env["GRAPH_BUDGET_REDIS_TIMEOUT"]["value"] == "100ms"
+    assert (env["GATEWAY_REPLICAS"]["value"], env["GRAPH_BUDGET_LOCAL_SHARE"]["value"]) == ("3", "25")
+    for cm in rendered.all("ConfigMap"):
+        assert "GRAPH_BUDGET_REDIS_URL" not in (cm.get("data") or {})
+    assert not rendered.has("Secret"), "the chart must not create the Redis Secret"
+
+
+def test_redis_password_alone_from_a_secret() -> None:
+    rendered = render_case("budget-redis-url-secret-password")
+    env = rendered.env()
+    assert env["GRAPH_BUDGET_REDIS_URL"]["from"] == "configMap"
+    assert env["GRAPH_BUDGET_REDIS_URL"]["value"].startswith("rediss://gateway@")
+    path = env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]
+    assert rendered.mounted_secret_file(path) == ("ggg-redis", "access-key")
+
+
+def test_local_share_keeps_its_fraction() -> None:
+    env = render_case("budget-local-share-fraction").env()
+    assert env["GRAPH_BUDGET_LOCAL_SHARE"]["value"] == "33.3"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{PASSWORD}@redis:6379",
+        f"rediss://gateway:{PASSWORD}@ggg-redis.redis.cache.windows.net:6380/0",
+        f"redis://:{PASSWORD}@with@at@redis:6379",
+        f"redis://default:{PASSWORD}@redis",
+    ],
+    ids=["password-only", "user-and-password", "unescaped-at-signs", "no-port"],
+)
+def test_a_redis_url_with_a_password_is_refused(url: str) -> None:
+    """A password never lands in a ConfigMap: the render fails, pointing at existingSecret."""
+    with pytest.raises(helm.HelmError) as caught:
+        render_values(with_values(("existing-secret.yaml",), {"budget": {"redis": {"url": url}}}))
+    message = str(caught.value)
+    assert "budget.redis.url holds a password" in message, message
+    assert "budget.redis.existingSecret.name" in message, message
+    assert PASSWORD not in message and url not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis:6379",
+        "rediss://ggg-redis.redis.cache.windows.net:6380",
+        "rediss://gateway@ggg-redis.redis.cache.windows.net:6380/2",
+        "redis://[fd00::1]:6379/0?protocol=resp3",
+    ],
+)
+def test_a_redis_url_without_a_password_is_accepted(url: str) -> None:
+    values = with_values(("existing-secret.yaml",), {"budget": {"redis": {"url": url}}})
+    chart().validate_schema(values)
+    assert render_values(values).env()["GRAPH_BUDGET_REDIS_URL"]["value"] == url
+
+
+@pytest.mark.parametrize(
+    ("redis", "wanted"),
+    [
+        ({"existingSecret": {"name": "ggg-redis", "urlKey": ""}}, "no Redis URL is"),
+        (
+            {"existingSecret": {"name": "ggg-redis", "passwordKey": "password"}, "url": REDIS_URL},
+            "the Redis URL is given twice",
+        ),
+        ({"existingSecret": {"passwordKey": "password"}, "url": REDIS_URL}, "passwordKey needs"),
+    ],
+    ids=["secret-without-a-url", "url-twice", "password-without-a-secret"],
+)
+def test_contradictory_redis_settings_are_refused(redis: dict[str, Any], wanted: str) -> None:
+    with pytest.raises(helm.HelmError) as caught:
+        render_values(with_values(("existing-secret.yaml",), {"budget": {"redis": redis}}))
+    assert wanted in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "offending"),
+    [
+        ({"budget": {"writes": "0/20s"}}, "/budget/writes"),
+        ({"budget": {"writes": "1000001/20s"}}, "/budget/writes"),
+        ({"budget": {"writes": "100"}}, "/budget/writes"),
+        ({"budget": {"requests": "1000/20 s"}}, "/budget/requests"),
+        ({"budget": {"requests": 1000}}, "/budget/requests"),
+        ({"budget": {"localShare": 0.05}}, "/budget/localShare"),
+        ({"budget": {"localShare": 100.5}}, "/budget/localShare"),
+        ({"budget": {"localShare": "50"}}, "/budget/localShare"),
+        ({"budget": {"enabled": "yes"}}, "/budget/enabled"),
+        ({"budget": {"redis": {"timeout": "soon"}}}, "/budget/redis/timeout"),
+        ({"budget": {"redis": {"url": "http://redis:6379"}}}, "/budget/redis/url"),
+        ({"budget": {"redis": {"url": "redis://redis :6379"}}}, "/budget/redis/url"),
+        ({"budget": {"redis": {"password": PASSWORD}}}, "additional properties 'password'"),
+        (
+            {"budget": {"redis": {"existingSecret": {"name": "Redis_Secret"}}}},
+            "/budget/redis/existingSecret/name",
+        ),
+        (
+            {"budget": {"redis": {"existingSecret": {"passwordKey": "a/b"}}}},
+            "/budget/redis/existingSecret/passwordKey",
+        ),
+        ({"budget": {"shared": True}}, "additional properties 'shared'"),
+        ({"replicaCount": 1001}, "/replicaCount"),
+        ({"autoscaling": {"maxReplicas": 1001}}, "/autoscaling/maxReplicas"),
+        ({"networkPolicy": {"redisPort": 0}}, "/networkPolicy/redisPort"),
+    ],
+    ids=[
+        "no-writes",
+        "too-many-writes",
+        "writes-without-a-window",
+        "requests-with-a-space",
+        "requests-not-a-string",
+        "local-share-too-small",
+        "local-share-too-large",
+        "local-share-not-a-number",
+        "enabled-not-a-boolean",
+        "timeout-not-a-duration",
+        "url-not-redis",
+        "url-with-a-space",
+        "password-as-a-value",
+        "bad-secret-name",
+        "bad-password-key",
+        "unknown-budget-key",
+        "too-many-replicas",
+        "too-many-hpa-replicas",
+        "no-redis-port",
+    ],
+)
+def test_schema_refuses_bad_budget_values(override: dict[str, Any], offending: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render_values(with_values(("existing-secret.yaml",), override))
+    message = str(caught.value)
+    assert "schema" in message and offending in message, message
+
+
+def readme_range(env: str) -> tuple[str, str]:
+    """(min, max) of a setting in README.md's table of ranges.
+
+    tests/readme.rs holds that table to src/settings.rs.
+    """
+    for line in README.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 3 and cells[0] == f"`{env}`":
+            low, high = re.fullmatch(r"`([^`]+)` to `([^`]+)`", cells[2]).groups()
+            return low, high
+    raise AssertionError(f"{env} is not in README.md's table of ranges")
+
+
+@pytest.mark.parametrize(
+    ("env", "key"), [("GRAPH_WRITE_BUDGET", "writes"), ("GRAPH_REQUEST_BUDGET", "requests")]
+)
+def test_schema_bounds_a_budget_count_as_the_gateway_does(env: str, key: str) -> None:
+    """The schema takes exactly the counts the gateway takes; the window is bounded at start."""
+    low, high = readme_range(env)
+    (least, window), (most, _) = low.split("/"), high.split("/")
+    def values(count: int) -> dict[str, Any]:
+        return with_values(("existing-secret.yaml",), {"budget": {key: f"{count}/{window}"}})
+
+    for count in (int(least), int(most)):
+        chart().validate_schema(values(count))
+    for count in (int(least) - 1, int(most) + 1):
+        with pytest.raises(helm.HelmValuesError):
+            chart().validate_schema(values(count))
+
+
+@pytest.mark.parametrize(
+    ("case", "warned"),
+    [
+        ("default", False),
+        ("everything-on", True),
+        ("budget-local-share-fraction", True),
+        ("budget-redis", False),
+        ("budget-off", False),
+    ],
+)
+def test_notes_say_how_the_budget_is_shared(case: str, warned: bool) -> None:
+    notes = render_case(case).notes or ""
+    values = case_values(case)
+    assert ("no Redis (budget.redis)" in notes) is warned, notes
+    if not values["budget"]["enabled"]:
+        assert "Intune budget: off" in notes
+    elif budget_redis(values) != "none":
+        assert f"shared by up to {expected_replicas(values)} pod(s) through Redis" in notes
+    else:
+        assert "each pod paces alone" in notes
+    assert PASSWORD not in notes
+
+# ---------------------------------------------------------------------------
 # README's values example
 # ---------------------------------------------------------------------------
 
@@ -1600,6 +1937,39 @@ def test_readme_tls_and_policy_example(tmp_path: Path) -> None:
     kind, name, key = rendered.mounted_file(env["GATEWAY_POLICY_FILE"]["value"])
     assert rendered.named(kind, name)["data"][key] == policy.read_text()
     assert_readiness(rendered, over_grpc=False)
+
+
+def test_readme_redis_examples() -> None:
+    """The README's two ways to point the chart at a Redis render as it says."""
+    base = user_values(("existing-secret.yaml",), ("networkPolicy.enabled=true",))
+    azure = merge(base, helm.values_from_yaml(readme_block("yaml", "# values-redis.yaml")))
+    secret = azure["budget"]["redis"]["existingSecret"]
+    rendered = render_values(azure)
+    env = rendered.env()
+    assert env["GRAPH_BUDGET_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": secret["name"],
+        "key": "url",
+    }
+    path = env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]
+    assert rendered.mounted_secret_file(path) == (secret["name"], "access-key")
+    egress = {p["port"] for rule in rendered.one("NetworkPolicy")["spec"]["egress"] for p in rule["ports"]}
+    assert 6380 in egress
+    created = "--from-literal=url=rediss://<name>.redis.cache.windows.net:6380 --from-literal=access-key="
+    assert created in README.read_text()
+    (line,) = [l for l in README.read_text().splitlines() if "--set budget.redis.url=" in l]
+    sets = tuple(re.findall(r"--set (\S+)", line.strip().strip("`")))
+    assert len(sets) == 4, sets
+    in_cluster = render_values(merge(base, user_values((), sets)))
+    env = in_cluster.env()
+    assert env["GRAPH_BUDGET_REDIS_URL"]["from"] == "configMap"
+    assert in_cluster.mounted_secret_file(env["GRAPH_BUDGET_REDIS_PASSWORD_FILE"]["value"]) == (
+        "redis",
+        "redis-password",
+    )
+    for version in KUBE_VERSIONS:
+        for manifests in (rendered, in_cluster):
+            errors = [e for obj in manifests.objects for e in schema_errors(obj, version)]
+            assert not errors, "\n".join(errors)
 
 
 # ---------------------------------------------------------------------------

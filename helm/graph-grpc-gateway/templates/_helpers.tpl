@@ -141,3 +141,43 @@ us, µs, ms, s, m, h, d). Fails on anything else, so no form is misread.
 {{- end -}}
 {{- $total -}}
 {{- end -}}
+
+{{/*
+Pods that share Intune's budget (GATEWAY_REPLICAS): the most that can run at
+once, so that while Redis does not answer their local shares together stay
+inside the budget. The HPA's maximum when it scales the pods, else
+replicaCount (at least 1: the gateway needs a share to divide by).
+*/}}
+{{- define "ggg.budgetReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ max 1 .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* Where the Redis password is mounted (a directory, like every Secret here). */}}
+{{- define "ggg.budgetRedisDir" -}}/var/run/secrets/graph-grpc-gateway/budget-redis{{- end }}
+
+{{/*
+Where the budget's Redis URL comes from: "values" (budget.redis.url, in the
+ConfigMap), "secret" (budget.redis.existingSecret, an environment variable
+from that Secret) or "none". A URL with a password (redis://:pw@host,
+redis://user:pw@host) is refused from values, so that no password lands in
+a ConfigMap; the messages never repeat the URL.
+*/}}
+{{- define "ggg.budgetRedis" -}}
+{{- $redis := .Values.budget.redis }}
+{{- $secret := $redis.existingSecret }}
+{{- if regexMatch "^[a-z]+://[^@]*:[^@]*@" $redis.url }}
+{{- fail "budget.redis.url holds a password, and it would land in a ConfigMap, which is not secret. Put the whole URL in a Secret of yours and name it with budget.redis.existingSecret.name (key: budget.redis.existingSecret.urlKey, url by default); or keep the URL here without its password and put the password in that Secret (budget.redis.existingSecret.passwordKey, with urlKey empty)" }}
+{{- end }}
+{{- if and $secret.passwordKey (not $secret.name) }}
+{{- fail "budget.redis.existingSecret.passwordKey needs budget.redis.existingSecret.name, the Secret that holds the password" }}
+{{- end }}
+{{- if $secret.name }}
+{{- if and $redis.url $secret.urlKey }}
+{{- fail "the Redis URL is given twice, in budget.redis.url and in the Secret budget.redis.existingSecret.name (key budget.redis.existingSecret.urlKey): leave budget.redis.url empty, or set budget.redis.existingSecret.urlKey to empty to read only the password (passwordKey) from the Secret" }}
+{{- end }}
+{{- if not (or $redis.url $secret.urlKey) }}
+{{- fail "budget.redis.existingSecret.name is set but no Redis URL is: set budget.redis.existingSecret.urlKey (the key of the URL in that Secret) or budget.redis.url" }}
+{{- end }}
+{{- end }}
+{{- if $redis.url }}values{{ else if $secret.name }}secret{{ else }}none{{ end }}
+{{- end }}
