@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderValue, StatusCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::error::GraphError;
 
@@ -122,7 +122,7 @@ impl IntuneRefusal {
 
 /// What the meter has seen for one app in one tenant, or for one tenant's
 /// apps together (`app` is then `None`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntuneUsage {
     pub tenant: String,
     /// The token's client id ([`ANONYMOUS_APP`] without one); `None` for the
@@ -145,8 +145,9 @@ pub struct IntuneUsage {
     pub peak_offered_writes: u64,
 }
 
-/// Every count the meter holds; see [`super::Emulator::intune_usage`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Every count the meter holds; see [`super::Emulator::intune_usage`]. It
+/// reads back from `GET /_emulator/intune-limits` (the load tool does).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntuneReport {
     /// Requests answered 429 by the Intune limits.
     pub throttled: u64,

@@ -2,9 +2,18 @@
 //! baseline, the same requests as direct HTTP against the same emulator, in
 //! one run, and reports what the gateway adds: throughput, latency, CPU time
 //! per call and memory, read from /proc for the gateway process alone.
+//!
+//! Two more scenarios are subcommands: `budget` (Intune's budget through one
+//! and three replicas, next to the budget off: [`budget`]) and `lease` (what
+//! a Redis round trip per budget token costs against a lease of several:
+//! [`lease`]).
 
+pub mod budget;
+mod budget_report;
 pub mod floor;
+pub mod lease;
 mod procs;
+mod redis_server;
 mod report;
 mod tls;
 
@@ -20,12 +29,12 @@ use crate::proto::v1::{
 use crate::translate;
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use procs::{json_field, Proc, Usage};
 use report::{Phase, Report};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +53,9 @@ pub enum Rpc {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "graph-grpc-gateway-load", version)]
 pub struct LoadArgs {
+    /// Another scenario than the default (the gateway against direct HTTP).
+    #[command(subcommand)]
+    pub scenario: Option<Scenario>,
     /// The gateway binary (default: `graph-grpc-gateway` next to this one).
     #[arg(long)]
     pub gateway_bin: Option<PathBuf>,
@@ -101,15 +113,23 @@ pub struct LoadArgs {
     pub allow_errors: bool,
 }
 
+/// The scenarios besides the default one.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Scenario {
+    /// Intune's budget: callers writing as fast as they can through one
+    /// gateway with the budget off, one with it on, and replicas sharing it
+    /// through Redis.
+    Budget(budget::BudgetArgs),
+    /// Redis round trips: one budget token per round trip against leases
+    /// of several tokens.
+    Lease(lease::LeaseArgs),
+}
+
 const START_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs the tool; the report goes to stdout. Fails when any call failed
 /// (unless allowed), so a smoke run can assert a healthy path.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        args.concurrency > 0 && args.tasks > 0 && args.connections > 0,
-        "counts must be positive"
-    );
     let bin = match &args.gateway_bin {
         Some(b) => b.clone(),
         None => std::env::current_exe()?
@@ -117,33 +137,23 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
             .context("binary folder")?
             .join("graph-grpc-gateway"),
     };
+    match &args.scenario {
+        Some(Scenario::Budget(budget)) => return budget::run(&bin, budget).await,
+        Some(Scenario::Lease(lease)) => return lease::run(lease).await,
+        None => {}
+    }
+    anyhow::ensure!(
+        args.concurrency > 0 && args.tasks > 0 && args.connections > 0,
+        "counts must be positive"
+    );
 
     // The emulator: constant cost per request (its request log is off by
     // default; no latency).
-    let emulator = Proc::spawn(
-        &bin,
-        &[
-            "emulator",
-            "--addr",
-            "127.0.0.1:0",
-            "--log",
-            "warn,graph_grpc_gateway=info",
-        ],
-        &[],
-    )?;
-    let line = emulator.wait_for("Graph emulator serving", START_LIMIT)?;
-    let graph_base = json_field(&line, "base_url")
-        .context("emulator base_url")?
-        .to_owned();
-    let authority = graph_base.trim_end_matches("/beta").to_owned();
+    let (emulator, graph_base, authority) = start_emulator(&bin, &[])?;
 
     // The gateway, as in production but against the emulator.
-    let mut env = vec![
-        ("AZURE_TENANT_ID", "load".to_owned()),
-        ("AZURE_CLIENT_ID", "load".to_owned()),
-        ("AZURE_CLIENT_SECRET", "load".to_owned()),
-        ("AZURE_AUTHORITY_HOST", authority.clone()),
-        ("GRAPH_BASE_URL", graph_base.clone()),
+    let mut env = gateway_env(&graph_base, &authority);
+    env.extend([
         // Loopback benchmark: no caller policy, said out loud.
         ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
         // Every call the tool keeps in flight is in flight at the gateway
@@ -155,7 +165,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         // Calls past the gateway's Graph cap wait their turn rather than
         // being refused, as a burst would in production.
         ("GRAPH_MAX_QUEUED", args.concurrency.max(1024).to_string()),
-    ];
+    ]);
     if let Some(n) = args.graph_max_in_flight {
         env.push(("GRAPH_MAX_IN_FLIGHT", n.to_string()));
     }
@@ -175,27 +185,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     } else {
         "warn,graph_grpc_gateway::server=info"
     };
-    let gateway = Proc::spawn(
-        &bin,
-        &[
-            "serve",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--log",
-            log,
-        ],
-        &env,
-    )?;
-    let line = gateway.wait_for("graph-grpc-gateway serving", START_LIMIT)?;
-    let grpc_addr = json_field(&line, "grpc_addr")
-        .context("gateway grpc_addr")?
-        .to_owned();
+    let (gateway, grpc_addr) = start_gateway(&bin, log, &env)?;
     let idle = gateway.usage()?;
 
     let http = http_client(false)?;
-    let token = token(&http, &authority).await?;
+    let token = token(&http, &authority, TENANT).await?;
     let tasks = seed(&http, &graph_base, &token, args.tasks).await?;
     let workload = Arc::new(Workload::new(&tasks, &graph_base, token)?);
 
@@ -560,16 +554,76 @@ where
     })
 }
 
-async fn token(http: &reqwest::Client, authority: &str) -> anyhow::Result<String> {
+/// The tenant and app (client id) the gateway's Graph token is for.
+const TENANT: &str = "load";
+const APP: &str = "load";
+
+/// Starts the emulator with `extra` arguments; returns it, its Graph base
+/// URL (`…/beta`) and its token authority.
+fn start_emulator(bin: &Path, extra: &[&str]) -> anyhow::Result<(Proc, String, String)> {
+    let mut args = vec![
+        "emulator",
+        "--addr",
+        "127.0.0.1:0",
+        "--log",
+        "warn,graph_grpc_gateway=info",
+    ];
+    args.extend_from_slice(extra);
+    let emulator = Proc::spawn(bin, &args, &[])?;
+    let line = emulator.wait_for("Graph emulator serving", START_LIMIT)?;
+    let graph_base = json_field(&line, "base_url")
+        .context("emulator base_url")?
+        .to_owned();
+    let authority = graph_base.trim_end_matches("/beta").to_owned();
+    Ok((emulator, graph_base, authority))
+}
+
+/// The gateway's environment against the emulator: a client-secret token
+/// for [`TENANT`] and [`APP`].
+fn gateway_env(graph_base: &str, authority: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_CLIENT_ID", APP.to_owned()),
+        ("AZURE_CLIENT_SECRET", "load".to_owned()),
+        ("AZURE_AUTHORITY_HOST", authority.to_owned()),
+        ("GRAPH_BASE_URL", graph_base.to_owned()),
+    ]
+}
+
+/// Starts a gateway (`serve` on loopback ports) and returns it with its
+/// gRPC address.
+fn start_gateway(bin: &Path, log: &str, env: &[(&str, String)]) -> anyhow::Result<(Proc, String)> {
+    let gateway = Proc::spawn(
+        bin,
+        &[
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--log",
+            log,
+        ],
+        env,
+    )?;
+    let line = gateway.wait_for("graph-grpc-gateway serving", START_LIMIT)?;
+    let grpc_addr = json_field(&line, "grpc_addr")
+        .context("gateway grpc_addr")?
+        .to_owned();
+    Ok((gateway, grpc_addr))
+}
+
+/// A Graph token from the emulator for `tenant` (client id [`APP`]).
+async fn token(http: &reqwest::Client, authority: &str, tenant: &str) -> anyhow::Result<String> {
     #[derive(serde::Deserialize)]
     struct Token {
         access_token: String,
     }
     let t: Token = http
-        .post(format!("{authority}/load/oauth2/v2.0/token"))
+        .post(format!("{authority}/{tenant}/oauth2/v2.0/token"))
         .form(&[
             ("grant_type", "client_credentials"),
-            ("client_id", "load"),
+            ("client_id", APP),
             ("client_secret", "load"),
             ("scope", "https://graph.microsoft.com/.default"),
         ])

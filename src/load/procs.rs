@@ -43,15 +43,32 @@ impl Proc {
         self.child.id()
     }
 
-    /// The first log line containing `needle`.
+    /// The first log line containing `needle`. Failing, the error ends with
+    /// the last lines the process wrote (why it did not start).
     pub fn wait_for(&self, needle: &str, limit: Duration) -> anyhow::Result<String> {
         let deadline = std::time::Instant::now() + limit;
+        let mut last = std::collections::VecDeque::new();
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) if line.contains(needle) => return Ok(line),
-                Ok(_) => continue,
-                Err(_) => bail!("no log line containing {needle:?} within {limit:?}"),
+                Ok(line) => {
+                    if last.len() == 5 {
+                        last.pop_front();
+                    }
+                    last.push_back(line);
+                }
+                Err(e) => {
+                    let why = match e {
+                        mpsc::RecvTimeoutError::Timeout => format!("within {limit:?}"),
+                        mpsc::RecvTimeoutError::Disconnected => "before it exited".to_owned(),
+                    };
+                    let lines: Vec<String> = last.into_iter().collect();
+                    bail!(
+                        "no log line containing {needle:?} {why}; its last lines:\n{}",
+                        lines.join("\n")
+                    )
+                }
             }
         }
     }
