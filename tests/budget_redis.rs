@@ -236,6 +236,33 @@ async fn two_stores_share_one_budget() {
 }
 
 #[tokio::test]
+async fn every_answer_says_how_full_both_shared_logs_are() {
+    let server = RedisServer::start();
+    let shared = key();
+    let replica_a = store(&server, &shared);
+    let replica_b = store(&server, &shared);
+    let l = limits(10, 3, Duration::from_secs(20));
+    for _ in 0..2 {
+        replica_a.take(true, l, &member()).await.unwrap();
+    }
+    replica_a.take(false, l, &member()).await.unwrap();
+    // B sees A's tokens: 3 requests (one a read), 2 writes, then its own.
+    let (take, used) = replica_b.take_counted(true, l, &member()).await.unwrap();
+    assert_eq!(take, Take::Granted);
+    assert_eq!((used.requests, used.writes), (4, 3));
+    let (take, used) = replica_b.take_counted(true, l, &member()).await.unwrap();
+    assert!(matches!(take, Take::Wait(_)), "{take:?}");
+    assert_eq!((used.requests, used.writes), (4, 3), "a refusal counts too");
+    let (take, used) = replica_b.take_counted(false, l, &member()).await.unwrap();
+    assert_eq!(take, Take::Granted);
+    assert_eq!(
+        (used.requests, used.writes),
+        (5, 3),
+        "a read reads the write log"
+    );
+}
+
+#[tokio::test]
 async fn release_restamps_the_token_with_the_time_of_the_answer() {
     let server = RedisServer::start();
     let (store, [requests, writes]) = store_and_keys(&server);

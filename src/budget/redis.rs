@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+pub use super::store::Used;
+
 /// Where the shared budget lives.
 #[derive(Clone)]
 pub struct RedisSettings {
@@ -261,10 +263,23 @@ impl RedisStore {
         limits: Limits,
         member: &str,
     ) -> Result<Take, StoreError> {
-        Ok(match self.lease(write, limits, member, 1).await? {
+        Ok(self.take_counted(write, limits, member).await?.0)
+    }
+
+    /// As [`RedisStore::take`], with how many tokens each log holds in the
+    /// window after it, every replica's together.
+    pub async fn take_counted(
+        &self,
+        write: bool,
+        limits: Limits,
+        member: &str,
+    ) -> Result<(Take, Used), StoreError> {
+        let (lease, used) = self.lease(write, limits, member, 1).await?;
+        let take = match lease {
             Lease::Granted(_) => Take::Granted,
             Lease::Wait(wait) => Take::Wait(wait),
-        })
+        };
+        Ok((take, used))
     }
 
     /// As [`RedisStore::take`], for up to `n` tokens in the same round trip
@@ -282,21 +297,23 @@ impl RedisStore {
             1 => match self
                 .lease(write, limits, &lease_member(member, 0), 1)
                 .await?
+                .0
             {
                 Lease::Granted(_) => Ok(Lease::Granted(1)),
                 wait => Ok(wait),
             },
-            n => self.lease(write, limits, member, n).await,
+            n => Ok(self.lease(write, limits, member, n).await?.0),
         }
     }
 
+    /// The script's answer, and how full both logs are after it.
     async fn lease(
         &self,
         write: bool,
         limits: Limits,
         member: &str,
         n: u32,
-    ) -> Result<Lease, StoreError> {
+    ) -> Result<(Lease, Used), StoreError> {
         let window_ms = limits.window_ms();
         self.inner.window_ms.store(window_ms, Ordering::Relaxed);
         let mut invocation = self.inner.take.prepare_invoke();
@@ -310,16 +327,22 @@ impl RedisStore {
             .arg(member)
             .arg(n);
         let mut conn = self.manager();
-        let answer: (i64, i64) = self.bounded(invocation.invoke_async(&mut conn)).await?;
-        match answer {
-            (granted, _) if granted > 0 => {
-                Ok(Lease::Granted(u32::try_from(granted).unwrap_or(n).min(n)))
+        let answer: (i64, i64, i64, i64) = self.bounded(invocation.invoke_async(&mut conn)).await?;
+        let count = |c: i64| u32::try_from(c).unwrap_or(if c < 0 { 0 } else { u32::MAX });
+        let used = Used {
+            requests: count(answer.2),
+            writes: count(answer.3),
+        };
+        let lease = match answer {
+            (granted, ..) if granted > 0 => {
+                Lease::Granted(u32::try_from(granted).unwrap_or(n).min(n))
             }
-            (0, wait_ms) if wait_ms > 0 => Ok(Lease::Wait(Duration::from_millis(
+            (0, wait_ms, ..) if wait_ms > 0 => Lease::Wait(Duration::from_millis(
                 u64::try_from(wait_ms).unwrap_or(1).min(window_ms),
-            ))),
-            _ => Err(StoreError::Script("unexpected answer")),
-        }
+            )),
+            _ => return Err(StoreError::Script("unexpected answer")),
+        };
+        Ok((lease, used))
     }
 
     /// Re-stamps `member`'s entries (both logs for a write) with the server's
@@ -497,7 +520,7 @@ impl super::Store for RedisStore {
         write: bool,
         limits: super::Limits,
         member: Arc<str>,
-    ) -> super::store::StoreFuture<Result<super::Take, super::StoreDown>> {
+    ) -> super::store::StoreFuture<Result<super::Answer, super::StoreDown>> {
         let store = self.clone();
         Box::pin(async move {
             let limits = Limits {
@@ -505,9 +528,14 @@ impl super::Store for RedisStore {
                 writes: limits.writes.tokens,
                 window: limits.requests.window.max(limits.writes.window),
             };
-            match store.take(write, limits, &member).await {
-                Ok(Take::Granted) => Ok(super::Take::Granted),
-                Ok(Take::Wait(wait)) => Ok(super::Take::Wait(wait)),
+            match store.take_counted(write, limits, &member).await {
+                Ok((take, used)) => Ok(super::Answer {
+                    take: match take {
+                        Take::Granted => super::Take::Granted,
+                        Take::Wait(wait) => super::Take::Wait(wait),
+                    },
+                    used,
+                }),
                 Err(e) => Err(super::StoreDown(e.word())),
             }
         })

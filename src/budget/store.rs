@@ -24,6 +24,21 @@ pub enum Take {
     Wait(Duration),
 }
 
+/// How many tokens each shared log holds in the window, every replica's
+/// together, as the store saw them when it answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Used {
+    pub requests: u32,
+    pub writes: u32,
+}
+
+/// A take's answer, and how full the shared budget was after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub take: Take,
+    pub used: Used,
+}
+
 /// The shared budget did not answer (unreachable, too slow, refused):
 /// why, as a short word for logs and metrics, never with an address or a
 /// password in it.
@@ -41,7 +56,7 @@ pub trait Store: Send + Sync + 'static {
         write: bool,
         limits: Limits,
         member: Arc<str>,
-    ) -> StoreFuture<Result<Take, StoreDown>>;
+    ) -> StoreFuture<Result<Answer, StoreDown>>;
     /// The token's Graph answer came back: count its window from now.
     fn release(&self, write: bool, member: Arc<str>) -> StoreFuture<Result<(), StoreDown>>;
     /// The token was never used (its call was not sent): free it now.
