@@ -188,6 +188,10 @@ impl Drop for Grant {
                     log.give_back();
                 }
             }
+            if self.used && self.inner.store.is_some() {
+                let member = self.member.clone().unwrap_or_else(|| self.inner.member());
+                st.mine.hold(now, member, write, self.inner.window());
+            }
         }
         if let (Some(member), Some(store)) = (self.member.take(), self.inner.store.clone()) {
             let write = self.lane == Lane::Write;
@@ -258,6 +262,39 @@ struct State {
     store_up: bool,
     last_wait_log: Option<Instant>,
     probing: bool,
+    /// With a shared store: this replica's tokens of the last window, to
+    /// put back when it returns to the store.
+    mine: Mine,
+}
+
+/// This replica's used tokens of the last window, oldest first.
+///
+/// The store has not seen the ones spent while it did not answer, and a
+/// Redis that restarted has lost them all: a replica that went back to it
+/// without them would let the replicas together spend the window twice.
+#[derive(Default)]
+struct Mine(std::collections::VecDeque<(Instant, Arc<str>, bool)>);
+
+impl Mine {
+    fn hold(&mut self, at: Instant, member: Arc<str>, write: bool, window: Duration) {
+        while self.0.front().is_some_and(|(t, ..)| *t + window <= at) {
+            self.0.pop_front();
+        }
+        self.0.push_back((at, member, write));
+    }
+
+    /// The tokens still in the window ending `now`, with their ages.
+    fn held(&self, now: Instant, window: Duration) -> Vec<store::Held> {
+        self.0
+            .iter()
+            .filter(|(at, ..)| *at + window > now)
+            .map(|(at, member, write)| store::Held {
+                member: member.clone(),
+                age: now.saturating_duration_since(*at),
+                write: *write,
+            })
+            .collect()
+    }
 }
 
 struct Inner {
@@ -393,6 +430,7 @@ impl Budget {
             store_up: store.is_some(),
             last_wait_log: None,
             probing: false,
+            mine: Mine::default(),
         };
         metrics.budget.set_shared(store.is_some());
         let budget = Self {
@@ -660,6 +698,14 @@ impl Inner {
         }
     }
 
+    /// The longer of the two budgets' windows.
+    fn window(&self) -> Duration {
+        self.settings
+            .requests
+            .window
+            .max(self.settings.writes.window)
+    }
+
     fn member(&self) -> Arc<str> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         Arc::from(format!("{}:{n}", self.member_prefix))
@@ -757,7 +803,8 @@ impl Inner {
     }
 }
 
-/// Asks the shared store once a second until it answers, then goes back
+/// Asks the shared store once a second until it answers, then puts this
+/// replica's tokens of the last window back in it ([`Mine`]) and goes back
 /// to it.
 async fn probe(weak: Weak<Inner>) {
     loop {
@@ -766,7 +813,12 @@ async fn probe(weak: Weak<Inner>) {
         let Some(store) = inner.store.clone() else {
             return;
         };
-        if store.ping().await.is_ok() {
+        if store.ping().await.is_err() {
+            continue;
+        }
+        let window = inner.window();
+        let held = inner.lock().mine.held(Instant::now(), window);
+        if store.restore(window, held).await.is_ok() {
             let mut st = inner.lock();
             st.store_up = true;
             st.probing = false;

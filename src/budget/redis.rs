@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-pub use super::store::Used;
+pub use super::store::{Held, Used};
 
 /// Where the shared budget lives.
 #[derive(Clone)]
@@ -186,6 +186,7 @@ pub enum StoreError {
 
 const TAKE: &str = include_str!("take.lua");
 const RELEASE: &str = include_str!("release.lua");
+const RESTORE: &str = include_str!("restore.lua");
 
 /// One budget (tenant and app) in Redis; cheap to clone, clones share the
 /// connection.
@@ -207,6 +208,7 @@ struct Inner {
     timeout: Duration,
     take: Script,
     release: Script,
+    restore: Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -249,6 +251,7 @@ impl RedisStore {
                 timeout,
                 take: Script::new(TAKE),
                 release: Script::new(RELEASE),
+                restore: Script::new(RESTORE),
             }),
         })
     }
@@ -371,6 +374,27 @@ impl RedisStore {
             .zrem(&self.inner.keys[1], member);
         let mut conn = self.manager();
         let _removed: (i64, i64) = self.bounded(pipe.query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Puts `tokens` (this replica's of the last `window`) back in the
+    /// logs, each stamped its age before the server's time now; a token
+    /// still logged keeps its entry. One round trip.
+    pub async fn restore(&self, window: Duration, tokens: &[Held]) -> Result<(), StoreError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut invocation = self.inner.restore.prepare_invoke();
+        invocation
+            .key(&self.inner.keys[0])
+            .key(&self.inner.keys[1])
+            .arg(window_ms);
+        for token in tokens {
+            invocation
+                .arg(&*token.member)
+                .arg(u64::try_from(token.age.as_millis()).unwrap_or(u64::MAX))
+                .arg(u8::from(token.write));
+        }
+        let mut conn = self.manager();
+        let _added: i64 = self.bounded(invocation.invoke_async(&mut conn)).await?;
         Ok(())
     }
 
@@ -563,6 +587,20 @@ impl super::Store for RedisStore {
         Box::pin(async move {
             store
                 .give_back(&member)
+                .await
+                .map_err(|e| super::StoreDown(e.word()))
+        })
+    }
+
+    fn restore(
+        &self,
+        window: Duration,
+        tokens: Vec<Held>,
+    ) -> super::store::StoreFuture<Result<(), super::StoreDown>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .restore(window, &tokens)
                 .await
                 .map_err(|e| super::StoreDown(e.word()))
         })

@@ -241,6 +241,8 @@ struct FakeStore {
     limit: usize,
     /// Tokens other replicas hold in the shared window.
     others: std::sync::atomic::AtomicU32,
+    /// What the budget put back on its return.
+    restored: Mutex<Vec<store::Held>>,
 }
 
 impl Store for FakeStore {
@@ -284,6 +286,15 @@ impl Store for FakeStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn restore(
+        &self,
+        _window: Duration,
+        tokens: Vec<store::Held>,
+    ) -> store::StoreFuture<Result<(), StoreDown>> {
+        self.restored.lock().expect("lock").extend(tokens);
+        Box::pin(async { Ok(()) })
+    }
+
     fn ping(&self) -> store::StoreFuture<Result<(), StoreDown>> {
         let up = self.up.load(Ordering::Acquire);
         Box::pin(async move {
@@ -306,6 +317,7 @@ fn shared(writes: u32, share: f64, others: u32) -> (Arc<FakeStore>, Budget) {
         given_back: AtomicUsize::new(0),
         limit: 1000,
         others: std::sync::atomic::AtomicU32::new(others),
+        restored: Mutex::default(),
     });
     let b = Budget::new(
         BudgetSettings {
@@ -357,10 +369,20 @@ async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_
         text.contains("graph_gateway_budget_fallbacks_total{reason=\"unreachable\"} 1"),
         "{text}"
     );
-    // Back up: the probe finds it within a second and sharing resumes.
+    // Back up: the probe finds it within a second and sharing resumes,
+    // after putting back this replica's three tokens of the window (the
+    // store may have restarted empty; it never saw the two spent alone).
     store.up.store(true, Ordering::Release);
     tokio::time::sleep(PROBE_INTERVAL * 2).await;
     assert_eq!(b.mode(), Mode::Shared);
+    let restored = store.restored.lock().expect("lock").clone();
+    assert_eq!(restored.len(), 3, "{restored:?}");
+    assert!(
+        restored.iter().all(|t| t.write && t.age < W),
+        "{restored:?}"
+    );
+    let names: std::collections::HashSet<_> = restored.iter().map(|t| &t.member).collect();
+    assert_eq!(names.len(), 3, "each token under its own name");
     let before = store.taken.load(Ordering::Acquire);
     drop(
         b.acquire(&c, Lane::Write, far())
