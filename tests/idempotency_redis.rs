@@ -533,8 +533,28 @@ async fn with_redis_killed_calls_still_succeed_and_the_metrics_say_so() {
         );
         assert!(store_errors(&replica.gateway.metrics) >= 1.0);
     }
-    // Redis back: the next call shares again.
+    // Redis back: each replica's connection is made again on a later call
+    // (a first one may still find the old one broken). Calls until both
+    // answer through Redis, bounded.
     server.restart();
+    let deadline = Instant::now() + PATIENCE;
+    for replica in [&mut a, &mut b] {
+        loop {
+            replica
+                .client
+                .update_security_configuration_task(rename(
+                    seed::FIREWALL_TASK_ID,
+                    "probe",
+                    &new_request_id(),
+                ))
+                .await
+                .expect("answers while Redis comes back");
+            if replica.metric("graph_gateway_idempotency_shared") == Some(1.0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "sharing did not resume");
+        }
+    }
     let id = new_request_id();
     a.client
         .update_security_configuration_task(rename(seed::EXAMPLE_TASK_ID, "back", &id))
