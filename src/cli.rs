@@ -323,9 +323,9 @@ pub struct ResilienceArgs {
     #[arg(long, env = settings::GRAPH_REQUEST_BUDGET.env, default_value = settings::GRAPH_REQUEST_BUDGET.default, value_parser = parse_rate)]
     pub graph_request_budget: crate::budget::Rate,
 
-    /// Share the budget with every replica through Redis (`redis://` or
-    /// `rediss://`); without it each replica paces alone. Its value is never
-    /// printed or logged.
+    /// Share the budget and the `request_id` memory with every replica
+    /// through Redis (`redis://` or `rediss://`); without it each replica
+    /// paces and remembers alone. Its value is never printed or logged.
     #[arg(long, env = "GRAPH_BUDGET_REDIS_URL", hide_env_values = true)]
     pub graph_budget_redis_url: Option<String>,
 
@@ -333,8 +333,8 @@ pub struct ResilienceArgs {
     #[arg(long, env = "GRAPH_BUDGET_REDIS_PASSWORD_FILE")]
     pub graph_budget_redis_password_file: Option<std::path::PathBuf>,
 
-    /// Longest wait for Redis per budget token; past it the replica uses its
-    /// local share. 1ms to 10s.
+    /// Longest wait for Redis per budget token or `request_id` look-up; past
+    /// it the replica uses its local share and its own memory. 1ms to 10s.
     #[arg(long, env = settings::GRAPH_BUDGET_REDIS_TIMEOUT.env, default_value = settings::GRAPH_BUDGET_REDIS_TIMEOUT.default, value_parser = humantime::parse_duration)]
     pub graph_budget_redis_timeout: Duration,
 

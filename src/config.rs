@@ -158,13 +158,12 @@ impl Config {
         settings::GATEWAY_IDEMPOTENCY_MAX_ENTRIES
             .check(args.idempotency_max_entries, &mut problems);
         let graph = if args.emulator {
-            if graph_stack.budget.is_some() {
-                let key = crate::budget::redis::BudgetKey {
-                    tenant: "emulator".to_owned(),
-                    app: "emulator".to_owned(),
-                };
-                graph_stack.budget_store = budget_store(&args.resilience, key, &mut problems);
-            }
+            // Read with the budget off too: the request_id memory shares it.
+            let key = crate::budget::redis::BudgetKey {
+                tenant: "emulator".to_owned(),
+                app: "emulator".to_owned(),
+            };
+            graph_stack.budget_store = budget_store(&args.resilience, key, &mut problems);
             if args.graph_base_url.is_some() {
                 problems.push(
                     "--emulator runs its own Graph; unset GRAPH_BASE_URL (or --graph-base-url) to use it".to_owned(),
@@ -173,9 +172,7 @@ impl Config {
             Some(GraphTarget::Emulator)
         } else {
             let target = graph_target(&args, &mut problems);
-            if let (Some(GraphTarget::Graph { credential, .. }), Some(_)) =
-                (&target, &graph_stack.budget)
-            {
+            if let Some(GraphTarget::Graph { credential, .. }) = &target {
                 let key = crate::budget::redis::BudgetKey {
                     tenant: credential.tenant_id.clone(),
                     app: credential.client_id.clone(),
@@ -346,8 +343,8 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
     }
 }
 
-/// Redis for the budget, if configured: the password read from its file
-/// now (a missing file is a start-up problem, named without its content).
+/// Redis for the budget (when it is on) and the `request_id` memory, if
+/// configured: the password read from its file now (a missing file is a start-up problem, named without its content).
 fn budget_store(
     args: &ResilienceArgs,
     key: crate::budget::redis::BudgetKey,

@@ -56,6 +56,7 @@ pub struct Metrics {
     grpc_calls_in_flight: Gauge,
     idempotent_replays: Family<RpcName, Counter>,
     idempotency_entries: Gauge,
+    idempotency_store: IdempotencyStoreMetrics,
     /// The Graph budget's metrics (`graph_gateway_budget_*`).
     pub budget: crate::budget::metrics::BudgetMetrics,
     /// Gauges computed when scraped (each returns false once what it reads
@@ -185,8 +186,20 @@ impl Default for Metrics {
             "Calls with a request_id the gateway remembers, running or answered (GATEWAY_IDEMPOTENCY_MAX_ENTRIES) right now",
             idempotency_entries.clone(),
         );
+        let idempotency_store = IdempotencyStoreMetrics::default();
+        registry.register(
+            "idempotency_store_errors",
+            "Calls to the shared request_id memory (the budget's Redis) that failed, by why (timeout, unreachable, script, corrupt); the call went on with this replica's memory",
+            idempotency_store.errors.clone(),
+        );
+        registry.register(
+            "idempotency_shared",
+            "1 while the request_id memory is shared through Redis (GRAPH_BUDGET_REDIS_URL) and Redis answers, 0 while this replica remembers alone",
+            idempotency_store.shared.clone(),
+        );
         let budget = crate::budget::metrics::BudgetMetrics::register(&mut registry);
         Self {
+            idempotency_store,
             budget,
             refreshers: std::sync::Mutex::default(),
             idempotent_replays,
@@ -323,6 +336,11 @@ impl Metrics {
         self.idempotency_entries.clone()
     }
 
+    /// The shared request_id memory's metrics, for the store to keep.
+    pub fn idempotency_store(&self) -> IdempotencyStoreMetrics {
+        self.idempotency_store.clone()
+    }
+
     /// Runs `refresh` before every render, until it returns false.
     pub fn on_render(&self, refresh: impl Fn() -> bool + Send + Sync + 'static) {
         self.refreshers
@@ -341,6 +359,25 @@ impl Metrics {
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The shared request_id memory's error counter and gauge.
+#[derive(Clone, Debug, Default)]
+pub struct IdempotencyStoreMetrics {
+    errors: Family<ReasonLabels, Counter>,
+    shared: Gauge,
+}
+
+impl IdempotencyStoreMetrics {
+    /// A call to Redis failed, or found an entry it could not read.
+    pub fn error(&self, reason: &'static str) {
+        self.errors.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Whether the memory is shared now.
+    pub fn set_shared(&self, shared: bool) {
+        self.shared.set(i64::from(shared));
     }
 }
 

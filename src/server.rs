@@ -7,7 +7,7 @@ use crate::config::{Callers, Config, GraphTarget, Inbound, Transport};
 use crate::config::{Cloud, Credential, CredentialKind};
 use crate::emulator::{Emulator, EmulatorOptions, RunningEmulator};
 use crate::graph::{self, GraphClient, TokenCache};
-use crate::idempotency::Idempotency;
+use crate::idempotency::{Idempotency, SharedStore};
 use crate::listener;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskServiceServer;
@@ -106,12 +106,8 @@ impl Gateway {
                 graph.upgrade()?.budget().map(crate::budget::Budget::mode)
             });
         }
-        let service =
-            TaskService::new(graph_client, metrics.clone()).with_idempotency(Idempotency::counted(
-                config.idempotency.window,
-                config.idempotency.max_entries,
-                metrics.idempotency_entries(),
-            ));
+        let idempotency = idempotency(&config, &metrics);
+        let service = TaskService::new(graph_client, metrics.clone()).with_idempotency(idempotency);
         let updates = service.updates();
         let access = access(&config.inbound, &http, &metrics).await;
         let tls = match &config.inbound.transport {
@@ -303,6 +299,35 @@ pub enum Drain {
     Complete,
     /// The drain timeout passed with calls still running.
     Abandoned,
+}
+
+/// The `request_id` memory, shared through the budget's Redis when
+/// `GRAPH_BUDGET_REDIS_URL` is set (the same settings and password file; its
+/// own connection).
+fn idempotency(config: &Config, metrics: &Metrics) -> Idempotency {
+    let local = Idempotency::counted(
+        config.idempotency.window,
+        config.idempotency.max_entries,
+        metrics.idempotency_entries(),
+    );
+    let Some(shared) = &config.graph_stack.budget_store else {
+        return local;
+    };
+    match crate::budget::redis::RedisStore::new(&shared.redis, &shared.key) {
+        Ok(redis) => {
+            tracing::info!("the request_id memory is shared with the other replicas through Redis (GRAPH_BUDGET_REDIS_URL)");
+            local.sharing(SharedStore::new(
+                redis,
+                &shared.key,
+                config.idempotency.window,
+                metrics.idempotency_store(),
+            ))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the shared request_id memory cannot be used; this replica remembers alone");
+            local
+        }
+    }
 }
 
 /// The largest block of request metadata (HTTP/2 header list) accepted.

@@ -25,7 +25,10 @@
 //! shows the URL, the password or text from the server.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, Script, ServerErrorKind};
+use redis::{
+    ConnectionInfo, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, Script,
+    ScriptInvocation, ServerErrorKind,
+};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -411,6 +414,17 @@ impl RedisStore {
         }
     }
 
+    /// Runs a script of another part of the gateway that shares this Redis
+    /// (the `request_id` memory) on this store's connection, within the same
+    /// timeout and with the same redacted errors.
+    pub(crate) async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.manager();
+        self.bounded(invocation.invoke_async(&mut conn)).await
+    }
+
     fn manager(&self) -> ConnectionManager {
         self.inner
             .manager
@@ -525,7 +539,7 @@ fn tell(e: &RedisError) -> StoreError {
 
 impl StoreError {
     /// The short word metrics and logs name it by.
-    fn word(&self) -> &'static str {
+    pub(crate) fn word(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
             Self::Unreachable(_) => "unreachable",

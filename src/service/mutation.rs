@@ -173,7 +173,7 @@ impl TaskService {
                 );
                 return call.finish_answered(&self.metrics, Err(refused));
             }
-            None => {
+            Some(Begin::InProgress) | None => {
                 let refused =
                     idempotent::refusal(status::request_id_in_progress(rpc), client_request_id);
                 return call.finish_answered(&self.metrics, Err(refused));

@@ -129,7 +129,8 @@ pub struct StackSettings {
     pub token_max_answer_bytes: u64,
     /// Intune's budget, paced before Graph refuses; `None`: off.
     pub budget: Option<crate::budget::BudgetSettings>,
-    /// Where replicas share the budget, if they do.
+    /// Where replicas share the budget (when it is on) and the `request_id`
+    /// memory, if they do.
     pub budget_store: Option<SharedBudget>,
 }
 
