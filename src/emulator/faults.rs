@@ -576,6 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn faults_for_the_batch_envelope_say_so_and_batch_only_kinds_need_it() {
+        let faults: Vec<ScriptedFault> = serde_json::from_str(
+            r#"[{"target":"batch","status":503},
+                {"status":502,"body":"ErrorAfterApply"},
+                {"target":"batch","status":200,"body":"OmitResponse"}]"#,
+        )
+        .expect("valid faults");
+        assert_eq!(
+            faults,
+            vec![
+                ScriptedFault::from(Fault::new(503)).on_batch(),
+                Fault::error_after_apply(502).into(),
+                ScriptedFault::from(Fault::omit_response()).on_batch(),
+            ]
+        );
+        assert!(faults.iter().all(|f| f.problem().is_none()));
+        assert!(faults[1].fault.body.applies() && faults[1].fault.body.uses_status());
+        assert!(ScriptedFault::from(Fault::unknown_response_id())
+            .problem()
+            .is_some_and(|p| p.contains("target")));
+        assert!(Fault::error_after_apply(42).problem().is_some());
+        let text = serde_json::to_value(&faults[0]).expect("serialises");
+        assert_eq!(text["target"], "batch");
+        assert!(serde_json::to_value(&faults[1])
+            .expect("serialises")
+            .get("target")
+            .is_none());
+    }
+
+    #[test]
     fn problems() {
         assert!(Fault::new(99).problem().is_some());
         assert!(Fault::new(600).problem().is_some());
