@@ -387,7 +387,13 @@ pub struct EmulatorArgs {
     #[arg(long, env = "EMULATOR_CHAOS_RETRY_AFTER")]
     pub chaos_retry_after: Option<String>,
 
-    /// Latency added to every Graph answer.
+    /// Seed of the order a `$batch` answer lists its items in: the same seed
+    /// and the same batches give the same orders.
+    #[arg(long, env = "EMULATOR_BATCH_ORDER_SEED", default_value_t = 0)]
+    pub batch_order_seed: u64,
+
+    /// Latency added to every Graph answer (each item of a `$batch` too; its
+    /// items run in parallel).
     #[arg(long, env = settings::EMULATOR_LATENCY.env, default_value = settings::EMULATOR_LATENCY.default, value_parser = humantime::parse_duration)]
     pub latency: Duration,
 

@@ -78,6 +78,7 @@ async fn run_emulator(args: &EmulatorArgs) -> anyhow::Result<()> {
         .with_require_auth(args.require_auth)
         .with_token_lifetime(args.token_lifetime)
         .with_latency(args.latency)
+        .with_batch_order_seed(args.batch_order_seed)
         .with_record_requests(args.request_log);
     if args.chaos_percent > 0.0 {
         let mut chaos = emulator::Chaos::new(args.chaos_seed, args.chaos_percent);

@@ -704,7 +704,7 @@ pub async fn token_endpoint(
                 }
             };
             match &fault {
-                Some(fault) => fault.body.finish(real).await,
+                Some(fault) => fault.finish_in(real, &ids).await,
                 None => real,
             }
         }

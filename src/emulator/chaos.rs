@@ -1,6 +1,7 @@
-//! The seeded draw behind [`Chaos`]: SplitMix64, written out here so that a
-//! seed gives the same faults on every platform and with every dependency
-//! version (general-purpose RNG crates do not promise that).
+//! The seeded draws behind [`Chaos`] and the order of `$batch` answers:
+//! SplitMix64, written out here so that a seed gives the same faults and
+//! the same orders on every platform and with every dependency version
+//! (general-purpose RNG crates do not promise that).
 
 use super::options::{Chaos, DEFAULT_CHAOS_STATUSES};
 
@@ -20,6 +21,19 @@ impl ChaosRng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    /// A permutation of `0..n` (Fisher-Yates): the order a `$batch` answer
+    /// lists its items in. Draws `n - 1` numbers, so the sequence of orders
+    /// depends only on the seed and the batch sizes.
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let bound = u64::try_from(i + 1).unwrap_or(u64::MAX);
+            let j = usize::try_from(self.next_u64() % bound).unwrap_or(i);
+            order.swap(i, j);
+        }
+        order
     }
 
     /// One request's draw: the status to fail it with, if any. Every draw
@@ -55,6 +69,23 @@ mod tests {
         let mut rng = ChaosRng::new(1_234_567);
         assert_eq!(rng.next_u64(), 6_457_827_717_110_365_317);
         assert_eq!(rng.next_u64(), 3_203_168_211_198_807_973);
+    }
+
+    #[test]
+    fn permutations_are_permutations_and_follow_the_seed() {
+        let mut one = ChaosRng::new(5);
+        let mut two = ChaosRng::new(5);
+        for n in [0, 1, 2, 20] {
+            let order = one.permutation(n);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+            assert_eq!(order, two.permutation(n), "same seed, same order");
+        }
+        assert_ne!(
+            ChaosRng::new(5).permutation(20),
+            ChaosRng::new(6).permutation(20)
+        );
     }
 
     #[test]

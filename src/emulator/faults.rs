@@ -22,10 +22,25 @@
 //! {"status":200,"body":{"Huge":{"bytes":67108864}}}
 //! {"status":200,"body":{"Huge":{"bytes":67108864,"chunked":true}}}
 //! {"status":200,"body":{"GzipBomb":{"inflated_bytes":1073741824}}}
+//! {"status":500,"body":"ErrorAfterApply"}
+//! {"target":"batch","status":503,"retry_after":"2"}
+//! {"target":"batch","body":"DropAfterApply"}
+//! {"target":"batch","body":"OmitResponse"}
+//! {"target":"batch","body":"UnknownResponseId"}
 //! ```
 //!
 //! `delay_ms` holds that one answer back (the request itself is applied, or
 //! not, without waiting).
+//!
+//! `target` says which requests a fault waits for: `"request"` (the default)
+//! is the next Graph request, whether sent alone or as an item of a
+//! `$batch`; `"batch"` is the next `POST /beta/$batch` envelope itself, so a
+//! test can fail the envelope before any item ran (a replacing kind), or
+//! after its items were applied (`ErrorAfterApply`, `DropAfterApply`,
+//! `Truncated`), or hand back an answer that leaves an item out
+//! (`OmitResponse`) or names an item no request had (`UnknownResponseId`).
+//! The two kinds of target wait in separate queues, so an envelope never
+//! consumes a fault meant for a request, nor the other way round.
 
 use std::time::Duration;
 
@@ -93,6 +108,18 @@ pub enum FaultBody {
     /// The request is applied, then the connection closes without any HTTP
     /// response: the client cannot tell whether its change took effect.
     DropAfterApply,
+    /// The request is applied, then the real answer is replaced by the
+    /// fault's status with Graph's error body (a 5xx after the change took
+    /// effect: the client cannot tell it did).
+    ErrorAfterApply,
+    /// On a `$batch` envelope only (`target: "batch"`): the items run and
+    /// the answer is 200, but without the response of the first request
+    /// listed.
+    OmitResponse,
+    /// On a `$batch` envelope only (`target: "batch"`): the items run and
+    /// the answer is 200, but the response of the first request listed
+    /// carries an id no request in the batch had.
+    UnknownResponseId,
     /// An HTML page (a proxy's sign-in page) instead of JSON, with the
     /// fault's status (200 from [`Fault::not_json`]). Not applied.
     NotJson,
@@ -118,12 +145,21 @@ impl FaultBody {
                 | FaultBody::Unchanged
                 | FaultBody::Truncated
                 | FaultBody::DropAfterApply
+                | FaultBody::ErrorAfterApply
+                | FaultBody::OmitResponse
+                | FaultBody::UnknownResponseId
         )
+    }
+
+    /// Whether only a `$batch` envelope can carry this kind.
+    pub fn batch_only(&self) -> bool {
+        matches!(self, FaultBody::OmitResponse | FaultBody::UnknownResponseId)
     }
 
     /// Whether the fault's `status` is used.
     fn uses_status(&self) -> bool {
-        !self.applies() && *self != FaultBody::DropConnection
+        *self == FaultBody::ErrorAfterApply
+            || (!self.applies() && *self != FaultBody::DropConnection)
     }
 
     /// How the real answer to an applied request reaches the client.
@@ -154,6 +190,26 @@ pub struct ScriptedFault {
     /// Milliseconds to hold the answer back (after any processing).
     #[serde(default, alias = "delayMs", skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// Which request consumes it (see the module doc).
+    #[serde(default, skip_serializing_if = "FaultTarget::is_request")]
+    pub target: FaultTarget,
+}
+
+/// Which Graph request a scripted fault waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultTarget {
+    /// The next Graph request, sent alone or as an item of a `$batch`.
+    #[default]
+    Request,
+    /// The next `POST /beta/$batch` envelope itself.
+    Batch,
+}
+
+impl FaultTarget {
+    fn is_request(&self) -> bool {
+        *self == FaultTarget::Request
+    }
 }
 
 impl From<Fault> for ScriptedFault {
@@ -161,6 +217,7 @@ impl From<Fault> for ScriptedFault {
         ScriptedFault {
             fault,
             delay_ms: None,
+            target: FaultTarget::Request,
         }
     }
 }
@@ -168,6 +225,24 @@ impl From<Fault> for ScriptedFault {
 impl ScriptedFault {
     pub fn delay(&self) -> Duration {
         Duration::from_millis(self.delay_ms.unwrap_or(0))
+    }
+
+    /// This fault for the next `$batch` envelope rather than the next
+    /// request.
+    pub fn on_batch(mut self) -> Self {
+        self.target = FaultTarget::Batch;
+        self
+    }
+
+    /// Why this fault cannot be queued as scripted, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        if self.fault.body.batch_only() && self.target != FaultTarget::Batch {
+            return Some(format!(
+                "fault body {:?} only applies to a $batch envelope (\"target\": \"batch\")",
+                self.fault.body
+            ));
+        }
+        self.fault.problem()
     }
 }
 
@@ -254,6 +329,32 @@ impl Fault {
         }
     }
 
+    /// Apply the request, then answer `status` with Graph's error body.
+    pub fn error_after_apply(status: u16) -> Self {
+        Fault {
+            body: FaultBody::ErrorAfterApply,
+            ..Fault::new(status)
+        }
+    }
+
+    /// On a `$batch` envelope: run the items, then leave the first
+    /// request's response out of the answer.
+    pub fn omit_response() -> Self {
+        Fault {
+            body: FaultBody::OmitResponse,
+            ..Fault::new(200)
+        }
+    }
+
+    /// On a `$batch` envelope: run the items, then give the first
+    /// request's response an id no request had.
+    pub fn unknown_response_id() -> Self {
+        Fault {
+            body: FaultBody::UnknownResponseId,
+            ..Fault::new(200)
+        }
+    }
+
     /// Close the connection without answering; the request is not applied.
     pub fn drop_connection() -> Self {
         Fault {
@@ -313,6 +414,7 @@ impl Fault {
         ScriptedFault {
             fault: self,
             delay_ms: Some(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+            target: FaultTarget::Request,
         }
     }
 
@@ -341,6 +443,16 @@ impl Fault {
                 Some(format!("retry_after {value:?} is not a valid header value"))
             }
             _ => None,
+        }
+    }
+
+    /// How the real answer to a request this fault applies reaches the
+    /// client; `ErrorAfterApply` answers its status with an error body in
+    /// `dialect`.
+    pub(super) async fn finish_in(&self, real: Response, dialect: &impl ErrorDialect) -> Response {
+        match self.body {
+            FaultBody::ErrorAfterApply => self.respond_in(dialect),
+            _ => self.body.finish(real).await,
         }
     }
 
@@ -385,10 +497,17 @@ impl Fault {
             }
             FaultBody::Huge { bytes, chunked } => bulk::huge(status, *bytes, *chunked),
             FaultBody::GzipBomb { inflated_bytes } => bulk::gzip_bomb(status, *inflated_bytes),
+            FaultBody::ErrorAfterApply => {
+                let (content_type, body) =
+                    dialect.error_body(self.status, self.code.as_deref(), self.message.as_deref());
+                reply::with_body(status, content_type, body)
+            }
             FaultBody::Empty
             | FaultBody::NoContentAfterApply
             | FaultBody::Unchanged
-            | FaultBody::Truncated => reply::empty(status),
+            | FaultBody::Truncated
+            | FaultBody::OmitResponse
+            | FaultBody::UnknownResponseId => reply::empty(status),
         };
         if let Some(value) = self
             .retry_after
@@ -453,6 +572,36 @@ mod tests {
         assert!(serde_json::to_value(&faults[1])
             .expect("serialises")
             .get("delay_ms")
+            .is_none());
+    }
+
+    #[test]
+    fn faults_for_the_batch_envelope_say_so_and_batch_only_kinds_need_it() {
+        let faults: Vec<ScriptedFault> = serde_json::from_str(
+            r#"[{"target":"batch","status":503},
+                {"status":502,"body":"ErrorAfterApply"},
+                {"target":"batch","status":200,"body":"OmitResponse"}]"#,
+        )
+        .expect("valid faults");
+        assert_eq!(
+            faults,
+            vec![
+                ScriptedFault::from(Fault::new(503)).on_batch(),
+                Fault::error_after_apply(502).into(),
+                ScriptedFault::from(Fault::omit_response()).on_batch(),
+            ]
+        );
+        assert!(faults.iter().all(|f| f.problem().is_none()));
+        assert!(faults[1].fault.body.applies() && faults[1].fault.body.uses_status());
+        assert!(ScriptedFault::from(Fault::unknown_response_id())
+            .problem()
+            .is_some_and(|p| p.contains("target")));
+        assert!(Fault::error_after_apply(42).problem().is_some());
+        let text = serde_json::to_value(&faults[0]).expect("serialises");
+        assert_eq!(text["target"], "batch");
+        assert!(serde_json::to_value(&faults[1])
+            .expect("serialises")
+            .get("target")
             .is_none());
     }
 

@@ -1,5 +1,7 @@
 //! What the emulator remembers about Graph traffic: the request count, the
-//! request log, the queue of scripted faults and the chaos generator.
+//! request log, the queues of scripted faults (for requests and for `$batch`
+//! envelopes), the chaos generator and the generator of `$batch` answer
+//! orders.
 //!
 //! All sit behind one lock so that the Nth request logged is exactly the one
 //! that consumed the Nth fault and the Nth chaos draw, whatever the
@@ -11,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::chaos::ChaosRng;
-use super::faults::ScriptedFault;
-use super::options::Chaos;
+use super::faults::{FaultTarget, ScriptedFault};
+use super::options::{Chaos, EmulatorOptions};
 
 /// Most bytes the request log holds (an estimate of each entry's size:
 /// its strings, headers and body as JSON). Past it the oldest entries are
@@ -44,6 +46,31 @@ pub struct RecordedRequest {
     /// holding the text (invalid UTF-8 replaced by U+FFFD). A body too
     /// large for the log is replaced by a note of its size.
     pub body: Option<Value>,
+    /// Whether it came alone, as a `$batch` envelope, or as an item of one.
+    pub kind: RequestKind,
+}
+
+/// How a request reached a Graph route. In JSON, `{"type": "single"}`,
+/// `{"type": "batch", "request_id": ...}` or
+/// `{"type": "batch_item", "id": ..., "batch_request_id": ...}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestKind {
+    /// A request of its own.
+    #[default]
+    Single,
+    /// A `POST /beta/$batch` envelope; its items are logged after it, each
+    /// as a [`RequestKind::BatchItem`]. `request_id` is the envelope's
+    /// `request-id`.
+    Batch { request_id: String },
+    /// One request inside a `$batch`: its `id` in the batch and the
+    /// envelope's `request-id`. Its method, path (under `/beta`), headers
+    /// and body are the item's; `Authorization` and `Host` are the
+    /// envelope's, which authorise it.
+    BatchItem {
+        id: String,
+        batch_request_id: String,
+    },
 }
 
 impl RecordedRequest {
@@ -63,7 +90,21 @@ impl RecordedRequest {
             .body
             .as_ref()
             .map_or(0, |b| serde_json::to_vec(b).map_or(0, |json| json.len()));
-        ENTRY_OVERHEAD + self.method.len() + self.path_and_query.len() + strings + headers + body
+        let kind = match &self.kind {
+            RequestKind::Single => 0,
+            RequestKind::Batch { request_id } => request_id.len(),
+            RequestKind::BatchItem {
+                id,
+                batch_request_id,
+            } => id.len() + batch_request_id.len(),
+        };
+        ENTRY_OVERHEAD
+            + self.method.len()
+            + self.path_and_query.len()
+            + strings
+            + headers
+            + body
+            + kind
     }
 }
 
@@ -95,7 +136,10 @@ pub struct Journal {
     log: VecDeque<(usize, RecordedRequest)>,
     log_bytes: usize,
     faults: VecDeque<ScriptedFault>,
+    /// Faults for the next `$batch` envelopes.
+    batch_faults: VecDeque<ScriptedFault>,
     chaos: ChaosRng,
+    batch_order: ChaosRng,
 }
 
 /// What a Graph-route request drew on arrival.
@@ -107,14 +151,17 @@ pub struct Admission {
 }
 
 impl Journal {
-    /// An empty journal whose chaos sequence starts from `seed`.
-    pub fn new(seed: u64) -> Self {
+    /// An empty journal whose chaos sequence and `$batch` orders start from
+    /// the seeds in `options`.
+    pub fn new(options: &EmulatorOptions) -> Self {
         Journal {
             received: 0,
             log: VecDeque::new(),
             log_bytes: 0,
             faults: VecDeque::new(),
-            chaos: ChaosRng::new(seed),
+            batch_faults: VecDeque::new(),
+            chaos: ChaosRng::new(chaos_seed(options)),
+            batch_order: ChaosRng::new(options.batch_order_seed),
         }
     }
 
@@ -130,6 +177,22 @@ impl Journal {
             fault: self.faults.pop_front(),
             chaos: chaos.and_then(|chaos| self.chaos.draw(chaos)),
         }
+    }
+
+    /// Logs a `$batch` envelope and hands it the next fault meant for an
+    /// envelope. An envelope makes no chaos draw: its items do.
+    pub fn admit_batch(&mut self, request: Option<RecordedRequest>) -> Option<ScriptedFault> {
+        self.received += 1;
+        if let Some(request) = request {
+            self.record(request);
+        }
+        self.batch_faults.pop_front()
+    }
+
+    /// The order a `$batch` answer of `n` items lists them in (indices
+    /// into the batch's requests).
+    pub fn batch_order(&mut self, n: usize) -> Vec<usize> {
+        self.batch_order.permutation(n)
     }
 
     /// Appends `request`, dropping the oldest entries until it fits in
@@ -153,9 +216,11 @@ impl Journal {
         self.log.push_back((size, request));
     }
 
-    /// Restarts the chaos sequence from `seed`.
-    pub fn reseed(&mut self, seed: u64) {
-        self.chaos = ChaosRng::new(seed);
+    /// Restarts the chaos sequence and the `$batch` orders from the seeds
+    /// in `options`.
+    pub fn reseed(&mut self, options: &EmulatorOptions) {
+        self.chaos = ChaosRng::new(chaos_seed(options));
+        self.batch_order = ChaosRng::new(options.batch_order_seed);
     }
 
     pub fn received(&self) -> u64 {
@@ -166,13 +231,24 @@ impl Journal {
         self.log.iter().map(|(_, r)| r.clone()).collect()
     }
 
+    /// Queues each fault for its [`FaultTarget`].
     pub fn push_faults(&mut self, faults: impl IntoIterator<Item = ScriptedFault>) {
-        self.faults.extend(faults);
+        for fault in faults {
+            match fault.target {
+                FaultTarget::Request => self.faults.push_back(fault),
+                FaultTarget::Batch => self.batch_faults.push_back(fault),
+            }
+        }
     }
 
+    /// Faults queued for requests and for envelopes together.
     pub fn pending_faults(&self) -> usize {
-        self.faults.len()
+        self.faults.len() + self.batch_faults.len()
     }
+}
+
+fn chaos_seed(options: &EmulatorOptions) -> u64 {
+    options.chaos.as_ref().map_or(0, |chaos| chaos.seed)
 }
 
 #[cfg(test)]
@@ -187,6 +263,7 @@ mod tests {
             authorization: None,
             headers: vec![("host".into(), "h".into())],
             body: (body_bytes > 0).then(|| Value::String("b".repeat(body_bytes))),
+            kind: RequestKind::Single,
         }
     }
 
@@ -196,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_log_is_bounded_by_bytes_dropping_the_oldest_first() {
-        let mut journal = Journal::new(0);
+        let mut journal = Journal::new(&EmulatorOptions::default());
         let each = REQUEST_LOG_BYTES / 10;
         for n in 0..25 {
             let mut r = request(each);
@@ -218,7 +295,7 @@ mod tests {
 
     #[test]
     fn small_requests_are_bounded_too() {
-        let mut journal = Journal::new(0);
+        let mut journal = Journal::new(&EmulatorOptions::default());
         let each = request(0).size();
         for _ in 0..(REQUEST_LOG_BYTES / each + 1000) {
             journal.admit(Some(request(0)), None);
@@ -228,7 +305,7 @@ mod tests {
 
     #[test]
     fn a_body_larger_than_the_log_is_noted_not_kept() {
-        let mut journal = Journal::new(0);
+        let mut journal = Journal::new(&EmulatorOptions::default());
         journal.admit(Some(request(10)), None);
         journal.admit(Some(request(REQUEST_LOG_BYTES + 1)), None);
         let kept = journal.requests();

@@ -11,12 +11,15 @@
 //!
 //! # Routes
 //!
-//! Graph routes live under `/beta`. The token endpoint is
+//! Graph routes live under `/beta`, with Graph's JSON batching at
+//! `POST /beta/$batch` (see [`batch`] for the envelope, what refuses it
+//! whole, `dependsOn` and the answer). The token endpoint is
 //! `POST /{tenant}/oauth2/v2.0/token` (client credentials with a client
 //! secret or a JWT client assertion; it is not a Graph route and does not
 //! count in [`Emulator::received`]). Control routes live under `/_emulator`:
 //! - `POST /_emulator/faults`: JSON array of [`ScriptedFault`]s (a
-//!   [`Fault`]'s fields plus optional `delay_ms`) for the next Graph requests;
+//!   [`Fault`]'s fields plus optional `delay_ms` and `target`) for the next
+//!   Graph requests (`"target": "batch"`: the next `$batch` envelopes);
 //!   answers `{"queued": N, "pending": M}`;
 //! - `POST /_emulator/token-faults`: the same for the next token requests;
 //! - `GET /_emulator/requests`: `{"received": N}`, plus `"requests"` with
@@ -47,7 +50,12 @@
 //!   AADSTS7000215 (any other non-empty secret is accepted);
 //! - `chaos`: [`Chaos`], seeded random faults (default statuses 429, 500,
 //!   502, 503, 504) answered instead of applying the request;
-//! - `latency`: added to every Graph-route answer;
+//! - `latency`: added to every Graph-route answer; each item of a `$batch`
+//!   is held back by it as a request alone would be, and the items run in
+//!   parallel, so a batch answers after about one latency, not one per item
+//!   (with `dependsOn`, sequentially: one latency per item);
+//! - `batch_order_seed`: seeds the order `$batch` answers list their items
+//!   in (default 0: shuffled, reproducibly);
 //! - `tenant_budget`: [`TenantBudget`], a fixed window of requests per
 //!   tenant (the bearer token's tenant, else `"anonymous"`); past it, 429
 //!   `TooManyRequests` with `Retry-After` in whole seconds until the window
@@ -75,6 +83,24 @@
 //! the request shapes how the answer is delivered. Latency and the fault's
 //! `delay_ms` hold the answer back after processing.
 //!
+//! # `$batch`
+//!
+//! The envelope is counted and logged ([`RequestKind::Batch`]) and takes the
+//! next fault scripted for envelopes (`"target": "batch"`); it makes no chaos
+//! draw and is not metered by the Intune limits or the tenant budget (Graph
+//! counts each request inside a batch, not the batch). A fault that replaces
+//! its answer is sent before anything runs; otherwise its bearer is checked
+//! (with `require_auth`: the envelope's token authorises every item, whatever
+//! `Authorization` an item names), then its shape (400 for the whole batch).
+//! Then each item, in the order listed, goes through exactly the checks
+//! above as a request of its own: counted and logged
+//! ([`RequestKind::BatchItem`]), its own scripted fault and chaos draw,
+//! bearer, Intune limits, tenant budget, processing. Each item's answer
+//! (a 429 with its own `Retry-After`, a 404, a 405...) goes inside the 200,
+//! and an envelope fault that applies shapes the whole answer: cut, dropped,
+//! a 5xx after the items were stored (`ErrorAfterApply`), an item left out
+//! (`OmitResponse`) or an id no request had (`UnknownResponseId`).
+//!
 //! Where it knowingly differs from Graph:
 //! - without `require_auth`, `Authorization` is logged, never checked; with
 //!   it, only tokens from this emulator's token endpoint are accepted, and
@@ -85,7 +111,8 @@
 //!   (comparisons, `and`, `or`, `not`, parentheses, `isof`; no functions or
 //!   lambdas) answer 400 rather than being ignored (`$select`,
 //!   `$orderby`, `$count`...); query options on single-task routes are ignored;
-//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` is served,
+//! - only `/beta/deviceAppManagement/deviceAppManagementTasks` (and
+//!   `/beta/$batch` over it) is served,
 //!   with the OData segments a loose task id could reach: a type cast
 //!   (`/microsoft.graph.securityConfigurationTask`, a collection of that
 //!   type), `/$count` (a plain-text number, also after a cast), `/{id}/$ref`
@@ -107,6 +134,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 mod auth;
+mod batch;
 mod body;
 mod bulk;
 mod chaos;
@@ -129,9 +157,9 @@ mod tests;
 mod throttle;
 
 pub use auth::{CredentialKind, TokenRequestRecord, TOKEN_LOG_CAPACITY};
-pub use faults::{Fault, FaultBody, ScriptedFault};
+pub use faults::{Fault, FaultBody, FaultTarget, ScriptedFault};
 pub use intune_limits::{IntuneLimit, IntuneRefusal, IntuneReport, IntuneUsage, ANONYMOUS_APP};
-pub use journal::{redact_authorization, RecordedRequest, REQUEST_LOG_BYTES};
+pub use journal::{redact_authorization, RecordedRequest, RequestKind, REQUEST_LOG_BYTES};
 pub use options::{
     Chaos, EmulatorOptions, IntuneLimits, TenantBudget, DEFAULT_CHAOS_STATUSES, INTUNE_SCALES,
     INTUNE_WINDOW,
@@ -206,7 +234,7 @@ impl Emulator {
         Emulator {
             shared: Arc::new(Shared {
                 store: RwLock::new(TaskStore::with_tasks(initial.clone())),
-                journal: Mutex::new(Journal::new(chaos_seed(&options))),
+                journal: Mutex::new(Journal::new(&options)),
                 options: RwLock::new(Arc::new(options)),
                 auth: Mutex::new(AuthState::default()),
                 windows: Mutex::new(Windows::default()),
@@ -225,14 +253,13 @@ impl Emulator {
     /// Replaces the options from the next request on. The chaos sequence
     /// restarts from the (new) seed on every call.
     pub fn set_options(&self, options: EmulatorOptions) {
-        let seed = chaos_seed(&options);
         let mut journal = self.journal();
+        journal.reseed(&options);
         *self
             .shared
             .options
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(options);
-        journal.reseed(seed);
     }
 
     /// Every token-endpoint request (at most the last
@@ -303,12 +330,11 @@ impl Emulator {
     /// effect, now: `Err` (nothing counted against the windows, the refusal
     /// counted) when a window is full. Does nothing when the limits are off.
     ///
-    /// Graph routes call it once per request. A `$batch` route calls it once
-    /// per inner request, in the order it runs them, and answers each
-    /// refused item 429 inside the batch (with [`IntuneRefusal::error`] and
+    /// Graph routes call it once per request. `POST /beta/$batch` calls it
+    /// once per item, in the order listed, and answers each refused item 429
+    /// inside the batch (with [`IntuneRefusal::error`] and
     /// [`IntuneRefusal::retry_after_text`]), as Graph throttles each item on
-    /// its own; the outer `POST /$batch` itself is not a Graph request that
-    /// counts.
+    /// its own; the envelope itself is not a Graph request that counts.
     pub fn admit_intune(
         &self,
         tenant: &str,
@@ -365,7 +391,8 @@ impl Emulator {
     }
 
     /// How many requests reached Graph routes (anything under `/beta`),
-    /// faulted ones included, since creation or the last reset.
+    /// faulted ones included, since creation or the last reset. A `$batch`
+    /// counts once for its envelope and once for each item that ran.
     pub fn received(&self) -> u64 {
         self.journal().received()
     }
@@ -428,8 +455,7 @@ impl Emulator {
     /// stay as they are, and so do issued tokens (clients may hold them).
     pub fn reset(&self) {
         *self.store_write() = TaskStore::with_tasks(self.shared.initial.clone());
-        let seed = chaos_seed(&self.current_options());
-        *self.journal() = Journal::new(seed);
+        *self.journal() = Journal::new(&self.current_options());
         self.auth().reset();
         *self.windows() = Windows::default();
         *self.intune() = IntuneMeter::default();
@@ -447,6 +473,23 @@ impl Emulator {
         let mut journal = self.journal();
         let admission = journal.admit(request, options.chaos.as_ref());
         (admission, options)
+    }
+
+    /// Admits a `$batch` envelope: counted and logged, handed the next
+    /// envelope fault; also returns the options it is served under.
+    fn admit_batch(
+        &self,
+        request: impl FnOnce() -> RecordedRequest,
+    ) -> (Option<ScriptedFault>, Arc<EmulatorOptions>) {
+        let options = self.current_options();
+        let request = options.record_requests.then(request);
+        let fault = self.journal().admit_batch(request);
+        (fault, options)
+    }
+
+    /// The order the next `$batch` answer of `n` items lists them in.
+    fn batch_order(&self, n: usize) -> Vec<usize> {
+        self.journal().batch_order(n)
     }
 
     fn current_options(&self) -> Arc<EmulatorOptions> {
@@ -506,10 +549,6 @@ impl Emulator {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-fn chaos_seed(options: &EmulatorOptions) -> u64 {
-    options.chaos.as_ref().map_or(0, |chaos| chaos.seed)
 }
 
 /// The id a task is stored under, assigning one when it has none.

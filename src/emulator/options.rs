@@ -11,7 +11,7 @@
 //!  "rejected_client_secrets": ["wrong"],
 //!  "chaos": {"seed": 7, "percent": 10, "statuses": [429, 503], "retry_after": "1"},
 //!  "tenant_budget": {"requests": 100, "per": "10s"},
-//!  "intune_limits": {"scale": 10}}
+//!  "intune_limits": {"scale": 10}, "batch_order_seed": 3}
 //! ```
 
 use std::time::Duration;
@@ -43,6 +43,10 @@ pub struct EmulatorOptions {
     /// Intune's service limits per app and per tenant, metered as Graph
     /// could at its strictest (see [`IntuneLimits`]).
     pub intune_limits: Option<IntuneLimits>,
+    /// Seeds the order in which a `$batch` answer lists its items (Graph
+    /// promises no order): the same seed and the same batches give the same
+    /// orders, so tests are reproducible; the default seed 0 shuffles too.
+    pub batch_order_seed: u64,
     /// Keep each Graph request (with its body, `Authorization` redacted)
     /// for [`super::Emulator::requests`], up to
     /// [`super::REQUEST_LOG_BYTES`]. Off unless asked for: a long-running
@@ -65,6 +69,7 @@ impl Default for EmulatorOptions {
             latency: Duration::ZERO,
             tenant_budget: None,
             intune_limits: None,
+            batch_order_seed: 0,
             record_requests: false,
         }
     }
@@ -108,6 +113,11 @@ impl EmulatorOptions {
 
     pub fn with_intune_limits(mut self, limits: IntuneLimits) -> Self {
         self.intune_limits = Some(limits);
+        self
+    }
+
+    pub fn with_batch_order_seed(mut self, seed: u64) -> Self {
+        self.batch_order_seed = seed;
         self
     }
 
@@ -319,7 +329,8 @@ mod tests {
             "latency": "20ms",
             "chaos": {"seed": 7, "percent": 12.5},
             "tenant_budget": {"requests": 3, "per": 1.5},
-            "intune_limits": {"scale": 10}
+            "intune_limits": {"scale": 10},
+            "batch_order_seed": 3
         }))
         .expect("valid options");
         assert_eq!(
@@ -331,6 +342,7 @@ mod tests {
                 .with_chaos(Chaos::new(7, 12.5))
                 .with_tenant_budget(TenantBudget::new(3, Duration::from_millis(1500)))
                 .with_intune_limits(IntuneLimits::scaled(10.0))
+                .with_batch_order_seed(3)
         );
         let text = serde_json::to_value(&options).expect("serialises");
         assert_eq!(text["token_lifetime"], "1m");

@@ -4,7 +4,9 @@
 //! Graph routes are resolved by hand rather than by the axum router so every
 //! miss gets Graph's own answer (400 for an unknown segment, 405 for a wrong
 //! method) with request ids, and so each request is logged and meets its
-//! scripted fault and chaos draw in exactly one place.
+//! scripted fault and chaos draw in exactly one place: [`handle`], which a
+//! request sent alone and each item of a `$batch` (see [`super::batch`])
+//! go through alike, followed by [`deliver`].
 
 use std::time::{Duration, Instant};
 
@@ -19,13 +21,15 @@ use axum::Router;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::json;
+use uuid::Uuid;
 
 use super::auth::{self, Bearer};
+use super::batch::{self, Answer, Envelope};
 use super::body::{self, Payload};
 use super::error::GraphError;
-use super::faults::{Fault, ScriptedFault};
+use super::faults::{Fault, FaultBody, ScriptedFault};
 use super::intune_limits::ANONYMOUS_APP;
-use super::journal::{redact_authorization, RecordedRequest};
+use super::journal::{redact_authorization, RecordedRequest, RequestKind};
 use super::options::{Chaos, EmulatorOptions};
 use super::reply::{self, RequestIds, CLIENT_REQUEST_ID};
 use super::schema::TaskType;
@@ -52,43 +56,272 @@ pub fn router(emulator: Emulator) -> Router {
 }
 
 /// Every request under `/beta`; see the module doc of `emulator` for the
-/// order of checks.
+/// order of checks. `POST /beta/$batch` is an envelope whose items go
+/// through [`handle`] and [`deliver`] one by one, exactly as requests sent
+/// alone do.
 async fn graph(State(emulator): State<Emulator>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let ids = RequestIds::new(&parts.headers);
     let payload = body::read(&parts.headers, body).await;
-    let (admission, options) = emulator.admit(|| record(&parts, payload.as_ref().ok()));
+    if parts.method == Method::POST && is_batch(parts.uri.path()) {
+        return serve_batch(&emulator, parts, payload).await;
+    }
+    let handled = handle(&emulator, &parts, payload, RequestKind::Single);
+    deliver(handled).await
+}
+
+/// A Graph request admitted and processed (or answered by its fault), its
+/// answer not yet delivered.
+struct Handled {
+    ids: RequestIds,
+    response: Response,
+    /// The scripted fault of an applied request, which shapes how its
+    /// answer is delivered.
+    fault: Option<Fault>,
+    /// Latency plus the fault's delay.
+    wait: Duration,
+}
+
+/// The synchronous half of every Graph request, alone or in a batch: counts
+/// and logs it, draws its scripted fault and chaos, checks it (`gate`) and
+/// processes it. Batch items pass here one after another in the order they
+/// are listed, so faults, chaos draws, Intune metering and changes to the
+/// store follow that order whatever happens next.
+fn handle(
+    emulator: &Emulator,
+    parts: &Parts,
+    payload: Result<Payload, GraphError>,
+    kind: RequestKind,
+) -> Handled {
+    let ids = RequestIds::new(&parts.headers);
+    let (admission, options) = emulator.admit(|| record(parts, payload.as_ref().ok(), kind));
     let delay = admission
         .fault
         .as_ref()
         .map_or(Duration::ZERO, ScriptedFault::delay);
+    let wait = options.latency.saturating_add(delay);
     let fault = admission.fault.map(|scripted| scripted.fault);
-    let mut response = match &fault {
-        Some(fault) if !fault.body.applies() => fault.respond(&ids),
-        _ => {
+    match fault {
+        Some(fault) if !fault.body.applies() => Handled {
+            response: fault.respond(&ids),
+            ids,
+            fault: None,
+            wait,
+        },
+        fault => {
             let chaos = if fault.is_some() {
                 None
             } else {
                 admission.chaos
             };
-            let real = match gate(&emulator, &options, &parts, &ids, chaos) {
+            let response = match gate(emulator, &options, parts, &ids, chaos) {
                 Some(refusal) => refusal,
                 None => payload
-                    .and_then(|payload| dispatch(&emulator, &parts, &payload))
+                    .and_then(|payload| dispatch(emulator, parts, &payload))
                     .unwrap_or_else(|error| ids.error(&error)),
             };
-            match &fault {
-                Some(fault) => fault.body.finish(real).await,
-                None => real,
+            Handled {
+                ids,
+                response,
+                fault,
+                wait,
             }
         }
+    }
+}
+
+/// The asynchronous half: the fault shapes the answer, latency and delay
+/// hold it back, the request ids are stamped on it.
+async fn deliver(handled: Handled) -> Response {
+    let Handled {
+        ids,
+        response,
+        fault,
+        wait,
+    } = handled;
+    let mut response = match &fault {
+        Some(fault) => fault.finish_in(response, &ids).await,
+        None => response,
     };
-    let wait = options.latency.saturating_add(delay);
     if !wait.is_zero() {
         tokio::time::sleep(wait).await;
     }
     ids.stamp(&mut response);
     response
+}
+
+/// `/beta/$batch` (any case, trailing slash ignored, `$` maybe escaped).
+fn is_batch(path: &str) -> bool {
+    matches!(resolve(path), Ok(Target::Batch))
+}
+
+/// `POST /beta/$batch`. The envelope is counted and logged and meets the
+/// next envelope fault (never a chaos draw); a fault that replaces the
+/// answer is sent before anything runs. Otherwise the envelope's bearer is
+/// checked (with `require_auth`; the envelope itself is not metered by the
+/// Intune limits or the tenant budget, its items are), the envelope is read
+/// (400 for the whole batch when Graph would refuse it), and its items run
+/// as requests of their own. The answer is held back until at least one
+/// latency after the envelope arrived: items run in parallel, each held
+/// back by the latency, so a batch costs about one latency, not one per
+/// item (with `dependsOn` they run one after another, one latency each).
+async fn serve_batch(
+    emulator: &Emulator,
+    parts: Parts,
+    payload: Result<Payload, GraphError>,
+) -> Response {
+    let arrived = Instant::now();
+    let ids = RequestIds::new(&parts.headers);
+    let kind = RequestKind::Batch {
+        request_id: ids.request_id.clone(),
+    };
+    let (scripted, options) = emulator.admit_batch(|| record(&parts, payload.as_ref().ok(), kind));
+    let delay = scripted
+        .as_ref()
+        .map_or(Duration::ZERO, ScriptedFault::delay);
+    let fault = scripted.map(|scripted| scripted.fault);
+    let mut response = match &fault {
+        Some(fault) if !fault.body.applies() => fault.respond(&ids),
+        _ => {
+            let body = fault.as_ref().map(|fault| &fault.body);
+            let real = run_batch(emulator, &options, &parts, payload, &ids, body).await;
+            match &fault {
+                Some(fault) => fault.finish_in(real, &ids).await,
+                None => real,
+            }
+        }
+    };
+    let wait = options
+        .latency
+        .saturating_sub(arrived.elapsed())
+        .saturating_add(delay);
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    ids.stamp(&mut response);
+    response
+}
+
+/// The envelope's answer once no fault replaced it: 401 for its bearer,
+/// 400 for its shape, else 200 with every item's answer in the seeded
+/// order (shaped by an `OmitResponse` or `UnknownResponseId` fault).
+async fn run_batch(
+    emulator: &Emulator,
+    options: &EmulatorOptions,
+    parts: &Parts,
+    payload: Result<Payload, GraphError>,
+    ids: &RequestIds,
+    fault: Option<&FaultBody>,
+) -> Response {
+    if options.require_auth {
+        let bearer = emulator
+            .auth()
+            .bearer(auth::authorization(&parts.headers), Instant::now());
+        if let Some(refusal) = bearer.refusal(ids, &host(parts)) {
+            return refusal;
+        }
+    }
+    let envelope = match payload.and_then(|payload| Envelope::parse(&payload)) {
+        Ok(envelope) => envelope,
+        Err(error) => return ids.error(&error),
+    };
+    let answers = if envelope.sequential() {
+        run_in_sequence(emulator, parts, &envelope, &ids.request_id).await
+    } else {
+        run_in_parallel(emulator, parts, &envelope, &ids.request_id).await
+    };
+    let order = emulator.batch_order(answers.len());
+    let mut answers = batch::reorder(answers, &order);
+    // An accepted envelope holds at least one request.
+    let first = envelope.items.first().map_or("", |item| item.id.as_str());
+    match fault {
+        Some(FaultBody::OmitResponse) => answers.retain(|answer| answer.id != first),
+        Some(FaultBody::UnknownResponseId) => {
+            let unknown = batch::unknown_id(first, &envelope.items);
+            for answer in answers.iter_mut().filter(|answer| answer.id == first) {
+                answer.id.clone_from(&unknown);
+            }
+        }
+        _ => {}
+    }
+    reply::json(StatusCode::OK, &batch::answer_body(&answers))
+}
+
+/// Handles each item in the order listed, then delivers them all at once;
+/// answers in the order listed.
+async fn run_in_parallel(
+    emulator: &Emulator,
+    parts: &Parts,
+    envelope: &Envelope,
+    batch_request_id: &str,
+) -> Vec<Answer> {
+    let mut running = Vec::with_capacity(envelope.items.len());
+    for item in &envelope.items {
+        let id = item.id.clone();
+        match item_request(emulator, parts, item, batch_request_id) {
+            Ok(handled) => running.push((
+                id.clone(),
+                tokio::spawn(
+                    async move { Answer::from_response(&id, deliver(handled).await).await },
+                ),
+            )),
+            Err(answer) => running.push((id, tokio::spawn(async move { answer }))),
+        }
+    }
+    let mut answers = Vec::with_capacity(running.len());
+    for (id, task) in running {
+        answers.push(task.await.unwrap_or_else(|_| Answer::internal(&id)));
+    }
+    answers
+}
+
+/// Runs each item to its answer before the next; an item one of whose
+/// dependencies did not succeed is not run (424).
+async fn run_in_sequence(
+    emulator: &Emulator,
+    parts: &Parts,
+    envelope: &Envelope,
+    batch_request_id: &str,
+) -> Vec<Answer> {
+    let mut answers: Vec<Answer> = Vec::with_capacity(envelope.items.len());
+    for item in &envelope.items {
+        let failed = item
+            .depends_on
+            .iter()
+            .any(|&i| answers.get(i).is_none_or(|answer| !answer.succeeded()));
+        let answer = if failed {
+            Answer::failed_dependency(&item.id, &Uuid::new_v4().to_string())
+        } else {
+            match item_request(emulator, parts, item, batch_request_id) {
+                Ok(handled) => Answer::from_response(&item.id, deliver(handled).await).await,
+                Err(answer) => answer,
+            }
+        };
+        answers.push(answer);
+    }
+    answers
+}
+
+/// An item through [`handle`]; `Err` with its 400 when its URL makes no
+/// request (it is then neither counted nor logged: it never reached a
+/// route).
+fn item_request(
+    emulator: &Emulator,
+    envelope: &Parts,
+    item: &batch::Item,
+    batch_request_id: &str,
+) -> Result<Handled, Answer> {
+    let kind = RequestKind::BatchItem {
+        id: item.id.clone(),
+        batch_request_id: batch_request_id.to_owned(),
+    };
+    match item.request(envelope) {
+        Ok((parts, payload)) => Ok(handle(emulator, &parts, Ok(payload), kind)),
+        Err(error) => Err(Answer::from_error(
+            &item.id,
+            &RequestIds::new(&item.headers),
+            &error,
+        )),
+    }
 }
 
 /// The answer of whatever stops a request before processing: a missing or
@@ -173,7 +406,7 @@ fn chaos_fault(status: u16, chaos: Option<&Chaos>) -> Fault {
     }
 }
 
-fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
+fn record(parts: &Parts, payload: Option<&Payload>, kind: RequestKind) -> RecordedRequest {
     let header = |name| {
         parts
             .headers
@@ -204,6 +437,7 @@ fn record(parts: &Parts, payload: Option<&Payload>) -> RecordedRequest {
             })
             .collect(),
         body: payload.and_then(Payload::recorded),
+        kind,
     }
 }
 
@@ -225,6 +459,8 @@ enum Target {
     /// `.../{id}/$value`.
     RawValue(String),
     UpdateStatus(String),
+    /// `/$batch`, right under the version root.
+    Batch,
 }
 
 fn dispatch(emulator: &Emulator, parts: &Parts, payload: &Payload) -> Result<Response, GraphError> {
@@ -265,6 +501,13 @@ fn dispatch(emulator: &Emulator, parts: &Parts, payload: &Payload) -> Result<Res
             Method::POST => tasks::update_status(emulator, &id, payload),
             _ => refuse("POST"),
         },
+        // A POST reaches here only as an item of a batch.
+        Target::Batch => match *method {
+            Method::POST => Err(GraphError::bad_request(
+                "A $batch request cannot be sent inside a batch.",
+            )),
+            _ => refuse("POST"),
+        },
     }
 }
 
@@ -301,6 +544,7 @@ fn resolve(path: &str) -> Result<Target, GraphError> {
                 [_, other, ..] => Err(GraphError::unknown_segment(other)),
             }
         }
+        [batch] if is(batch, "$batch") => Ok(Target::Batch),
         [app, other, ..] if is(app, "deviceAppManagement") => {
             Err(GraphError::unknown_segment(other))
         }
@@ -357,7 +601,7 @@ fn parse_faults(body: &[u8]) -> Result<Vec<ScriptedFault>, String> {
         Ok(Faults::One(fault)) => vec![fault],
         Err(error) => return Err(format!("expected a JSON array of faults: {error}")),
     };
-    match faults.iter().find_map(|f| f.fault.problem()) {
+    match faults.iter().find_map(ScriptedFault::problem) {
         Some(problem) => Err(problem),
         None => Ok(faults),
     }

@@ -540,7 +540,8 @@ async fn options_control_routes_switch_auth_on_and_expire_tokens() {
             "latency": "0s",
             "record_requests": true,
             "tenant_budget": null,
-            "intune_limits": null
+            "intune_limits": null,
+            "batch_order_seed": 0
         })
     );
     let put = h

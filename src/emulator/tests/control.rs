@@ -6,7 +6,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{json, start, start_with};
-use crate::emulator::{redact_authorization, seed, Emulator, RecordedRequest};
+use crate::emulator::{redact_authorization, seed, Emulator, RecordedRequest, RequestKind};
 
 #[tokio::test]
 async fn control_routes_script_faults_count_and_reset() {
@@ -131,6 +131,7 @@ async fn request_log_records_what_the_gateway_sent() {
             authorization: Some(redact_authorization(b"Bearer token-1")),
             headers: log[0].headers.clone(),
             body: Some(json!({"displayName": "logged"})),
+            kind: RequestKind::Single,
         }
     );
     assert!(log[0]

@@ -1,6 +1,7 @@
 //! End-to-end tests: a real emulator on 127.0.0.1:0 driven by reqwest.
 
 mod auth;
+mod batch;
 mod chaos;
 mod control;
 mod delivery;
