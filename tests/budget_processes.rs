@@ -28,6 +28,7 @@ use graph_grpc_gateway::proto::v1::{
 use prost_types::FieldMask;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -62,6 +63,10 @@ const PATIENCE: Duration = Duration::from_secs(60);
 const BUDGET_EXHAUSTED: &str = "GRAPH_BUDGET_EXHAUSTED";
 const SHARED: &str = "graph_gateway_budget_shared";
 const FALLBACKS: &str = "graph_gateway_budget_fallbacks_total";
+
+/// One test at a time: each runs five or six processes, and together on a
+/// small machine they would measure the machine rather than the budget.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A field of a JSON log line.
 fn field(line: &str, name: &str) -> String {
@@ -269,7 +274,7 @@ impl Stage {
 
     /// Starts the writers, spread over the replicas in turn; they stop
     /// when `stop` turns true.
-    async fn writers(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<Tally>> {
+    async fn writers(&self, stop: watch::Receiver<bool>) -> Writers {
         let started = Instant::now();
         let mut handles = Vec::with_capacity(WRITERS);
         for (i, task) in self.tasks.iter().enumerate() {
@@ -282,7 +287,7 @@ impl Stage {
             let (task, stop) = (task.clone(), stop.clone());
             handles.push(tokio::spawn(writer(i, channel, task, started, stop)));
         }
-        handles
+        Writers { started, handles }
     }
 
     /// Each replica's view of the budget: shared gauge, fallbacks, 429s.
@@ -341,6 +346,13 @@ impl Stage {
     }
 }
 
+/// The running writers, and when they started (the zero of every "sent
+/// at").
+struct Writers {
+    started: Instant,
+    handles: Vec<tokio::task::JoinHandle<Tally>>,
+}
+
 /// What one writer saw.
 #[derive(Debug, Default)]
 struct Tally {
@@ -360,9 +372,9 @@ struct Outcomes {
 }
 
 impl Outcomes {
-    async fn join(handles: Vec<tokio::task::JoinHandle<Tally>>) -> Self {
+    async fn join(writers: Writers) -> Self {
         let mut all = Self::default();
-        for h in handles {
+        for h in writers.handles {
             let t = h.await.expect("writer");
             all.applied += t.applied;
             all.refused += t.refused;
@@ -373,7 +385,8 @@ impl Outcomes {
 
     /// Nothing but applied writes and budget refusals before the deadline;
     /// and the budget bound (some were refused), so the run proves it.
-    fn assert_only_applied_or_refused(&self) {
+    /// `context` ends the message of a failure.
+    fn assert_only_applied_or_refused(&self, context: &str) {
         let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
         for f in &self.failures {
             let kind = f.split(" (").next().unwrap_or(f);
@@ -382,7 +395,7 @@ impl Outcomes {
         assert!(
             self.failures.is_empty(),
             "{} calls neither applied nor refused by the budget before their deadline \
-             ({} applied, {} refused); by outcome: {kinds:?}\n{}",
+             ({} applied, {} refused); by outcome: {kinds:?}\n{}\n{context}",
             self.failures.len(),
             self.applied,
             self.refused,
@@ -504,6 +517,7 @@ fn assert_shared_throughout(scrapes: &[Scrape]) {
 
 /// `n` replicas writing through one shared budget for three windows.
 async fn replicas_share_one_budget(n: usize) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let stage = Stage::start(n).await;
     let (stop_tx, stop) = watch::channel(false);
     let writers = stage.writers(stop).await;
@@ -516,7 +530,7 @@ async fn replicas_share_one_budget(n: usize) {
     let usage = stage.emulator.usage().await;
     println!("{n} replicas: {outcomes:?}\nemulator: {usage:?}\nshared log: {tokens:?}");
 
-    outcomes.assert_only_applied_or_refused();
+    outcomes.assert_only_applied_or_refused("");
     assert_within_intune_limits(&usage);
     assert!(
         usage.admitted_writes >= outcomes.applied,
@@ -546,16 +560,62 @@ async fn three_gateway_processes_keep_inside_one_budget_shared_in_redis() {
     replicas_share_one_budget(3).await;
 }
 
+/// What the emulator had counted at each step of a run, for the report of
+/// a failure: which step the 429s came in.
+#[derive(Default)]
+struct Timeline(Vec<(&'static str, Duration, IntuneUsage)>);
+
+impl Timeline {
+    fn mark(&mut self, step: &'static str, writers: &Writers, usage: IntuneUsage) {
+        self.0.push((step, writers.started.elapsed(), usage));
+    }
+
+    /// The 429s the emulator answered between each step and the one before.
+    fn throttled_by_step(&self) -> Vec<(&'static str, u64)> {
+        let mut before = 0;
+        self.0
+            .iter()
+            .map(|(step, _, usage)| {
+                let n = usage.refused_requests - before;
+                before = usage.refused_requests;
+                (*step, n)
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for Timeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (step, at, u) in &self.0 {
+            writeln!(
+                f,
+                "{at:>8.2?} {step}: {} writes admitted, {} refused with 429, \
+                 peak {} writes offered in a window",
+                u.admitted_writes, u.refused_writes, u.peak_offered_writes
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_killed_the_replicas_pace_on_their_shares_and_share_again_once_it_is_back() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut stage = Stage::start(3).await;
     let (stop_tx, stop) = watch::channel(false);
     let writers = stage.writers(stop).await;
+    let mut timeline = Timeline::default();
 
     // One window's worth of writes through the shared budget, then Redis dies.
-    let before = stage.emulator.until_admitted(WRITES).await;
+    let shared = stage.emulator.until_admitted(WRITES).await;
+    timeline.mark("shared, Redis killed", &writers, shared.clone());
     stage.redis.kill();
     stage.until_shared(0.0).await;
+    timeline.mark(
+        "every replica on its local share",
+        &writers,
+        stage.emulator.usage().await,
+    );
     for (i, r) in stage.replicas.iter().enumerate() {
         let m = r.metrics().await;
         assert!(m.sum(FALLBACKS) >= 1.0, "replica {i}:\n{m}");
@@ -566,26 +626,44 @@ async fn with_redis_killed_the_replicas_pace_on_their_shares_and_share_again_onc
             "replica {i}: {text}"
         );
     }
-    // A window's worth of writes on the local shares, then Redis is back.
-    let down = stage
+    // A window's worth of writes on the local shares, then Redis is back
+    // (empty, on the same port).
+    let local = stage
         .emulator
-        .until_admitted(before.admitted_writes + WRITES)
+        .until_admitted(shared.admitted_writes + WRITES)
         .await;
+    timeline.mark(
+        "a window on the local shares, Redis restarted",
+        &writers,
+        local.clone(),
+    );
     tokio::task::block_in_place(|| stage.redis.restart());
     stage.until_shared(1.0).await;
-    let back = stage
+    timeline.mark(
+        "every replica sharing again",
+        &writers,
+        stage.emulator.usage().await,
+    );
+    let again = stage
         .emulator
-        .until_admitted(down.admitted_writes + WRITES)
+        .until_admitted(local.admitted_writes + WRITES)
         .await;
+    timeline.mark("a window shared again, writers stopped", &writers, again);
     stop_tx.send(true).expect("writers listen");
+    let started = writers.started;
     let outcomes = Outcomes::join(writers).await;
     let usage = stage.emulator.usage().await;
-    println!(
-        "Redis killed: {outcomes:?}\nemulator at the kill: {before:?}\nat the restart: {down:?}\n\
-         a window later: {back:?}\nat the end: {usage:?}"
-    );
+    timeline
+        .0
+        .push(("the end", started.elapsed(), usage.clone()));
+    println!("Redis killed: {outcomes:?}\n{timeline}");
 
-    outcomes.assert_only_applied_or_refused();
+    let throttled = timeline.throttled_by_step();
+    assert!(
+        throttled.iter().all(|(_, n)| *n == 0),
+        "the emulator answered 429s, counted at each step: {throttled:?}\n{timeline}"
+    );
+    outcomes.assert_only_applied_or_refused(&timeline.to_string());
     assert_within_intune_limits(&usage);
     for (i, r) in stage.replicas.iter().enumerate() {
         let m = r.metrics().await;
