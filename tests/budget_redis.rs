@@ -7,8 +7,9 @@ mod common;
 
 use common::redis::RedisServer;
 use graph_grpc_gateway::budget::redis::{
-    lease_member, BudgetKey, Lease, Limits, RedisSettings, RedisStore, StoreError, Take,
+    lease_member, BudgetKey, Held, Lease, Limits, RedisSettings, RedisStore, StoreError, Take,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "s3cret-budget-pass-7f1c";
@@ -233,6 +234,100 @@ async fn two_stores_share_one_budget() {
     wait_of(replica_b.take(true, l, &member()).await.unwrap());
     // Another tenant's budget is its own.
     assert_eq!(other.take(true, l, &member()).await.unwrap(), Take::Granted);
+}
+
+#[tokio::test]
+async fn every_answer_says_how_full_both_shared_logs_are() {
+    let server = RedisServer::start();
+    let shared = key();
+    let replica_a = store(&server, &shared);
+    let replica_b = store(&server, &shared);
+    let l = limits(10, 3, Duration::from_secs(20));
+    for _ in 0..2 {
+        replica_a.take(true, l, &member()).await.unwrap();
+    }
+    replica_a.take(false, l, &member()).await.unwrap();
+    // B sees A's tokens: 3 requests (one a read), 2 writes, then its own.
+    let (take, used) = replica_b.take_counted(true, l, &member()).await.unwrap();
+    assert_eq!(take, Take::Granted);
+    assert_eq!((used.requests, used.writes), (4, 3));
+    let (take, used) = replica_b.take_counted(true, l, &member()).await.unwrap();
+    assert!(matches!(take, Take::Wait(_)), "{take:?}");
+    assert_eq!((used.requests, used.writes), (4, 3), "a refusal counts too");
+    let (take, used) = replica_b.take_counted(false, l, &member()).await.unwrap();
+    assert_eq!(take, Take::Granted);
+    assert_eq!(
+        (used.requests, used.writes),
+        (5, 3),
+        "a read reads the write log"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_puts_its_tokens_back_once_and_only_those_still_in_the_window() {
+    let server = RedisServer::start();
+    let shared = key();
+    let replica_a = store(&server, &shared);
+    let replica_b = store(&server, &shared);
+    let window = Duration::from_secs(20);
+    let l = limits(10, 5, window);
+    let taken = member();
+    replica_a.take(true, l, &taken).await.unwrap();
+    // The server restarts empty.
+    let mut conn = raw(&server).await;
+    let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let tokens = [
+        Held {
+            member: Arc::from(taken.as_str()),
+            age: Duration::from_secs(3),
+            write: true,
+        },
+        Held {
+            member: Arc::from("spent-alone"),
+            age: Duration::from_secs(1),
+            write: false,
+        },
+        Held {
+            member: Arc::from("long-gone"),
+            age: window + Duration::from_secs(1),
+            write: true,
+        },
+    ];
+    replica_a.restore(window, &tokens).await.unwrap();
+    // Twice changes nothing: a token the store holds keeps its entry.
+    replica_a.restore(window, &tokens).await.unwrap();
+    let (_, used) = replica_b.take_counted(true, l, &member()).await.unwrap();
+    assert_eq!(
+        (used.requests, used.writes),
+        (3, 2),
+        "A's two tokens, then B's"
+    );
+    let [requests, writes] = shared.redis_keys();
+    let now = server_ms(&mut conn).await;
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg(&writes)
+        .arg(&taken)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let age = now as f64 - score;
+    assert!(
+        (2900.0..=3500.0).contains(&age),
+        "stamped its age ago: {age}"
+    );
+    let read: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&writes)
+        .arg("spent-alone")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(read, None, "a read's token is not a write");
+    let card: u64 = redis::cmd("ZCARD")
+        .arg(&requests)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(card, 3);
 }
 
 #[tokio::test]

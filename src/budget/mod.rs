@@ -20,8 +20,12 @@
 //!   each lowers the pace ([`pace`]), which recovers gradually.
 //! - **Replicas** share one budget through a [`store::Store`] (Redis) when
 //!   `GRAPH_BUDGET_REDIS_URL` is set; when it does not answer, each replica
-//!   falls back to its local share (`GRAPH_BUDGET_LOCAL_SHARE`) and goes
-//!   back to the store when it answers again.
+//!   falls back to its local share (`GRAPH_BUDGET_LOCAL_SHARE`), counting
+//!   the other replicas' tokens the store last showed until they leave the
+//!   window ([`Seen`]), and goes back to the store when it answers again.
+//! - **Time for the request**: a token is handed out no later than
+//!   [`send_by`] the call's deadline, so a request that Graph counts (and
+//!   may apply) always has time for its answer to come back.
 
 pub mod fair;
 pub mod metrics;
@@ -32,7 +36,7 @@ pub mod store;
 pub mod window;
 
 pub use rate::Rate;
-pub use store::{Limits, Store, StoreDown, Take};
+pub use store::{Answer, Limits, Store, StoreDown, Take, Used};
 
 use fair::{FairQueue, Place};
 use pace::{Change, Pace};
@@ -184,6 +188,10 @@ impl Drop for Grant {
                     log.give_back();
                 }
             }
+            if self.used && self.inner.store.is_some() {
+                let member = self.member.clone().unwrap_or_else(|| self.inner.member());
+                st.mine.hold(now, member, write, self.inner.window());
+            }
         }
         if let (Some(member), Some(store)) = (self.member.take(), self.inner.store.clone()) {
             let write = self.lane == Lane::Write;
@@ -226,6 +234,23 @@ struct Side {
     /// The local share, used while the shared store is down.
     share: u32,
     name: &'static str,
+    /// What the shared store last said of this budget's window.
+    seen: Option<Seen>,
+}
+
+/// The shared window as the store last counted it: `count` tokens of every
+/// replica, `own` of them this replica's, at `at`.
+///
+/// A replica that loses the store knows only its own tokens; its local
+/// share alone would let the replicas together overspend the window they
+/// shared a moment ago (one that spent little while another spent much).
+/// So it counts the others' tokens as spent at `at` until they leave the
+/// window, and only then has its whole share.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    count: u32,
+    own: u32,
+    at: Instant,
 }
 
 struct State {
@@ -237,6 +262,39 @@ struct State {
     store_up: bool,
     last_wait_log: Option<Instant>,
     probing: bool,
+    /// With a shared store: this replica's tokens of the last window, to
+    /// put back when it returns to the store.
+    mine: Mine,
+}
+
+/// This replica's used tokens of the last window, oldest first.
+///
+/// The store has not seen the ones spent while it did not answer, and a
+/// Redis that restarted has lost them all: a replica that went back to it
+/// without them would let the replicas together spend the window twice.
+#[derive(Default)]
+struct Mine(std::collections::VecDeque<(Instant, Arc<str>, bool)>);
+
+impl Mine {
+    fn hold(&mut self, at: Instant, member: Arc<str>, write: bool, window: Duration) {
+        while self.0.front().is_some_and(|(t, ..)| *t + window <= at) {
+            self.0.pop_front();
+        }
+        self.0.push_back((at, member, write));
+    }
+
+    /// The tokens still in the window ending `now`, with their ages.
+    fn held(&self, now: Instant, window: Duration) -> Vec<store::Held> {
+        self.0
+            .iter()
+            .filter(|(at, ..)| *at + window > now)
+            .map(|(at, member, write)| store::Held {
+                member: member.clone(),
+                age: now.saturating_duration_since(*at),
+                write: *write,
+            })
+            .collect()
+    }
 }
 
 struct Inner {
@@ -262,6 +320,25 @@ impl Drop for Inner {
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// At most one "calls are waiting" log line per this long.
 const WAIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The least and the most of a call's time kept for its attempt: a token
+/// handed out later than [`send_by`] would be spent on a request with too
+/// little time to be answered.
+const ATTEMPT_RESERVE_MIN: Duration = Duration::from_millis(50);
+const ATTEMPT_RESERVE_MAX: Duration = Duration::from_secs(1);
+
+/// The latest a call with `deadline` may get its token, seen at `now`: a
+/// fifth of the time it has left (at least 50 ms, at most 1 s) stays for
+/// the request itself.
+///
+/// A token handed out just before the deadline would send a request that
+/// Graph counts and may apply, but whose answer cannot come back in time:
+/// the caller would learn only that the outcome is unknown. Refusing it
+/// unsent, with the time it could run, is the honest answer.
+pub fn send_by(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    let reserve = (left / 5).clamp(ATTEMPT_RESERVE_MIN, ATTEMPT_RESERVE_MAX);
+    deadline.checked_sub(reserve).unwrap_or(now).max(now)
+}
 
 impl State {
     fn logs(&mut self, write: bool) -> impl Iterator<Item = &mut Log> {
@@ -284,6 +361,27 @@ impl Side {
             pace: Pace::new(rate.tokens, rate.window),
             share: rate.share(share_percent).tokens,
             name,
+            seen: None,
+        }
+    }
+
+    /// The store counted `count` tokens in this budget's window just now.
+    fn saw(&mut self, count: u32, now: Instant) {
+        let own = self.log.used(now);
+        self.seen = Some(Seen {
+            count,
+            own,
+            at: now,
+        });
+    }
+
+    /// The store stopped answering: the others' tokens it last counted stay
+    /// in the local log until they leave the window.
+    fn seed_from_seen(&mut self, now: Instant) {
+        if let Some(seen) = self.seen.take() {
+            if now < seen.at + self.log.window() {
+                self.log.seed(seen.at, seen.count.saturating_sub(seen.own));
+            }
         }
     }
 
@@ -332,6 +430,7 @@ impl Budget {
             store_up: store.is_some(),
             last_wait_log: None,
             probing: false,
+            mine: Mine::default(),
         };
         metrics.budget.set_shared(store.is_some());
         let budget = Self {
@@ -387,7 +486,7 @@ impl Budget {
     }
 
     /// Waits for a token for a request in `lane`, fairly among callers, up
-    /// to `deadline`.
+    /// to `deadline` less the time its request needs ([`send_by`]).
     pub async fn acquire(
         &self,
         caller: &Caller,
@@ -396,6 +495,7 @@ impl Budget {
     ) -> Result<Grant, Exhausted> {
         let inner = &self.inner;
         let now = Instant::now();
+        let deadline = send_by(deadline, now);
         let (place, mut rx) = {
             let mut st = inner.lock();
             let shared = st.store_up;
@@ -598,6 +698,14 @@ impl Inner {
         }
     }
 
+    /// The longer of the two budgets' windows.
+    fn window(&self) -> Duration {
+        self.settings
+            .requests
+            .window
+            .max(self.settings.writes.window)
+    }
+
     fn member(&self) -> Arc<str> {
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         Arc::from(format!("{}:{n}", self.member_prefix))
@@ -674,6 +782,9 @@ impl Inner {
     fn store_failed(self: &Arc<Self>, st: &mut State, why: StoreDown) {
         if st.store_up {
             st.store_up = false;
+            let now = Instant::now();
+            st.requests.seed_from_seen(now);
+            st.writes.seed_from_seen(now);
             self.metrics.budget.fallback(why.0);
             self.metrics.budget.set_shared(false);
             tracing::warn!(
@@ -692,7 +803,8 @@ impl Inner {
     }
 }
 
-/// Asks the shared store once a second until it answers, then goes back
+/// Asks the shared store once a second until it answers, then puts this
+/// replica's tokens of the last window back in it ([`Mine`]) and goes back
 /// to it.
 async fn probe(weak: Weak<Inner>) {
     loop {
@@ -701,7 +813,12 @@ async fn probe(weak: Weak<Inner>) {
         let Some(store) = inner.store.clone() else {
             return;
         };
-        if store.ping().await.is_ok() {
+        if store.ping().await.is_err() {
+            continue;
+        }
+        let window = inner.window();
+        let held = inner.lock().mine.held(Instant::now(), window);
+        if store.restore(window, held).await.is_ok() {
             let mut st = inner.lock();
             st.store_up = true;
             st.probing = false;
@@ -784,16 +901,24 @@ async fn serve(inner: &Arc<Inner>) -> Option<Instant> {
         let now = Instant::now();
         let mut st = inner.lock();
         match answer {
-            Ok(Take::Granted) => {
-                st.lane(lane).blocked_until = None;
-                let handed = inner.hand_over(&mut st, lane, Some(member));
+            Ok(Answer { take, used }) => {
+                let handed = match take {
+                    Take::Granted => {
+                        st.lane(lane).blocked_until = None;
+                        inner.hand_over(&mut st, lane, Some(member))
+                    }
+                    Take::Wait(wait) => {
+                        st.lane(lane).blocked_until =
+                            Some(now + wait.max(Duration::from_millis(1)));
+                        None
+                    }
+                };
+                st.requests.saw(used.requests, now);
+                st.writes.saw(used.writes, now);
                 drop(st);
                 if let Some((waiter, grant)) = handed {
                     send(waiter, grant);
                 }
-            }
-            Ok(Take::Wait(wait)) => {
-                st.lane(lane).blocked_until = Some(now + wait.max(Duration::from_millis(1)));
             }
             Err(why) => inner.store_failed(&mut st, why),
         }

@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+pub use super::store::{Held, Used};
+
 /// Where the shared budget lives.
 #[derive(Clone)]
 pub struct RedisSettings {
@@ -184,6 +186,7 @@ pub enum StoreError {
 
 const TAKE: &str = include_str!("take.lua");
 const RELEASE: &str = include_str!("release.lua");
+const RESTORE: &str = include_str!("restore.lua");
 
 /// One budget (tenant and app) in Redis; cheap to clone, clones share the
 /// connection.
@@ -205,6 +208,7 @@ struct Inner {
     timeout: Duration,
     take: Script,
     release: Script,
+    restore: Script,
 }
 
 impl fmt::Debug for RedisStore {
@@ -247,6 +251,7 @@ impl RedisStore {
                 timeout,
                 take: Script::new(TAKE),
                 release: Script::new(RELEASE),
+                restore: Script::new(RESTORE),
             }),
         })
     }
@@ -261,10 +266,23 @@ impl RedisStore {
         limits: Limits,
         member: &str,
     ) -> Result<Take, StoreError> {
-        Ok(match self.lease(write, limits, member, 1).await? {
+        Ok(self.take_counted(write, limits, member).await?.0)
+    }
+
+    /// As [`RedisStore::take`], with how many tokens each log holds in the
+    /// window after it, every replica's together.
+    pub async fn take_counted(
+        &self,
+        write: bool,
+        limits: Limits,
+        member: &str,
+    ) -> Result<(Take, Used), StoreError> {
+        let (lease, used) = self.lease(write, limits, member, 1).await?;
+        let take = match lease {
             Lease::Granted(_) => Take::Granted,
             Lease::Wait(wait) => Take::Wait(wait),
-        })
+        };
+        Ok((take, used))
     }
 
     /// As [`RedisStore::take`], for up to `n` tokens in the same round trip
@@ -282,21 +300,23 @@ impl RedisStore {
             1 => match self
                 .lease(write, limits, &lease_member(member, 0), 1)
                 .await?
+                .0
             {
                 Lease::Granted(_) => Ok(Lease::Granted(1)),
                 wait => Ok(wait),
             },
-            n => self.lease(write, limits, member, n).await,
+            n => Ok(self.lease(write, limits, member, n).await?.0),
         }
     }
 
+    /// The script's answer, and how full both logs are after it.
     async fn lease(
         &self,
         write: bool,
         limits: Limits,
         member: &str,
         n: u32,
-    ) -> Result<Lease, StoreError> {
+    ) -> Result<(Lease, Used), StoreError> {
         let window_ms = limits.window_ms();
         self.inner.window_ms.store(window_ms, Ordering::Relaxed);
         let mut invocation = self.inner.take.prepare_invoke();
@@ -310,16 +330,22 @@ impl RedisStore {
             .arg(member)
             .arg(n);
         let mut conn = self.manager();
-        let answer: (i64, i64) = self.bounded(invocation.invoke_async(&mut conn)).await?;
-        match answer {
-            (granted, _) if granted > 0 => {
-                Ok(Lease::Granted(u32::try_from(granted).unwrap_or(n).min(n)))
+        let answer: (i64, i64, i64, i64) = self.bounded(invocation.invoke_async(&mut conn)).await?;
+        let count = |c: i64| u32::try_from(c).unwrap_or(if c < 0 { 0 } else { u32::MAX });
+        let used = Used {
+            requests: count(answer.2),
+            writes: count(answer.3),
+        };
+        let lease = match answer {
+            (granted, ..) if granted > 0 => {
+                Lease::Granted(u32::try_from(granted).unwrap_or(n).min(n))
             }
-            (0, wait_ms) if wait_ms > 0 => Ok(Lease::Wait(Duration::from_millis(
+            (0, wait_ms, ..) if wait_ms > 0 => Lease::Wait(Duration::from_millis(
                 u64::try_from(wait_ms).unwrap_or(1).min(window_ms),
-            ))),
-            _ => Err(StoreError::Script("unexpected answer")),
-        }
+            )),
+            _ => return Err(StoreError::Script("unexpected answer")),
+        };
+        Ok((lease, used))
     }
 
     /// Re-stamps `member`'s entries (both logs for a write) with the server's
@@ -348,6 +374,27 @@ impl RedisStore {
             .zrem(&self.inner.keys[1], member);
         let mut conn = self.manager();
         let _removed: (i64, i64) = self.bounded(pipe.query_async(&mut conn)).await?;
+        Ok(())
+    }
+
+    /// Puts `tokens` (this replica's of the last `window`) back in the
+    /// logs, each stamped its age before the server's time now; a token
+    /// still logged keeps its entry. One round trip.
+    pub async fn restore(&self, window: Duration, tokens: &[Held]) -> Result<(), StoreError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut invocation = self.inner.restore.prepare_invoke();
+        invocation
+            .key(&self.inner.keys[0])
+            .key(&self.inner.keys[1])
+            .arg(window_ms);
+        for token in tokens {
+            invocation
+                .arg(&*token.member)
+                .arg(u64::try_from(token.age.as_millis()).unwrap_or(u64::MAX))
+                .arg(u8::from(token.write));
+        }
+        let mut conn = self.manager();
+        let _added: i64 = self.bounded(invocation.invoke_async(&mut conn)).await?;
         Ok(())
     }
 
@@ -497,7 +544,7 @@ impl super::Store for RedisStore {
         write: bool,
         limits: super::Limits,
         member: Arc<str>,
-    ) -> super::store::StoreFuture<Result<super::Take, super::StoreDown>> {
+    ) -> super::store::StoreFuture<Result<super::Answer, super::StoreDown>> {
         let store = self.clone();
         Box::pin(async move {
             let limits = Limits {
@@ -505,9 +552,14 @@ impl super::Store for RedisStore {
                 writes: limits.writes.tokens,
                 window: limits.requests.window.max(limits.writes.window),
             };
-            match store.take(write, limits, &member).await {
-                Ok(Take::Granted) => Ok(super::Take::Granted),
-                Ok(Take::Wait(wait)) => Ok(super::Take::Wait(wait)),
+            match store.take_counted(write, limits, &member).await {
+                Ok((take, used)) => Ok(super::Answer {
+                    take: match take {
+                        Take::Granted => super::Take::Granted,
+                        Take::Wait(wait) => super::Take::Wait(wait),
+                    },
+                    used,
+                }),
                 Err(e) => Err(super::StoreDown(e.word())),
             }
         })
@@ -535,6 +587,20 @@ impl super::Store for RedisStore {
         Box::pin(async move {
             store
                 .give_back(&member)
+                .await
+                .map_err(|e| super::StoreDown(e.word()))
+        })
+    }
+
+    fn restore(
+        &self,
+        window: Duration,
+        tokens: Vec<Held>,
+    ) -> super::store::StoreFuture<Result<(), super::StoreDown>> {
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .restore(window, &tokens)
                 .await
                 .map_err(|e| super::StoreDown(e.word()))
         })

@@ -11,10 +11,12 @@
 -- ARGV[6]  n: tokens wanted (a lease when > 1; members "<prefix>#<i>",
 --          i = 0 .. granted - 1)
 --
--- Returns {granted, wait_ms}: granted tokens (0 .. n; fewer than n when the
--- logs have less room), and when none, the time from now until the earliest
--- entry in the way leaves the window (the larger of the two logs' when both
--- are full).
+-- Returns {granted, wait_ms, requests_used, writes_used}: granted tokens
+-- (0 .. n; fewer than n when the logs have less room), and when none, the
+-- time from now until the earliest entry in the way leaves the window (the
+-- larger of the two logs' when both are full); then how many tokens each
+-- log holds in the window after this take, every replica's together (a
+-- replica that loses the store starts its local share from them).
 --
 -- Time is the server's (TIME), so replicas' clocks do not matter; Redis 7
 -- replicates the script's effects, not the script, so TIME is allowed.
@@ -70,8 +72,17 @@ if write then
     wait = wwait
   end
 end
+local function used()
+  local wkey = KEYS[2]
+  if not write then
+    redis.call('ZREMRANGEBYSCORE', wkey, '-inf', ms(now - window))
+  end
+  return redis.call('ZCARD', KEYS[1]), redis.call('ZCARD', wkey)
+end
+
 if free <= 0 then
-  return {0, wait}
+  local r, w = used()
+  return {0, wait, r, w}
 end
 
 local n = wanted
@@ -95,4 +106,5 @@ if write then
   redis.call('ZADD', KEYS[2], unpack(args))
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
-return {n, 0}
+local r, w = used()
+return {n, 0, r, w}

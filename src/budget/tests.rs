@@ -239,6 +239,10 @@ struct FakeStore {
     taken: AtomicUsize,
     given_back: AtomicUsize,
     limit: usize,
+    /// Tokens other replicas hold in the shared window.
+    others: std::sync::atomic::AtomicU32,
+    /// What the budget put back on its return.
+    restored: Mutex<Vec<store::Held>>,
 }
 
 impl Store for FakeStore {
@@ -247,13 +251,24 @@ impl Store for FakeStore {
         _write: bool,
         _limits: Limits,
         _member: Arc<str>,
-    ) -> store::StoreFuture<Result<Take, StoreDown>> {
+    ) -> store::StoreFuture<Result<store::Answer, StoreDown>> {
         let answer = if !self.up.load(Ordering::Acquire) {
             Err(StoreDown("unreachable"))
-        } else if self.taken.fetch_add(1, Ordering::AcqRel) < self.limit {
-            Ok(Take::Granted)
         } else {
-            Ok(Take::Wait(W))
+            let taken = self.taken.fetch_add(1, Ordering::AcqRel);
+            let granted = taken < self.limit;
+            let held = u32::try_from(taken.min(self.limit) + usize::from(granted)).unwrap_or(0);
+            Ok(store::Answer {
+                take: if granted {
+                    Take::Granted
+                } else {
+                    Take::Wait(W)
+                },
+                used: store::Used {
+                    requests: held + self.others.load(Ordering::Acquire),
+                    writes: held + self.others.load(Ordering::Acquire),
+                },
+            })
         };
         Box::pin(async move { answer })
     }
@@ -271,6 +286,15 @@ impl Store for FakeStore {
         Box::pin(async { Ok(()) })
     }
 
+    fn restore(
+        &self,
+        _window: Duration,
+        tokens: Vec<store::Held>,
+    ) -> store::StoreFuture<Result<(), StoreDown>> {
+        self.restored.lock().expect("lock").extend(tokens);
+        Box::pin(async { Ok(()) })
+    }
+
     fn ping(&self) -> store::StoreFuture<Result<(), StoreDown>> {
         let up = self.up.load(Ordering::Acquire);
         Box::pin(async move {
@@ -283,23 +307,33 @@ impl Store for FakeStore {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_answers() {
+/// A budget of `writes` per window shared through a [`FakeStore`] that
+/// answers, where other replicas hold `others` tokens; `share` percent of
+/// it is this replica's alone when the store does not answer.
+fn shared(writes: u32, share: f64, others: u32) -> (Arc<FakeStore>, Budget) {
     let store = Arc::new(FakeStore {
         up: AtomicBool::new(true),
         taken: AtomicUsize::new(0),
         given_back: AtomicUsize::new(0),
         limit: 1000,
+        others: std::sync::atomic::AtomicU32::new(others),
+        restored: Mutex::default(),
     });
     let b = Budget::new(
         BudgetSettings {
             requests: Rate::new(1000, W),
-            writes: Rate::new(9, W),
-            local_share_percent: 100.0 / 3.0,
+            writes: Rate::new(writes, W),
+            local_share_percent: share,
         },
         Some(store.clone()),
         Arc::new(Metrics::default()),
     );
+    (store, b)
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_answers() {
+    let (store, b) = shared(9, 100.0 / 3.0, 0);
     let c = caller("a", 1);
     drop(
         b.acquire(&c, Lane::Write, far())
@@ -335,10 +369,20 @@ async fn without_the_store_a_replica_spends_its_local_share_and_returns_when_it_
         text.contains("graph_gateway_budget_fallbacks_total{reason=\"unreachable\"} 1"),
         "{text}"
     );
-    // Back up: the probe finds it within a second and sharing resumes.
+    // Back up: the probe finds it within a second and sharing resumes,
+    // after putting back this replica's three tokens of the window (the
+    // store may have restarted empty; it never saw the two spent alone).
     store.up.store(true, Ordering::Release);
     tokio::time::sleep(PROBE_INTERVAL * 2).await;
     assert_eq!(b.mode(), Mode::Shared);
+    let restored = store.restored.lock().expect("lock").clone();
+    assert_eq!(restored.len(), 3, "{restored:?}");
+    assert!(
+        restored.iter().all(|t| t.write && t.age < W),
+        "{restored:?}"
+    );
+    let names: std::collections::HashSet<_> = restored.iter().map(|t| &t.member).collect();
+    assert_eq!(names.len(), 3, "each token under its own name");
     let before = store.taken.load(Ordering::Acquire);
     drop(
         b.acquire(&c, Lane::Write, far())
@@ -368,21 +412,7 @@ async fn a_token_given_back_frees_at_once_and_a_used_one_holds_its_window() {
 
 #[tokio::test(start_paused = true)]
 async fn a_shared_token_given_back_leaves_the_store_and_a_used_one_stays() {
-    let store = Arc::new(FakeStore {
-        up: AtomicBool::new(true),
-        taken: AtomicUsize::new(0),
-        given_back: AtomicUsize::new(0),
-        limit: 1000,
-    });
-    let b = Budget::new(
-        BudgetSettings {
-            requests: Rate::new(1000, W),
-            writes: Rate::new(9, W),
-            local_share_percent: 100.0,
-        },
-        Some(store.clone()),
-        Arc::new(Metrics::default()),
-    );
+    let (store, b) = shared(9, 100.0, 0);
     let c = caller("a", 1);
     drop(
         b.acquire(&c, Lane::Write, far())
@@ -402,4 +432,83 @@ async fn a_shared_token_given_back_leaves_the_store_and_a_used_one_stays() {
     }
     assert_eq!(store.taken.load(Ordering::Acquire), 2);
     assert_eq!(store.given_back.load(Ordering::Acquire), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_loses_the_store_counts_what_the_others_spent_in_its_window() {
+    // Other replicas hold 7 of 9 writes; this one takes the 8th through
+    // the store, and then the store stops answering.
+    let (store, b) = shared(9, 100.0 / 3.0, 7);
+    let c = caller("a", 1);
+    let t0 = Instant::now();
+    drop(
+        b.acquire(&c, Lane::Write, far())
+            .await
+            .expect("from the store"),
+    );
+    store.up.store(false, Ordering::Release);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    // Its local share is 3, and it spent only 1 itself: but the window it
+    // last saw held 8 of 9, so the share would overspend it. It waits
+    // until what the store counted has left the window.
+    let refused = b
+        .acquire(&c, Lane::Write, Instant::now() + Duration::from_secs(5))
+        .await
+        .expect_err("the shared window is still full");
+    assert_eq!(b.mode(), Mode::Fallback);
+    assert_eq!(
+        refused.retry_after,
+        t0 + W - Instant::now(),
+        "free a window after the store last counted"
+    );
+    tokio::time::advance(refused.retry_after).await;
+    for _ in 0..3 {
+        drop(
+            b.acquire(&c, Lane::Write, Instant::now() + Duration::from_secs(5))
+                .await
+                .expect("the local share, once the window has passed"),
+        );
+    }
+    b.acquire(&c, Lane::Write, Instant::now() + Duration::from_secs(5))
+        .await
+        .expect_err("no more than the local share");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_turn_that_leaves_too_little_time_for_the_request_is_refused_unsent() {
+    let b = budget(1, 100);
+    let c = caller("a", 1);
+    let t0 = Instant::now();
+    drop(b.acquire(&c, Lane::Write, far()).await.expect("room"));
+    // The next token frees at t0 + W. A deadline 100 ms after it would
+    // leave the request 100 ms: refused at once, with the time it could
+    // run.
+    let refused = b
+        .acquire(&c, Lane::Write, t0 + W + Duration::from_millis(100))
+        .await
+        .expect_err("too little time left after its turn");
+    assert_eq!(Instant::now(), t0, "refused without waiting");
+    assert_eq!(refused.retry_after, W);
+    // Two seconds after its turn: it waits and goes, with time to spare.
+    let grant = b
+        .acquire(&c, Lane::Write, t0 + W + Duration::from_secs(2))
+        .await
+        .expect("its turn leaves time for the request");
+    assert_eq!(Instant::now(), t0 + W);
+    drop(grant);
+}
+
+#[test]
+fn the_time_kept_for_the_request_is_a_fifth_of_what_is_left_within_bounds() {
+    let now = Instant::now();
+    let ms = Duration::from_millis;
+    assert_eq!(send_by(now + ms(2500), now), now + ms(2000));
+    assert_eq!(send_by(now + ms(100), now), now + ms(50), "at least 50 ms");
+    assert_eq!(send_by(now + ms(30), now), now, "never before now");
+    assert_eq!(
+        send_by(now + Duration::from_secs(60), now),
+        now + Duration::from_secs(59),
+        "at most 1 s"
+    );
+    assert_eq!(send_by(now, now + ms(5)), now + ms(5), "a deadline past");
 }

@@ -71,6 +71,15 @@ impl Log {
         self.answered.push_back(now);
     }
 
+    /// Counts `n` tokens spent elsewhere, answered at `at`: they hold the
+    /// window as this log's own would.
+    pub fn seed(&mut self, at: Instant, n: u32) {
+        let i = self.answered.partition_point(|t| *t <= at);
+        for _ in 0..n {
+            self.answered.insert(i, at);
+        }
+    }
+
     /// When the token `ahead` places after the next one could be handed
     /// out under `limit`: now while there is room, else when enough of
     /// the log leaves the window (a request still at Graph is counted as
@@ -138,6 +147,21 @@ mod tests {
             now + W,
             "an in-flight token frees no sooner than now + W"
         );
+    }
+
+    #[test]
+    fn tokens_seeded_from_elsewhere_hold_the_window_in_time_order() {
+        let t0 = Instant::now();
+        let mut log = Log::new(W);
+        log.take();
+        log.answered(t0);
+        log.take();
+        log.answered(t0 + Duration::from_secs(10));
+        log.seed(t0 + Duration::from_secs(5), 2);
+        assert_eq!(log.used(t0 + Duration::from_secs(10)), 4);
+        assert_eq!(log.used(t0 + W), 3, "the first answer left");
+        assert_eq!(log.free_at(t0 + W, 3, 0), t0 + Duration::from_secs(25));
+        assert_eq!(log.used(t0 + Duration::from_secs(25)), 1, "the seeded left");
     }
 
     #[test]
