@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::metrics::Scrape;
 use common::Harness;
 use graph_grpc_gateway::budget::{BudgetSettings, Rate};
 use graph_grpc_gateway::config::GraphTarget;
@@ -91,18 +92,16 @@ async fn a_write_whose_turn_is_past_its_deadline_is_refused_unsent_and_reads_sti
         .get_security_configuration_task(common::get(id))
         .await
         .expect("a read goes");
-    let metrics = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("graph_gateway_budget_refused_total{budget=\"writes\"} 1"),
+    let metrics = Scrape::get(&h.admin_url("/metrics")).await;
+    let writes = [("budget", "writes")];
+    assert_eq!(
+        metrics.value("graph_gateway_budget_refused_total", &writes),
+        Some(1.0),
         "{metrics}"
     );
-    assert!(
-        metrics.contains("graph_gateway_budget_tokens_left{budget=\"writes\"} 0"),
+    assert_eq!(
+        metrics.value("graph_gateway_budget_tokens_left", &writes),
+        Some(0.0),
         "{metrics}"
     );
     let ready = reqwest::get(h.admin_url("/readyz"))

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::metrics::Scrape;
 use common::{fault, get, without_retries, Harness};
 use graph_grpc_gateway::emulator::{seed, Fault, FaultBody};
 use graph_grpc_gateway::proto::v1::{
@@ -782,14 +783,13 @@ async fn unknown_enum_members_read_as_unspecified_and_are_counted() {
         .expect("OK")
         .into_inner();
     assert_eq!(got.status, 0);
-    let metrics = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains("graph_gateway_graph_unknown_enum_values_total{graph_type=\"deviceAppManagementTaskStatus\"} 1"),
+    let metrics = Scrape::get(&h.admin_url("/metrics")).await;
+    assert_eq!(
+        metrics.value(
+            "graph_gateway_graph_unknown_enum_values_total",
+            &[("graph_type", "deviceAppManagementTaskStatus")]
+        ),
+        Some(1.0),
         "{metrics}"
     );
 }

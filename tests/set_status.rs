@@ -6,6 +6,7 @@
 mod common;
 
 use common::logs::Logs;
+use common::metrics::Scrape;
 use common::{fault, without_retries, Harness};
 use graph_grpc_gateway::emulator::{seed, Fault, RecordedRequest};
 use graph_grpc_gateway::proto::v1::{
@@ -403,12 +404,17 @@ async fn the_note_is_in_no_log_line_and_the_audit_record_has_its_length() {
     );
     assert!(!text.contains(NOTE), "the note shows in the logs:\n{text}");
     // The metrics do not carry it either.
-    let metrics = reqwest::get(h.admin_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(metrics.contains("SetSecurityConfigurationTaskStatus"));
-    assert!(!metrics.contains(NOTE));
+    let metrics = Scrape::get(&h.admin_url("/metrics")).await;
+    assert_eq!(
+        metrics.value(
+            "graph_gateway_grpc_calls_total",
+            &[
+                ("rpc", "SetSecurityConfigurationTaskStatus"),
+                ("code", "OK")
+            ]
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(!metrics.text().contains(NOTE));
 }

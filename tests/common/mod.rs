@@ -133,6 +133,7 @@ pub mod audit_log;
 pub mod fake_cloud;
 pub mod issuer;
 pub mod logs;
+pub mod metrics;
 pub mod pki;
 pub mod process;
 pub mod redis;
