@@ -21,17 +21,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 fn rename(id: &str, name: String) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
-    tonic::Request::new(UpdateSecurityConfigurationTaskRequest {
-        security_configuration_task: Some(SecurityConfigurationTask {
-            id: id.into(),
-            display_name: Some(name),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["display_name".into()],
-        }),
-        ..Default::default()
-    })
+    tonic::Request::new(common::rename(id, &name, ""))
 }
 
 fn patches(h: &Harness) -> usize {

@@ -408,20 +408,6 @@ impl Outcomes {
     }
 }
 
-fn rename(id: &str, name: String) -> UpdateSecurityConfigurationTaskRequest {
-    UpdateSecurityConfigurationTaskRequest {
-        security_configuration_task: Some(SecurityConfigurationTask {
-            id: id.into(),
-            display_name: Some(name),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["display_name".into()],
-        }),
-        ..Default::default()
-    }
-}
-
 /// Updates `task` in a closed loop until `stop` turns true. A refused
 /// call is sent again after the `RetryInfo` delay, as a well-behaved client
 /// does.
@@ -437,7 +423,8 @@ async fn writer(
     let mut n = 0usize;
     while !*stop.borrow() {
         let deadline = DEADLINES[(i + n) % DEADLINES.len()];
-        let mut request = tonic::Request::new(rename(&task, format!("writer {i} call {n}")));
+        let mut request =
+            tonic::Request::new(common::rename(&task, &format!("writer {i} call {n}"), ""));
         request.set_timeout(deadline);
         n += 1;
         let sent = Instant::now();

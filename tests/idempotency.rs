@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{new_request_id, rename};
+
 use common::issuer::Issuer;
 use common::process::{serve_emulator, Running};
 use common::{config, Harness};
@@ -27,31 +29,12 @@ const RPC_UPDATE: &str = "UpdateSecurityConfigurationTask";
 /// Longer than anything the tests wait for; reaching it is a failure.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn rename(id: &str, name: &str, request_id: &str) -> UpdateSecurityConfigurationTaskRequest {
-    UpdateSecurityConfigurationTaskRequest {
-        security_configuration_task: Some(SecurityConfigurationTask {
-            id: id.into(),
-            display_name: Some(name.into()),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["display_name".into()],
-        }),
-        request_id: request_id.into(),
-        ..Default::default()
-    }
-}
-
 fn delete(id: &str, request_id: &str) -> DeleteSecurityConfigurationTaskRequest {
     DeleteSecurityConfigurationTaskRequest {
         id: id.into(),
         request_id: request_id.into(),
         ..Default::default()
     }
-}
-
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// The requests with `method` that reached Graph for the task `id`.

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{new_request_id, rename};
+
 use common::redis::RedisServer;
 use common::{config, connect, Client};
 use graph_grpc_gateway::budget::redis::{BudgetKey, RedisSettings, RedisStore};
@@ -126,25 +128,6 @@ async fn pair(em: &RunningEmulator, server: &RedisServer) -> (Replica, Replica) 
         replica(em, settings(server, None), window, true).await,
         replica(em, settings(server, None), window, true).await,
     )
-}
-
-fn rename(id: &str, name: &str, request_id: &str) -> UpdateSecurityConfigurationTaskRequest {
-    UpdateSecurityConfigurationTaskRequest {
-        security_configuration_task: Some(SecurityConfigurationTask {
-            id: id.into(),
-            display_name: Some(name.into()),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["display_name".into()],
-        }),
-        request_id: request_id.into(),
-        ..Default::default()
-    }
-}
-
-fn new_request_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }
 
 /// The PATCHes that reached Graph for the task `id`.

@@ -86,17 +86,7 @@ async fn plain_client(gw: &Gateway) -> Client {
 }
 
 fn rename(id: &str, name: &str) -> UpdateSecurityConfigurationTaskRequest {
-    UpdateSecurityConfigurationTaskRequest {
-        security_configuration_task: Some(SecurityConfigurationTask {
-            id: id.into(),
-            display_name: Some(name.into()),
-            ..Default::default()
-        }),
-        update_mask: Some(FieldMask {
-            paths: vec!["display_name".into()],
-        }),
-        ..Default::default()
-    }
+    common::rename(id, name, "")
 }
 
 fn with_bearer<T>(message: T, token: &str) -> Request<T> {

@@ -7,7 +7,10 @@ use graph_grpc_gateway::config::{Config, GraphTarget, Inbound, Retention};
 use graph_grpc_gateway::emulator::{Emulator, Fault, FaultBody};
 use graph_grpc_gateway::graph::{Admission, RetrySettings, StackSettings, DEFAULT_MAX_RETRY_AFTER};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
-use graph_grpc_gateway::proto::v1::GetSecurityConfigurationTaskRequest;
+use graph_grpc_gateway::proto::v1::{
+    GetSecurityConfigurationTaskRequest, SecurityConfigurationTask,
+    UpdateSecurityConfigurationTaskRequest,
+};
 use graph_grpc_gateway::server::Gateway;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +21,28 @@ pub type Client = SecurityConfigurationTaskServiceClient<Channel>;
 /// A Get of `id`.
 pub fn get(id: &str) -> GetSecurityConfigurationTaskRequest {
     GetSecurityConfigurationTaskRequest { id: id.into() }
+}
+
+/// An Update that renames `id` to `name` (mask `display_name`), under
+/// `request_id` (empty: none).
+pub fn rename(id: &str, name: &str, request_id: &str) -> UpdateSecurityConfigurationTaskRequest {
+    UpdateSecurityConfigurationTaskRequest {
+        security_configuration_task: Some(SecurityConfigurationTask {
+            id: id.into(),
+            display_name: Some(name.into()),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["display_name".into()],
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    }
+}
+
+/// A new AIP-155 `request_id`.
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// An emulator answer with `status` and Graph's error body.
