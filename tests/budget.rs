@@ -12,10 +12,7 @@ use graph_grpc_gateway::budget::{BudgetSettings, Rate};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::emulator::IntuneLimits;
-use graph_grpc_gateway::proto::v1::{
-    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
-};
-use prost_types::FieldMask;
+use graph_grpc_gateway::proto::v1::UpdateSecurityConfigurationTaskRequest;
 use std::time::Duration;
 use tonic::Code;
 use tonic_types::StatusExt;

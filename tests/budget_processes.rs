@@ -22,10 +22,6 @@ use common::redis::RedisServer;
 use graph_grpc_gateway::budget::redis::BudgetKey;
 use graph_grpc_gateway::emulator::{IntuneReport, IntuneUsage};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
-use graph_grpc_gateway::proto::v1::{
-    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
-};
-use prost_types::FieldMask;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;

@@ -11,12 +11,8 @@ use common::process::{serve_emulator, Running};
 use common::{config, Harness};
 use graph_grpc_gateway::config::{Callers, Config, GraphTarget, Inbound};
 use graph_grpc_gateway::emulator::{seed, Emulator, Fault, FaultBody};
-use graph_grpc_gateway::proto::v1::{
-    DeleteSecurityConfigurationTaskRequest, SecurityConfigurationTask,
-    UpdateSecurityConfigurationTaskRequest,
-};
+use graph_grpc_gateway::proto::v1::DeleteSecurityConfigurationTaskRequest;
 use graph_grpc_gateway::security::policy::Policy;
-use prost_types::FieldMask;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;

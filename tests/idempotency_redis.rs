@@ -18,12 +18,8 @@ use graph_grpc_gateway::graph::stack::SharedBudget;
 use graph_grpc_gateway::idempotency::{Begin, Fingerprint, Idempotency, Key, SharedStore};
 use graph_grpc_gateway::methods::Method;
 use graph_grpc_gateway::metrics::Metrics;
-use graph_grpc_gateway::proto::v1::{
-    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
-};
 use graph_grpc_gateway::secret::Secret;
 use graph_grpc_gateway::server::Gateway;
-use prost_types::FieldMask;
 use std::time::{Duration, Instant};
 use tonic::metadata::MetadataMap;
 use tonic::{Code, Status};

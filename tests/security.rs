@@ -12,13 +12,11 @@ use graph_grpc_gateway::config::{Callers, Config, GraphTarget, Inbound, Transpor
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::{
-    ListSecurityConfigurationTasksRequest, SecurityConfigurationTask,
-    UpdateSecurityConfigurationTaskRequest,
+    ListSecurityConfigurationTasksRequest, UpdateSecurityConfigurationTaskRequest,
 };
 use graph_grpc_gateway::security::policy::Policy;
 use graph_grpc_gateway::security::tls::{ClientAuth, TlsSettings};
 use graph_grpc_gateway::server::Gateway;
-use prost_types::FieldMask;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
