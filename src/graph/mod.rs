@@ -4,6 +4,7 @@
 //! rustls), and reads the answers into success bodies or [`GraphError`]s.
 
 pub mod auth;
+pub mod batch;
 pub mod body;
 mod error;
 pub mod stack;
