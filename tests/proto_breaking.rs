@@ -36,12 +36,12 @@ fn git(dir: &Path, args: &[&str]) {
 fn repository() -> TempDir {
     let dir = TempDir::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for file in [
-        "buf.yaml",
-        PROTO,
-        "proto/google/api/field_behavior.proto",
-        "scripts/proto-breaking.sh",
-    ] {
+    let mut files = vec![
+        "buf.yaml".to_owned(),
+        "scripts/proto-breaking.sh".to_owned(),
+    ];
+    files.extend(protos(root, Path::new("proto")));
+    for file in &files {
         let to = dir.0.join(file);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         std::fs::copy(root.join(file), &to).expect("copy");
@@ -49,6 +49,21 @@ fn repository() -> TempDir {
     git(&dir.0, &["init", "--quiet", "--initial-branch=main"]);
     commit(&dir.0, "the contract as released");
     dir
+}
+
+/// Every `.proto` under `dir` (relative to `root`), the contract's own and
+/// the vendored ones it imports.
+fn protos(root: &Path, dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(root.join(dir)).expect("read proto dir") {
+        let path = dir.join(entry.expect("entry").file_name());
+        if root.join(&path).is_dir() {
+            found.extend(protos(root, &path));
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            found.push(path.to_string_lossy().into_owned());
+        }
+    }
+    found
 }
 
 fn commit(dir: &Path, message: &str) {
