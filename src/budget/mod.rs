@@ -36,6 +36,7 @@ pub mod store;
 pub mod window;
 
 pub use rate::Rate;
+
 pub use store::{Answer, Limits, Store, StoreDown, Take, Used};
 
 use fair::{FairQueue, Place};
@@ -94,6 +95,40 @@ impl Lane {
             Self::Read => metrics::REQUESTS,
             Self::Write => metrics::WRITES,
         }
+    }
+}
+
+/// The tokens one Graph request takes: a read one request token, a write
+/// one of each, and a `$batch` as many as its items (Graph counts each
+/// item on its own; the envelope itself is not a request it meters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cost {
+    pub reads: u32,
+    pub writes: u32,
+}
+
+impl Cost {
+    pub fn for_method(method: &http::Method) -> Self {
+        Self::of(Lane::for_method(method))
+    }
+
+    pub fn of(lane: Lane) -> Self {
+        match lane {
+            Lane::Read => Self {
+                reads: 1,
+                writes: 0,
+            },
+            Lane::Write => Self {
+                reads: 0,
+                writes: 1,
+            },
+        }
+    }
+
+    /// One lane per token, writes first (the scarcer budget).
+    fn lanes(self) -> impl Iterator<Item = Lane> {
+        let writes = std::iter::repeat_n(Lane::Write, self.writes as usize);
+        writes.chain(std::iter::repeat_n(Lane::Read, self.reads as usize))
     }
 }
 
@@ -564,6 +599,48 @@ impl Budget {
                 })
             }
         }
+    }
+
+    /// Every token `cost` names, if each is free now (see
+    /// [`Budget::try_acquire`]); none are kept otherwise.
+    pub fn try_acquire_cost(&self, cost: Cost) -> Option<Vec<Grant>> {
+        let mut grants = Vec::with_capacity((cost.reads + cost.writes) as usize);
+        for lane in cost.lanes() {
+            match self.try_acquire(lane) {
+                Some(grant) => grants.push(grant),
+                None => {
+                    grants.into_iter().for_each(Grant::give_back);
+                    return None;
+                }
+            }
+        }
+        Some(grants)
+    }
+
+    /// Waits for every token `cost` names, one after another in the fair
+    /// queue, up to `deadline`. If one does not come in time, those already
+    /// taken go back unused.
+    pub async fn acquire_cost(
+        &self,
+        caller: &Caller,
+        cost: Cost,
+        deadline: Instant,
+    ) -> Result<Vec<Grant>, Exhausted> {
+        let mut grants = Vec::with_capacity((cost.reads + cost.writes) as usize);
+        for lane in cost.lanes() {
+            let grant = match self.try_acquire(lane) {
+                Some(grant) => Ok(grant),
+                None => self.acquire(caller, lane, deadline).await,
+            };
+            match grant {
+                Ok(grant) => grants.push(grant),
+                Err(e) => {
+                    grants.into_iter().for_each(Grant::give_back);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(grants)
     }
 
     /// Graph answered 429 to a request in `lane`: the budget is smaller

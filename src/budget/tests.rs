@@ -512,3 +512,47 @@ fn the_time_kept_for_the_request_is_a_fifth_of_what_is_left_within_bounds() {
     );
     assert_eq!(send_by(now, now + ms(5)), now + ms(5), "a deadline past");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_takes_a_token_per_item_and_keeps_none_it_cannot_use() {
+    let b = budget(3, 10);
+    let c = caller("a", 1);
+    let two_writes_a_read = Cost {
+        reads: 1,
+        writes: 2,
+    };
+    let grants = b
+        .acquire_cost(&c, two_writes_a_read, far())
+        .await
+        .expect("room for all three");
+    assert_eq!(grants.len(), 3);
+    b.refresh_metrics();
+    let text = b.inner.metrics.render();
+    assert!(
+        text.contains("graph_gateway_budget_tokens_left{budget=\"writes\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("graph_gateway_budget_tokens_left{budget=\"requests\"} 7"),
+        "{text}"
+    );
+    grants.into_iter().for_each(Grant::give_back);
+    // Five writes do not fit in three: refused, and the three it could
+    // have held stay free.
+    let five = Cost {
+        reads: 0,
+        writes: 5,
+    };
+    let t0 = Instant::now();
+    b.acquire_cost(&c, five, t0 + Duration::from_secs(1))
+        .await
+        .expect_err("more than the window holds");
+    assert!(b.try_acquire_cost(five).is_none());
+    let three = b
+        .try_acquire_cost(Cost {
+            reads: 0,
+            writes: 3,
+        })
+        .expect("nothing was kept by the refused batch");
+    assert_eq!(three.len(), 3);
+}

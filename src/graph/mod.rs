@@ -256,6 +256,7 @@ impl GraphClient {
         let deadline = ctx.deadline.map_or(own, |d| d.min(own));
         let method_name = method_name(&method);
         let resend = Resend::for_method(&method);
+        let cost = crate::budget::Cost::for_method(&method);
         let req = GraphRequest {
             method,
             url: Arc::new(url),
@@ -267,6 +268,7 @@ impl GraphClient {
             sent: ctx.sent.clone(),
             resend,
             caller: ctx.caller.clone(),
+            cost,
             grant: stack::GrantSlot::default(),
         };
         let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))

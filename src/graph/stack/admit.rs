@@ -62,20 +62,24 @@ impl Gate {
     }
 
     async fn admit(&self, req: &GraphRequest) -> Result<OwnedSemaphorePermit, GraphError> {
-        let lane = crate::budget::Lane::for_method(&req.method);
         let mut waiting = None;
-        if let Some(budget) = &self.budget {
-            let grant = match budget.try_acquire(lane) {
-                Some(grant) => grant,
-                None => {
-                    waiting = Some(self.enqueue()?);
-                    budget
-                        .acquire(&req.caller, lane, req.deadline)
-                        .await
-                        .map_err(GraphError::BudgetExhausted)?
-                }
-            };
-            req.grant.put(grant);
+        match &self.budget {
+            // Tokens the caller took itself (a batch's, item by item).
+            Some(_) if !req.grant.is_empty() => {}
+            Some(budget) => {
+                let grants = match budget.try_acquire_cost(req.cost) {
+                    Some(grants) => grants,
+                    None => {
+                        waiting = Some(self.enqueue()?);
+                        budget
+                            .acquire_cost(&req.caller, req.cost, req.deadline)
+                            .await
+                            .map_err(GraphError::BudgetExhausted)?
+                    }
+                };
+                req.grant.put(grants);
+            }
+            None => {}
         }
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
@@ -123,7 +127,7 @@ pub fn layer(
             // used it (no slot in time, no Entra token, a throttle pause):
             // the request was not sent, so the token frees at once.
             if let Some(unsent) = grant.take() {
-                unsent.give_back();
+                unsent.into_iter().for_each(crate::budget::Grant::give_back);
             }
             result
         }

@@ -5,7 +5,7 @@
 //! could not connect was never counted by Graph: its token goes back.
 
 use super::{GraphRequest, GraphService};
-use crate::budget::{Budget, Lane};
+use crate::budget::{Budget, Grant, Lane};
 use crate::graph::GraphError;
 use std::sync::Arc;
 use tower::ServiceExt;
@@ -16,10 +16,10 @@ pub fn layer(inner: GraphService, budget: Arc<Budget>) -> GraphService {
         let budget = budget.clone();
         async move {
             let lane = Lane::for_method(&req.method);
-            let grant = match req.grant.take() {
-                Some(grant) => grant,
+            let grants = match req.grant.take() {
+                Some(grants) => grants,
                 None => budget
-                    .acquire(&req.caller, lane, req.deadline)
+                    .acquire_cost(&req.caller, req.cost, req.deadline)
                     .await
                     .map_err(GraphError::BudgetExhausted)?,
             };
@@ -28,12 +28,12 @@ pub fn layer(inner: GraphService, budget: Arc<Budget>) -> GraphService {
                 Err(GraphError::Status(f)) if f.status == 429 => budget.throttled(lane),
                 // The attempt provably never left: Graph counted nothing.
                 Err(GraphError::Connect(_)) => {
-                    grant.give_back();
+                    grants.into_iter().for_each(Grant::give_back);
                     return result;
                 }
                 _ => {}
             }
-            drop(grant);
+            drop(grants);
             result
         }
     }))

@@ -54,29 +54,43 @@ pub struct GraphRequest {
     pub resend: Resend,
     /// Who the call is for, for a fair share of the budget.
     pub caller: crate::budget::Caller,
-    /// The budget token taken for the next attempt, handed from admission
-    /// to the attempt that uses it (retries take their own).
+    /// The budget tokens each attempt takes.
+    pub cost: crate::budget::Cost,
+    /// The budget tokens taken for the next attempt, handed from admission
+    /// (or from a caller that took them itself, as a batch does) to the
+    /// attempt that uses them; retries take their own.
     pub grant: GrantSlot,
 }
 
-/// A budget token on its way down the stack: shared by the clones of a
+/// Budget tokens on their way down the stack: shared by the clones of a
 /// request, taken once.
 #[derive(Debug, Clone, Default)]
-pub struct GrantSlot(Arc<std::sync::Mutex<Option<crate::budget::Grant>>>);
+pub struct GrantSlot(Arc<std::sync::Mutex<Vec<crate::budget::Grant>>>);
 
 impl GrantSlot {
-    pub fn put(&self, grant: crate::budget::Grant) {
+    pub fn put(&self, grants: Vec<crate::budget::Grant>) {
         *self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(grant);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = grants;
     }
 
-    pub fn take(&self) -> Option<crate::budget::Grant> {
+    /// The tokens, if any are here; the slot is empty afterwards.
+    pub fn take(&self) -> Option<Vec<crate::budget::Grant>> {
+        let grants = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        (!grants.is_empty()).then_some(grants)
+    }
+
+    fn is_empty(&self) -> bool {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
+            .is_empty()
     }
 }
 

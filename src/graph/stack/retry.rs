@@ -307,6 +307,7 @@ mod tests {
             sent: crate::graph::Sent::default(),
             resend,
             caller: Default::default(),
+            cost: crate::budget::Cost::default(),
             grant: Default::default(),
         };
         let result = svc.oneshot(req).await;
