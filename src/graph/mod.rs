@@ -5,11 +5,13 @@
 
 pub mod auth;
 pub mod batch;
+mod batching;
 pub mod body;
 mod error;
 pub mod stack;
 
 pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
+pub use batching::{ItemAnswer, CHUNKS_IN_FLIGHT};
 pub use error::{
     clip, parse_retry_after, AnswerTooLarge, GraphError, GraphFailure, Overload, MAX_MESSAGE_BYTES,
 };
@@ -93,6 +95,11 @@ pub struct GraphClient {
     /// Intune's budget, when on.
     pace: Option<Arc<crate::budget::Budget>>,
     metrics: Arc<Metrics>,
+    /// `{base}/$batch`.
+    batch_url: Arc<Url>,
+    /// How a batch's throttled items are sent again.
+    retry_settings: RetrySettings,
+    max_retry_after: Duration,
 }
 
 /// The HTTP client shared by Graph calls and token requests. `HTTPS_PROXY`,
@@ -158,6 +165,9 @@ impl GraphClient {
             call_timeout,
             gate,
             metrics,
+            batch_url: batching::batch_url(base_url),
+            retry_settings: settings.retry.clone(),
+            max_retry_after: settings.max_retry_after,
         }
     }
 
@@ -252,8 +262,7 @@ impl GraphClient {
         body: Option<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let own = Instant::now() + self.call_timeout;
-        let deadline = ctx.deadline.map_or(own, |d| d.min(own));
+        let deadline = self.deadline(ctx);
         let method_name = method_name(&method);
         let resend = Resend::for_method(&method);
         let cost = crate::budget::Cost::for_method(&method);
@@ -274,14 +283,16 @@ impl GraphClient {
         let result = tokio::time::timeout_at(deadline, self.stack.clone().oneshot(req))
             .await
             .unwrap_or(Err(GraphError::Timeout));
-        let status = match &result {
-            Ok(r) => Some(r.status),
-            Err(GraphError::Status(f)) => Some(f.status),
-            Err(GraphError::AnswerTooLarge(a)) => Some(a.status),
-            Err(_) => None,
-        };
-        self.metrics.graph_request(method_name, status);
+        self.metrics
+            .graph_request(method_name, answered_status(&result));
         result
+    }
+
+    /// When a call's Graph work must be over: the caller's deadline, or the
+    /// call timeout when that comes first.
+    fn deadline(&self, ctx: &CallContext) -> Instant {
+        let own = Instant::now() + self.call_timeout;
+        ctx.deadline.map_or(own, |d| d.min(own))
     }
 
     /// `POST /deviceAppManagement/deviceAppManagementTasks/{id}/updateStatus`
@@ -297,6 +308,16 @@ impl GraphClient {
     ) -> Result<GraphResponse, GraphError> {
         let url = with_path(&self.collection_url, &["/", id.as_str(), "/updateStatus"]);
         self.send(Method::POST, url, Some(body.into()), ctx).await
+    }
+}
+
+/// The HTTP status Graph answered, if it answered.
+fn answered_status(result: &Result<GraphResponse, GraphError>) -> Option<u16> {
+    match result {
+        Ok(r) => Some(r.status),
+        Err(GraphError::Status(f)) => Some(f.status),
+        Err(GraphError::AnswerTooLarge(a)) => Some(a.status),
+        Err(_) => None,
     }
 }
 
