@@ -13,9 +13,10 @@
 //!   backoff), while the call's deadline, the retry limit and the retry
 //!   budget allow. A 429 also lowers the budget's pace. An item whose time
 //!   runs out keeps its last answer, with the delay Graph asked for.
-//! - **An envelope that failed** is every item's failure, as if each had
+//! - **An envelope that failed** is every write's failure, as if each had
 //!   been sent alone: the stack has already retried what it safely could (a
-//!   `$batch` is a POST, sent again only if Graph did not take it). An answer
+//!   `$batch` is a POST, sent again only if Graph did not take it); its
+//!   reads are sent again, as a read alone would be. An answer
 //!   that cannot be trusted item by item ([`super::batch::EnvelopeError`])
 //!   leaves reads to be sent again and writes with an unknown outcome
 //!   ([`GraphError::Lost`]): the caller reads them back.
@@ -134,10 +135,19 @@ impl GraphClient {
                 }
                 Err(e) => {
                     for p in chunk.carried {
-                        answers[p.index] = Some(ItemAnswer {
-                            result: Err(e.clone()),
-                            sent: sent[p.index],
-                        });
+                        match self.again_after_envelope(&items[p.index], &e, p, deadline) {
+                            Some(at) => pending.push(Pending {
+                                at,
+                                tries: p.tries + 1,
+                                ..p
+                            }),
+                            None => {
+                                answers[p.index] = Some(ItemAnswer {
+                                    result: Err(e.clone()),
+                                    sent: sent[p.index],
+                                })
+                            }
+                        }
                     }
                 }
             }
@@ -199,6 +209,45 @@ impl GraphClient {
             _ => "batch_item_504",
         };
         self.withdraw_retry(reason).then_some(at)
+    }
+
+    /// When a read whose envelope failed should go again: reading again is
+    /// harmless, so after any failure another send may cure (the stack
+    /// sends a `$batch` again only when Graph did not take it), within the
+    /// same limits as a throttled item. A write keeps the envelope's
+    /// failure, and so does every item refused before it was sent.
+    fn again_after_envelope(
+        &self,
+        item: &Item,
+        error: &GraphError,
+        p: Pending,
+        deadline: Instant,
+    ) -> Option<Instant> {
+        if lane(item) != Lane::Read {
+            return None;
+        }
+        match error {
+            GraphError::Lost(_)
+            | GraphError::Timeout
+            | GraphError::Body(_)
+            | GraphError::Connect(_) => {}
+            GraphError::Status(f) if f.status >= 500 => {}
+            _ => return None,
+        }
+        let settings = &self.retry_settings;
+        if p.tries >= settings.max_retries {
+            self.metrics.retry_skipped("limit");
+            return None;
+        }
+        let at = Instant::now()
+            + settings
+                .base_delay
+                .saturating_mul(2u32.saturating_pow(p.tries));
+        if at >= deadline {
+            self.metrics.retry_skipped("deadline");
+            return None;
+        }
+        self.withdraw_retry("batch_envelope").then_some(at)
     }
 
     /// Takes the tokens `ready` needs (waiting only for the first), sends
