@@ -8,8 +8,7 @@ mod common;
 
 use graph_grpc_gateway::budget::{BudgetSettings, Rate};
 use graph_grpc_gateway::emulator::{
-    seed, Emulator, EmulatorOptions, Fault, FaultBody, RequestKind, RunningEmulator,
-    ScriptedFault,
+    seed, Emulator, EmulatorOptions, Fault, FaultBody, RequestKind, RunningEmulator, ScriptedFault,
 };
 use graph_grpc_gateway::graph::batch::Item;
 use graph_grpc_gateway::graph::{
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 async fn emulator(tasks: usize) -> (RunningEmulator, Vec<String>) {
-    let running = Emulator::with_options(EmulatorOptions::default())
+    let running = Emulator::with_options(EmulatorOptions::default().with_record_requests(true))
         .spawn(common::loopback())
         .await
         .expect("emulator");
@@ -39,7 +38,10 @@ async fn emulator(tasks: usize) -> (RunningEmulator, Vec<String>) {
     (running, ids)
 }
 
-fn client(running: &RunningEmulator, budget: Option<BudgetSettings>) -> (GraphClient, Arc<Metrics>) {
+fn client(
+    running: &RunningEmulator,
+    budget: Option<BudgetSettings>,
+) -> (GraphClient, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
     let mut settings = common::fast_retries();
     settings.budget = budget;
@@ -79,7 +81,11 @@ fn rename(id: &str, name: &str) -> Item {
     Item {
         method: http::Method::PATCH,
         url: url(id),
-        body: Some(serde_json::to_vec(&json!({"displayName": name})).expect("json").into()),
+        body: Some(
+            serde_json::to_vec(&json!({"displayName": name}))
+                .expect("json")
+                .into(),
+        ),
     }
 }
 
@@ -124,12 +130,13 @@ async fn throttled_items_go_again_after_their_own_retry_after_and_failures_stay_
     let (client, metrics) = client(&running, None);
     // The first five items the emulator runs are throttled; then one is
     // not found.
-    let mut faults: Vec<ScriptedFault> = (0..5)
-        .map(|_| Fault::throttled("0.05").into())
-        .collect();
+    let mut faults: Vec<ScriptedFault> = (0..5).map(|_| Fault::throttled("0.05").into()).collect();
     faults.push(Fault::new(404).into());
     running.emulator.push_faults(faults);
-    let items: Vec<Item> = ids.iter().map(|id| rename(id, "renamed in a batch")).collect();
+    let items: Vec<Item> = ids
+        .iter()
+        .map(|id| rename(id, "renamed in a batch"))
+        .collect();
     let answers = client.batch(&items, &ctx()).await;
     let failed: Vec<(usize, u16)> = answers
         .iter()
@@ -240,6 +247,9 @@ async fn each_item_takes_its_own_budget_token_and_a_batch_goes_at_the_budgets_pa
                 .unwrap_or(0)
         })
         .collect();
-    assert!(sizes.iter().all(|n| *n <= 5), "never more than the window: {sizes:?}");
+    assert!(
+        sizes.iter().all(|n| *n <= 5),
+        "never more than the window: {sizes:?}"
+    );
     assert_eq!(sizes.iter().sum::<usize>(), 8);
 }
