@@ -15,6 +15,7 @@ pub enum Method {
     Create,
     Delete,
     SetStatus,
+    BatchGet,
 }
 
 /// A row of the table.
@@ -27,7 +28,7 @@ struct Row {
     mutating: bool,
 }
 
-const TABLE: [Row; 6] = [
+const TABLE: [Row; 7] = [
     Row {
         method: Method::Get,
         name: "GetSecurityConfigurationTask",
@@ -58,6 +59,11 @@ const TABLE: [Row; 6] = [
         name: "SetSecurityConfigurationTaskStatus",
         mutating: true,
     },
+    Row {
+        method: Method::BatchGet,
+        name: "BatchGetSecurityConfigurationTasks",
+        mutating: false,
+    },
 ];
 
 /// The service's full gRPC name, from the generated code.
@@ -65,13 +71,14 @@ pub const SERVICE: &str = SERVICE_NAME;
 
 impl Method {
     /// Every method, in the table's order.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         TABLE[0].method,
         TABLE[1].method,
         TABLE[2].method,
         TABLE[3].method,
         TABLE[4].method,
         TABLE[5].method,
+        TABLE[6].method,
     ];
 
     fn row(self) -> &'static Row {

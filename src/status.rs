@@ -46,6 +46,15 @@ pub enum CallError {
     },
     /// A create or a delete whose outcome the gateway cannot report.
     WriteLost(WriteLost),
+    /// One item of a batch call failed: `field[index]`, naming the task
+    /// `id`. Its status is the item's own, as a call for it alone would have
+    /// been answered, with the item named in the message.
+    Item {
+        field: &'static str,
+        index: usize,
+        id: String,
+        error: Box<CallError>,
+    },
 }
 
 /// Why a write other than an update ended without the gateway knowing
@@ -246,6 +255,20 @@ impl CallError {
                 )
             }
             Self::WriteLost(lost) => write_lost(lost),
+            Self::Item {
+                field,
+                index,
+                id,
+                error,
+            } => {
+                let item = error.to_status();
+                Status::with_details_and_metadata(
+                    item.code(),
+                    format!("{field}[{index}] ({id}): {}", item.message()),
+                    item.details().to_vec().into(),
+                    item.metadata().clone(),
+                )
+            }
             Self::Answer {
                 error,
                 request_id,
@@ -309,6 +332,7 @@ impl CallError {
             Self::WriteLost(
                 WriteLost::CreateUnknown { write } | WriteLost::DeleteUnknown { write, .. },
             ) => write.request_id(),
+            Self::Item { error, .. } => error.request_id(),
             _ => None,
         }
     }

@@ -1,6 +1,7 @@
 //! The gRPC service: validate, translate, call Graph, map back.
 
 mod abandon;
+mod batch_get;
 mod call;
 mod create;
 mod delete;
@@ -18,6 +19,7 @@ use crate::methods::Method;
 use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
 use crate::proto::v1::{
+    BatchGetSecurityConfigurationTasksRequest, BatchGetSecurityConfigurationTasksResponse,
     CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
     GetSecurityConfigurationTaskRequest, ListSecurityConfigurationTasksRequest,
     ListSecurityConfigurationTasksResponse, SecurityConfigurationTask,
@@ -169,6 +171,16 @@ impl SecurityConfigurationTaskService for TaskService {
         let call = Call::start(Method::Get.name(), &request);
         let ctx = call.ctx.clone();
         self.run(call, self.get(&ctx, request.get_ref())).await
+    }
+
+    async fn batch_get_security_configuration_tasks(
+        &self,
+        request: Request<BatchGetSecurityConfigurationTasksRequest>,
+    ) -> Result<Response<BatchGetSecurityConfigurationTasksResponse>, Status> {
+        let call = Call::start(Method::BatchGet.name(), &request);
+        let ctx = call.ctx.clone();
+        self.run(call, self.batch_get(&ctx, request.get_ref()))
+            .await
     }
 
     async fn list_security_configuration_tasks(

@@ -2,6 +2,7 @@
 //! its inputs, so it is tested exhaustively without a network.
 
 mod apply;
+pub mod batch;
 mod confirm;
 pub mod create;
 pub mod enums;
@@ -19,6 +20,7 @@ pub mod update;
 mod tests;
 
 pub use apply::apply_change;
+pub use batch::{batch_ids, MAX_BATCH_IDS};
 pub use confirm::holds_patch;
 pub use create::{create_request, created_task, CreateRequest};
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
