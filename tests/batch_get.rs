@@ -121,14 +121,7 @@ async fn bad_ids_are_named_and_nothing_is_sent() {
     for (ask, fields) in cases {
         let status = refused(&mut h.client, &ask).await;
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        let named: Vec<String> = status
-            .get_details_bad_request()
-            .expect("BadRequest")
-            .field_violations
-            .into_iter()
-            .map(|v| v.field)
-            .collect();
-        assert_eq!(named, fields);
+        assert_eq!(common::violated_fields(&status), fields);
     }
     assert_eq!(h.emulator().received(), before, "nothing reached Graph");
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{new_request_id, rename};
+use common::{new_request_id, reason, rename, replayed};
 
 use common::issuer::Issuer;
 use common::process::{serve_emulator, Running};
@@ -16,8 +16,8 @@ use graph_grpc_gateway::security::policy::Policy;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::{Code, Request, Status};
+use tonic::metadata::MetadataValue;
+use tonic::{Code, Request};
 use tonic_types::StatusExt;
 
 const RPC_UPDATE: &str = "UpdateSecurityConfigurationTask";
@@ -40,17 +40,6 @@ fn sent(emulator: &Emulator, method: &str, id: &str) -> usize {
         .iter()
         .filter(|r| r.method == method && r.path_and_query.contains(id))
         .count()
-}
-
-fn replayed(md: &MetadataMap) -> Option<&str> {
-    md.get("idempotent-replay").and_then(|v| v.to_str().ok())
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 /// The value of the metric line starting with `series` (name and labels).

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{new_request_id, rename};
+use common::{new_request_id, reason, rename, replayed};
 
 use common::redis::RedisServer;
 use common::{config, connect, Client};
@@ -21,9 +21,7 @@ use graph_grpc_gateway::metrics::Metrics;
 use graph_grpc_gateway::secret::Secret;
 use graph_grpc_gateway::server::Gateway;
 use std::time::{Duration, Instant};
-use tonic::metadata::MetadataMap;
-use tonic::{Code, Status};
-use tonic_types::StatusExt;
+use tonic::Code;
 
 /// Longer than anything the tests wait for; reaching it is a failure.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -133,17 +131,6 @@ fn patches(em: &RunningEmulator, id: &str) -> usize {
         .iter()
         .filter(|r| r.method == "PATCH" && r.path_and_query.contains(id))
         .count()
-}
-
-fn replayed(md: &MetadataMap) -> Option<&str> {
-    md.get("idempotent-replay").and_then(|v| v.to_str().ok())
-}
-
-fn reason(status: &Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 async fn raw(server: &RedisServer, password: Option<&str>) -> redis::aio::MultiplexedConnection {

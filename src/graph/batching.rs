@@ -118,36 +118,14 @@ impl GraphClient {
             match chunk.answer {
                 Ok(results) => {
                     for (p, result) in chunk.carried.into_iter().zip(results) {
-                        match self.again(&items[p.index], &result, p, deadline) {
-                            Some(at) => pending.push(Pending {
-                                at,
-                                tries: p.tries + 1,
-                                ..p
-                            }),
-                            None => {
-                                answers[p.index] = Some(ItemAnswer {
-                                    result,
-                                    sent: sent[p.index],
-                                })
-                            }
-                        }
+                        let again = self.again(&items[p.index], &result, p, deadline);
+                        settle(&mut pending, &mut answers, &sent, p, again, result);
                     }
                 }
                 Err(e) => {
                     for p in chunk.carried {
-                        match self.again_after_envelope(&items[p.index], &e, p, deadline) {
-                            Some(at) => pending.push(Pending {
-                                at,
-                                tries: p.tries + 1,
-                                ..p
-                            }),
-                            None => {
-                                answers[p.index] = Some(ItemAnswer {
-                                    result: Err(e.clone()),
-                                    sent: sent[p.index],
-                                })
-                            }
-                        }
+                        let again = self.again_after_envelope(&items[p.index], &e, p, deadline);
+                        settle(&mut pending, &mut answers, &sent, p, again, Err(e.clone()));
                     }
                 }
             }
@@ -389,6 +367,31 @@ impl GraphClient {
                     })
                     .collect())
             }
+        }
+    }
+}
+
+/// An item's answer is final unless it goes `again` (at that time): then
+/// it waits in `pending` for a later chunk.
+fn settle(
+    pending: &mut Vec<Pending>,
+    answers: &mut [Option<ItemAnswer>],
+    sent: &[bool],
+    p: Pending,
+    again: Option<Instant>,
+    result: Result<GraphResponse, GraphError>,
+) {
+    match again {
+        Some(at) => pending.push(Pending {
+            at,
+            tries: p.tries + 1,
+            ..p
+        }),
+        None => {
+            answers[p.index] = Some(ItemAnswer {
+                result,
+                sent: sent[p.index],
+            })
         }
     }
 }

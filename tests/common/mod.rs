@@ -40,6 +40,32 @@ pub fn rename(id: &str, name: &str, request_id: &str) -> UpdateSecurityConfigura
     }
 }
 
+/// The `ErrorInfo` reason of a failed call (empty without one).
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+/// The fields a `BadRequest` detail names, in its order.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
+/// The `idempotent-replay` response metadata, when set.
+pub fn replayed(md: &tonic::metadata::MetadataMap) -> Option<&str> {
+    md.get("idempotent-replay").and_then(|v| v.to_str().ok())
+}
+
 /// A new AIP-155 `request_id`.
 pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
