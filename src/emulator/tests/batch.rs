@@ -9,7 +9,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{expect_error, json, start, start_with, Harness, COLLECTION, GRAPH_SCOPE};
+use super::{expect_error, json, start, start_with, Harness, COLLECTION};
 use crate::emulator::{
     seed, Chaos, Emulator, EmulatorOptions, Fault, IntuneLimits, RequestKind, ScriptedFault,
 };
@@ -342,25 +342,6 @@ async fn chaos_draws_once_per_item_never_for_the_envelope() {
 const CONTOSO: &str = "contoso.onmicrosoft.com";
 const APP_A: &str = "aaaaaaaa-0000-0000-0000-00000000000a";
 
-async fn token_for(h: &Harness, tenant: &str, client_id: &str) -> String {
-    let response = h
-        .request_token(
-            tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("scope", GRAPH_SCOPE),
-                ("client_secret", "s3cret~value"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    json(response).await["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
-}
-
 /// `n` PATCH items of the sample task, ids `1..=n`.
 fn writes(n: usize) -> Value {
     envelope(
@@ -378,7 +359,7 @@ async fn intune_limits_count_each_item_and_not_the_envelope() {
             .with_intune_limits(IntuneLimits::scaled(1.0)),
     ))
     .await;
-    let token = token_for(&h, CONTOSO, APP_A).await;
+    let token = h.token_for_app(CONTOSO, APP_A).await;
     // 95 writes in five batches: all admitted.
     for size in [20, 20, 20, 20, 15] {
         let answers = responses(h.batch_as(&writes(size), &token).await).await;
@@ -424,7 +405,7 @@ async fn the_envelopes_bearer_authorises_its_items() {
         "InvalidAuthenticationToken",
     )
     .await;
-    let token = token_for(&h, CONTOSO, APP_A).await;
+    let token = h.token_for_app(CONTOSO, APP_A).await;
     let answers = responses(h.batch_as(&batch, &token).await).await;
     assert_eq!(item(&answers, "1")["status"], 200);
     let log = h.emulator().requests();

@@ -7,7 +7,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{expect_error, json, start_with, Harness, GRAPH_SCOPE};
+use super::{expect_error, json, start_with, Harness};
 use crate::emulator::{seed, Emulator, EmulatorOptions, IntuneLimits, ANONYMOUS_APP};
 
 const CONTOSO: &str = "contoso.onmicrosoft.com";
@@ -24,26 +24,6 @@ async fn limited(scale: f64) -> Harness {
             .with_intune_limits(IntuneLimits::scaled(scale)),
     ))
     .await
-}
-
-/// A token for `client_id` in `tenant`.
-async fn token_for(h: &Harness, tenant: &str, client_id: &str) -> String {
-    let response = h
-        .request_token(
-            tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", client_id),
-                ("scope", GRAPH_SCOPE),
-                ("client_secret", "s3cret~value"),
-            ],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    json(response).await["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
 }
 
 /// A PATCH of the sample task, with `token` when given.
@@ -105,7 +85,7 @@ fn usage<'a>(report: &'a Value, tenant: &str, app: &str) -> &'a Value {
 #[tokio::test]
 async fn writes_past_the_app_limit_get_429_with_a_fractional_retry_after_reads_pass_until_1000() {
     let h = limited(1.0).await;
-    let token = token_for(&h, CONTOSO, APP_A).await;
+    let token = h.token_for_app(CONTOSO, APP_A).await;
     for i in 0..100 {
         let answer = write(&h, Some(&token), &format!("write {i}")).await;
         assert!(
@@ -175,10 +155,10 @@ async fn writes_past_the_app_limit_get_429_with_a_fractional_retry_after_reads_p
 #[tokio::test]
 async fn two_apps_each_get_their_own_100_writes_and_the_tenant_caps_them_at_200() {
     let h = limited(1.0).await;
-    let a = token_for(&h, CONTOSO, APP_A).await;
-    let b = token_for(&h, CONTOSO, APP_B).await;
-    let c = token_for(&h, CONTOSO, APP_C).await;
-    let elsewhere = token_for(&h, FABRIKAM, APP_A).await;
+    let a = h.token_for_app(CONTOSO, APP_A).await;
+    let b = h.token_for_app(CONTOSO, APP_B).await;
+    let c = h.token_for_app(CONTOSO, APP_C).await;
+    let elsewhere = h.token_for_app(FABRIKAM, APP_A).await;
     for (app, token) in [(APP_A, &a), (APP_B, &b)] {
         for i in 0..100 {
             let answer = write(&h, Some(token), app).await;
@@ -260,7 +240,7 @@ async fn the_window_slides_a_write_is_admitted_once_the_retry_after_has_passed()
 #[tokio::test]
 async fn the_token_endpoint_control_routes_and_refused_bearers_do_not_count() {
     let h = limited(1.0).await;
-    let token = token_for(&h, CONTOSO, APP_A).await;
+    let token = h.token_for_app(CONTOSO, APP_A).await;
     for i in 0..99 {
         assert!(
             write(&h, Some(&token), "w").await.status().is_success(),
@@ -270,7 +250,7 @@ async fn the_token_endpoint_control_routes_and_refused_bearers_do_not_count() {
     // None of these is a Graph request Intune's limits meter: 20 token
     // requests, control routes (writes among them), requests refused 401.
     for _ in 0..20 {
-        token_for(&h, CONTOSO, APP_A).await;
+        h.token_for_app(CONTOSO, APP_A).await;
     }
     for _ in 0..5 {
         let queued = h
@@ -365,7 +345,7 @@ async fn put_options_turns_the_limits_on_and_refuses_nonsense_scales() {
 #[tokio::test]
 async fn items_admitted_one_by_one_share_the_windows_of_graph_requests() {
     let h = limited(1.0).await;
-    let token = token_for(&h, CONTOSO, APP_A).await;
+    let token = h.token_for_app(CONTOSO, APP_A).await;
     // What a `$batch` route does for each inner write.
     for i in 0..100 {
         assert_eq!(

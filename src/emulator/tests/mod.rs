@@ -87,6 +87,27 @@ impl Harness {
             .expect("token request")
     }
 
+    /// An access token for the app `client_id` in `tenant`, by client
+    /// secret.
+    pub async fn token_for_app(&self, tenant: &str, client_id: &str) -> String {
+        let response = self
+            .request_token(
+                tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("scope", GRAPH_SCOPE),
+                    ("client_secret", "s3cret~value"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        json(response).await["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+
     /// An access token for `tenant`, by client secret.
     pub async fn token(&self, tenant: &str) -> String {
         let response = self.request_token(tenant, &secret_form()).await;
