@@ -25,6 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Every method a server does not implement answers UNIMPLEMENTED, so
         // a partial server (the load tool's floor) need not spell them out.
         .generate_default_stubs(true)
+        // google.rpc.Status (a batch's failed items) is tonic-types' own, so
+        // a status built for a single call's details is the same type.
+        .extern_path(".google.rpc.Status", "::tonic_types::Status")
         .compile_fds(fds)?;
     Ok(())
 }
