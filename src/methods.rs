@@ -16,6 +16,8 @@ pub enum Method {
     Delete,
     SetStatus,
     BatchGet,
+    BatchUpdate,
+    BatchSetStatus,
 }
 
 /// A row of the table.
@@ -28,7 +30,7 @@ struct Row {
     mutating: bool,
 }
 
-const TABLE: [Row; 7] = [
+const TABLE: [Row; 9] = [
     Row {
         method: Method::Get,
         name: "GetSecurityConfigurationTask",
@@ -64,14 +66,30 @@ const TABLE: [Row; 7] = [
         name: "BatchGetSecurityConfigurationTasks",
         mutating: false,
     },
+    Row {
+        method: Method::BatchUpdate,
+        name: "BatchUpdateSecurityConfigurationTasks",
+        mutating: true,
+    },
+    Row {
+        method: Method::BatchSetStatus,
+        name: "BatchSetSecurityConfigurationTaskStatus",
+        mutating: true,
+    },
 ];
+
+/// A set of methods, one bit each (as [`Method::bit`] places them).
+pub(crate) type MethodSet = u16;
+
+// Every method needs a bit of the set.
+const _: () = assert!(Method::ALL.len() <= MethodSet::BITS as usize);
 
 /// The service's full gRPC name, from the generated code.
 pub const SERVICE: &str = SERVICE_NAME;
 
 impl Method {
     /// Every method, in the table's order.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 9] = [
         TABLE[0].method,
         TABLE[1].method,
         TABLE[2].method,
@@ -79,6 +97,8 @@ impl Method {
         TABLE[4].method,
         TABLE[5].method,
         TABLE[6].method,
+        TABLE[7].method,
+        TABLE[8].method,
     ];
 
     fn row(self) -> &'static Row {
@@ -109,8 +129,8 @@ impl Method {
     }
 
     /// The method's bit in a caller's set of allowed methods.
-    pub(crate) fn bit(self) -> u8 {
-        1 << (self as u8)
+    pub(crate) fn bit(self) -> MethodSet {
+        1 << (self as u32)
     }
 }
 
@@ -119,6 +139,15 @@ mod tests {
     use super::*;
     use crate::proto::FILE_DESCRIPTOR_SET;
     use prost::Message;
+
+    #[test]
+    fn every_method_has_a_bit_of_its_own() {
+        let all = Method::ALL.iter().fold(0 as MethodSet, |set, m| {
+            assert_eq!(set & m.bit(), 0, "{m:?}");
+            set | m.bit()
+        });
+        assert_eq!(all.count_ones() as usize, Method::ALL.len());
+    }
 
     #[test]
     fn the_table_is_in_declaration_order() {
@@ -184,7 +213,9 @@ mod tests {
                 Method::Update,
                 Method::Create,
                 Method::Delete,
-                Method::SetStatus
+                Method::SetStatus,
+                Method::BatchUpdate,
+                Method::BatchSetStatus
             ]
         );
     }

@@ -11,7 +11,7 @@
 //! valid metadata): an entry it refuses is never replayed (see `shared.rs`).
 //! Decoding never panics.
 
-use super::{Answer, Audited, Remembered};
+use super::{Answer, Audited, AuditedItem, Remembered};
 use crate::audit::Outcome;
 use crate::translate::enums::STATUS;
 use bytes::Bytes;
@@ -60,6 +60,18 @@ struct Wire {
     status_member: Option<String>,
     #[prost(uint64, optional, tag = "12")]
     note_bytes: Option<u64>,
+    /// A batch call's items, in request order.
+    #[prost(message, repeated, tag = "13")]
+    items: Vec<ItemWire>,
+}
+
+/// What one item of a batch call did, and its code.
+#[derive(Clone, PartialEq, Message)]
+struct ItemWire {
+    #[prost(string, tag = "1")]
+    outcome: String,
+    #[prost(int32, tag = "2")]
+    code: i32,
 }
 
 /// One metadata entry of a status; a `-bin` key's value is the raw bytes.
@@ -82,6 +94,15 @@ pub fn encode(remembered: &Remembered) -> Vec<u8> {
             .audited
             .note_bytes
             .map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
+        items: remembered
+            .audited
+            .items
+            .iter()
+            .map(|item| ItemWire {
+                outcome: item.outcome.as_str().to_owned(),
+                code: item.code as i32,
+            })
+            .collect(),
         ..Wire::default()
     };
     match &remembered.answer {
@@ -119,6 +140,19 @@ pub fn decode(bytes: &[u8]) -> Result<Remembered, Undecodable> {
         return Err(Undecodable("the check does not match"));
     }
     let wire = Wire::decode(body).map_err(|_| Undecodable("not the entry's message"))?;
+    let items = wire
+        .items
+        .iter()
+        .map(|item| {
+            Ok(AuditedItem {
+                outcome: outcome(&item.outcome).ok_or(Undecodable("unknown item outcome"))?,
+                code: match item.code {
+                    0..=16 => Code::from_i32(item.code),
+                    _ => return Err(Undecodable("item code out of range")),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let outcome = outcome(&wire.outcome).ok_or(Undecodable("unknown outcome"))?;
     let status = match wire.status_member.as_deref() {
         None => None,
@@ -163,6 +197,7 @@ pub fn decode(bytes: &[u8]) -> Result<Remembered, Undecodable> {
             fields: wire.fields,
             status,
             note_bytes,
+            items,
         },
     })
 }

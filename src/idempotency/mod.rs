@@ -146,6 +146,16 @@ pub struct Audited {
     pub status: Option<&'static str>,
     /// The note's length in bytes (SetStatus).
     pub note_bytes: Option<usize>,
+    /// A batch call's items, in request order: what each did and was
+    /// answered, so a replay writes the same record for each.
+    pub items: Vec<AuditedItem>,
+}
+
+/// What one item of a batch call did at Graph, and its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditedItem {
+    pub outcome: Outcome,
+    pub code: tonic::Code,
 }
 
 /// What to do with a call that carries a `request_id`.

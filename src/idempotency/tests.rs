@@ -359,6 +359,16 @@ fn every_field() -> Remembered {
             fields: "display_name,status".into(),
             status: Some(crate::translate::enums::STATUS.members[1]),
             note_bytes: Some(42),
+            items: vec![
+                super::AuditedItem {
+                    outcome: Outcome::Applied,
+                    code: tonic::Code::Ok,
+                },
+                super::AuditedItem {
+                    outcome: Outcome::Unknown,
+                    code: tonic::Code::Unavailable,
+                },
+            ],
         },
     }
 }

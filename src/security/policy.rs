@@ -43,7 +43,7 @@ pub use crate::methods::Method;
 #[derive(Debug)]
 pub struct Caller {
     pub name: Arc<str>,
-    methods: u8,
+    methods: crate::methods::MethodSet,
     bucket: Option<Bucket>,
     /// Its share of the Graph budget against other waiting callers.
     pub weight: u32,
@@ -209,7 +209,7 @@ impl Policy {
                     Err(e) => problems.push(format!("{at}: {e}")),
                 }
             }
-            let mut methods = 0;
+            let mut methods: crate::methods::MethodSet = 0;
             for rpc in &c.rpcs {
                 if rpc == "*" {
                     methods = Method::ALL.iter().fold(0, |m, r| m | r.bit());

@@ -6,9 +6,10 @@
 //! the batch (see `graph::batching`).
 
 use super::call::Outcome;
+use super::write::read_item;
 use super::TaskService;
 use crate::graph::batch::Item;
-use crate::graph::{CallContext, COLLECTION_PATH};
+use crate::graph::CallContext;
 use crate::proto::v1::{
     BatchGetSecurityConfigurationTasksRequest, BatchGetSecurityConfigurationTasksResponse,
 };
@@ -22,14 +23,7 @@ impl TaskService {
         req: &BatchGetSecurityConfigurationTasksRequest,
     ) -> Outcome<BatchGetSecurityConfigurationTasksResponse> {
         let ids = translate::batch_ids(&req.ids)?;
-        let items: Vec<Item> = ids
-            .iter()
-            .map(|id| Item {
-                method: http::Method::GET,
-                url: format!("{COLLECTION_PATH}/{}", id.as_str()),
-                body: None,
-            })
-            .collect();
+        let items: Vec<Item> = ids.iter().map(read_item).collect();
         let answers = self.graph.batch(&items, ctx).await;
         let mut tasks = Vec::with_capacity(answers.len());
         let mut request_id = None;

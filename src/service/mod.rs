@@ -2,6 +2,9 @@
 
 mod abandon;
 mod batch_get;
+mod batch_set_status;
+mod batch_update;
+mod batch_write;
 mod call;
 mod create;
 mod delete;
@@ -20,10 +23,13 @@ use crate::metrics::Metrics;
 use crate::proto::v1::security_configuration_task_service_server::SecurityConfigurationTaskService;
 use crate::proto::v1::{
     BatchGetSecurityConfigurationTasksRequest, BatchGetSecurityConfigurationTasksResponse,
-    CreateSecurityConfigurationTaskRequest, DeleteSecurityConfigurationTaskRequest,
-    GetSecurityConfigurationTaskRequest, ListSecurityConfigurationTasksRequest,
-    ListSecurityConfigurationTasksResponse, SecurityConfigurationTask,
-    SetSecurityConfigurationTaskStatusRequest, UpdateSecurityConfigurationTaskRequest,
+    BatchSetSecurityConfigurationTaskStatusRequest,
+    BatchSetSecurityConfigurationTaskStatusResponse, BatchUpdateSecurityConfigurationTasksRequest,
+    BatchUpdateSecurityConfigurationTasksResponse, CreateSecurityConfigurationTaskRequest,
+    DeleteSecurityConfigurationTaskRequest, GetSecurityConfigurationTaskRequest,
+    ListSecurityConfigurationTasksRequest, ListSecurityConfigurationTasksResponse,
+    SecurityConfigurationTask, SetSecurityConfigurationTaskStatusRequest,
+    UpdateSecurityConfigurationTaskRequest,
 };
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
@@ -222,6 +228,26 @@ impl SecurityConfigurationTaskService for TaskService {
     ) -> Result<Response<SecurityConfigurationTask>, Status> {
         self.mutate(request, |s, ctx, req, p| {
             Box::pin(s.set_status(ctx, req, p))
+        })
+        .await
+    }
+
+    async fn batch_update_security_configuration_tasks(
+        &self,
+        request: Request<BatchUpdateSecurityConfigurationTasksRequest>,
+    ) -> Result<Response<BatchUpdateSecurityConfigurationTasksResponse>, Status> {
+        self.mutate(request, |s, ctx, req, p| {
+            Box::pin(s.batch_update(ctx, req, p))
+        })
+        .await
+    }
+
+    async fn batch_set_security_configuration_task_status(
+        &self,
+        request: Request<BatchSetSecurityConfigurationTaskStatusRequest>,
+    ) -> Result<Response<BatchSetSecurityConfigurationTaskStatusResponse>, Status> {
+        self.mutate(request, |s, ctx, req, p| {
+            Box::pin(s.batch_set_status(ctx, req, p))
         })
         .await
     }

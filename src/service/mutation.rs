@@ -12,14 +12,14 @@ use super::record::{Audit, Progress};
 use super::TaskService;
 use crate::audit;
 use crate::graph::{CallContext, Sent};
-use crate::idempotency::{Audited, Begin, Key, Lease, Remembered};
+use crate::idempotency::{Audited, AuditedItem, Begin, Key, Lease, Remembered};
 use crate::methods::Method;
 use crate::security::access::Admitted;
 use crate::status;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 use tracing::Instrument;
 
 /// What the shared path needs to know of a mutating request.
@@ -35,13 +35,29 @@ pub trait MutatingRequest: prost::Message + Default + Send + Sync + 'static {
     /// The request with its `request_id` cleared: what its fingerprint is
     /// taken of.
     fn without_request_id(&self) -> Self;
+    /// A batch's items, by the task each names, in order: each gets an
+    /// audit record of its own. Empty for a call on one task.
+    fn item_task_ids(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// Implements [`MutatingRequest`] for a request message with `request_id`
-/// and `validate_only` fields; `$task` reads the task id it names. Each
-/// operation's file invokes it for its request.
+/// and `validate_only` fields; `$task` reads the task id it names. For a
+/// batch (`batch` first), `$task` reads the task id of one of its
+/// `requests`. Each operation's file invokes it for its request.
 macro_rules! mutating_request {
+    (batch $request:ty, $method:expr, |$item:ident| $task:expr) => {
+        $crate::service::mutation::mutating_request!(@impl $request, $method, |_r| "", {
+            fn item_task_ids(&self) -> Vec<&str> {
+                self.requests.iter().map(|$item| $task).collect()
+            }
+        });
+    };
     ($request:ty, $method:expr, |$r:ident| $task:expr) => {
+        $crate::service::mutation::mutating_request!(@impl $request, $method, |$r| $task, {});
+    };
+    (@impl $request:ty, $method:expr, |$r:ident| $task:expr, { $($extra:tt)* }) => {
         impl $crate::service::mutation::MutatingRequest for $request {
             const METHOD: $crate::methods::Method = $method;
             fn task_id(&self) -> &str {
@@ -60,6 +76,7 @@ macro_rules! mutating_request {
                     ..self.clone()
                 }
             }
+            $($extra)*
         }
     };
 }
@@ -157,6 +174,11 @@ impl TaskService {
                 record.progress.fields = audited.fields;
                 record.progress.status = audited.status;
                 record.progress.note_bytes = audited.note_bytes;
+                // A batch's items say what each did the first time.
+                for (item, first) in record.progress.items.iter_mut().zip(&audited.items) {
+                    item.progress.outcome = Some(first.outcome);
+                    item.answered = Some((first.code, String::new()));
+                }
                 self.metrics.idempotent_replay(rpc);
                 let answer = idempotent::replay(remembered.answer, client_request_id);
                 return call.finish_answered(&self.metrics, answer);
@@ -199,6 +221,14 @@ impl TaskService {
                 fields: p.fields.clone(),
                 status: p.status,
                 note_bytes: p.note_bytes,
+                items: p
+                    .items
+                    .iter()
+                    .map(|item| AuditedItem {
+                        outcome: item.progress.outcome.unwrap_or(done),
+                        code: item.answered.as_ref().map_or(Code::Ok, |(code, _)| *code),
+                    })
+                    .collect(),
             };
             idempotent::to_remember(&answer, done, audited)
         }));

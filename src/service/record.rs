@@ -36,6 +36,19 @@ pub struct Progress {
     pub resent: bool,
     /// The answer is a replay of an earlier call with the same `request_id`.
     pub replay: bool,
+    /// A batch call's items, each with a record of its own (empty for a
+    /// call on one task).
+    pub items: Vec<ItemProgress>,
+}
+
+/// One item of a batch call: what it has learnt, and its own answer.
+#[derive(Debug, Default)]
+pub struct ItemProgress {
+    /// The task the item names (a bounded prefix of it).
+    pub task_id: String,
+    pub progress: Progress,
+    /// The item's code and Graph's `request-id` for it, once answered.
+    pub answered: Option<(Code, String)>,
 }
 
 /// A mutating call's record, armed until written.
@@ -65,6 +78,19 @@ impl Audit {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let req = request.get_ref();
+        let items = req.item_task_ids();
+        // A batch that is too large is refused whole, as one record.
+        let items = if items.len() <= translate::MAX_BATCH_IDS {
+            items
+                .into_iter()
+                .map(|id| ItemProgress {
+                    task_id: truncate(id, translate::MAX_ID_BYTES).to_owned(),
+                    ..ItemProgress::default()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             method: R::METHOD,
             caller: admitted.map_or("anonymous", |a| &a.caller).to_owned(),
@@ -76,7 +102,10 @@ impl Audit {
             request_id: truncate(req.request_id(), translate::MAX_ID_BYTES).to_owned(),
             validate_only: req.validate_only(),
             sent: ctx.sent.clone(),
-            progress: Progress::default(),
+            progress: Progress {
+                items,
+                ..Progress::default()
+            },
             written: false,
         }
     }
@@ -109,19 +138,56 @@ impl Audit {
 
     fn write(&mut self, code: Code, graph_request_id: &str) {
         self.written = true;
-        let task_id = self.progress.task_id.as_deref().unwrap_or(&self.task_id);
+        if self.progress.items.is_empty() {
+            let task_id = self.progress.task_id.as_deref().unwrap_or(&self.task_id);
+            self.record(
+                task_id,
+                &self.progress,
+                self.outcome(),
+                code,
+                graph_request_id,
+            );
+            return;
+        }
+        let fallback = self.outcome();
+        for item in &self.progress.items {
+            // A call that was dropped, or failed whole, answered every
+            // item with its own code.
+            let (code, graph_request_id) = match &item.answered {
+                Some((own, id)) if code != Code::Cancelled => (*own, id.as_str()),
+                _ => (code, graph_request_id),
+            };
+            let outcome = item.progress.outcome.unwrap_or(fallback);
+            self.record(
+                &item.task_id,
+                &item.progress,
+                outcome,
+                code,
+                graph_request_id,
+            );
+        }
+    }
+
+    fn record(
+        &self,
+        task_id: &str,
+        progress: &Progress,
+        outcome: Outcome,
+        code: Code,
+        graph_request_id: &str,
+    ) {
         audit::write(&audit::Record {
             rpc: self.method.name(),
             caller: &self.caller,
             via: self.via,
             peer: &self.peer,
             task_id,
-            fields: &self.progress.fields,
-            status: self.progress.status,
-            note_bytes: self.progress.note_bytes,
-            outcome: self.outcome(),
-            confirmed_by: self.progress.confirmed_by,
-            resent: self.progress.resent,
+            fields: &progress.fields,
+            status: progress.status,
+            note_bytes: progress.note_bytes,
+            outcome,
+            confirmed_by: progress.confirmed_by,
+            resent: progress.resent,
             code,
             graph_request_id,
             client_request_id: &self.client_request_id,

@@ -29,7 +29,8 @@ use super::call::Outcome;
 use super::record::Progress;
 use super::TaskService;
 use crate::audit;
-use crate::graph::{CallContext, GraphError, GraphResponse, Sent};
+use crate::graph::batch::Item;
+use crate::graph::{CallContext, GraphError, GraphResponse, Sent, COLLECTION_PATH};
 use crate::proto::v1::SecurityConfigurationTask;
 use crate::status::{CallError, Unconfirmed};
 use crate::translate::{self, IdSegment};
@@ -96,6 +97,57 @@ pub(super) fn read_only(ctx: &CallContext) -> CallContext {
     }
 }
 
+/// Where a write stands after one step: answered, or with one more request
+/// to make at Graph. The steps are pure of I/O, so a single call and a
+/// batch (which makes each step's requests for all its items as one Graph
+/// batch) judge every answer by the same rules.
+pub(super) enum Next {
+    Done(Outcome<SecurityConfigurationTask>),
+    /// Graph took the write without answering the task (a `204`, a success
+    /// body cut short): read it back to answer. `request_id`: the write's.
+    ReadBack {
+        request_id: Option<String>,
+    },
+    /// The write may have reached Graph and got no answer (`lost`): read
+    /// the task back to learn whether it landed.
+    Confirm {
+        lost: GraphError,
+    },
+    /// The task read back does not show the write: send it once more.
+    Resend {
+        lost: GraphError,
+    },
+}
+
+impl Write<'_> {
+    /// The write as an item of a Graph batch.
+    pub(super) fn batch_item(&self) -> Item {
+        let (method, action) = match self.kind {
+            Kind::Patch => (http::Method::PATCH, ""),
+            Kind::Status { .. } => (http::Method::POST, "/updateStatus"),
+        };
+        Item {
+            method,
+            url: format!("{COLLECTION_PATH}/{}{action}", self.id.as_str()),
+            body: Some(self.body.clone()),
+        }
+    }
+
+    /// The read of its task as an item of a Graph batch.
+    pub(super) fn read_item(&self) -> Item {
+        read_item(&self.id)
+    }
+}
+
+/// `GET` of the task `id` as an item of a Graph batch.
+pub(super) fn read_item(id: &IdSegment) -> Item {
+    Item {
+        method: http::Method::GET,
+        url: format!("{COLLECTION_PATH}/{}", id.as_str()),
+        body: None,
+    }
+}
+
 impl TaskService {
     /// Sends `w` and makes what can be known of Graph's answer.
     pub(super) async fn write(
@@ -105,11 +157,23 @@ impl TaskService {
         progress: &mut Progress,
     ) -> Outcome<SecurityConfigurationTask> {
         let sent = self.send_write(ctx, w).await;
-        match sent {
-            Err(e) if may_have_applied(&e) && ctx.sent.may_have_reached_graph() => {
-                self.confirm(ctx, w, e, progress).await
-            }
-            other => self.answered(ctx, w, other, progress).await,
+        let mut next = self.after_send(w, sent, ctx.sent.may_have_reached_graph(), progress);
+        loop {
+            next = match next {
+                Next::Done(outcome) => return outcome,
+                Next::ReadBack { request_id } => {
+                    let read = self.graph.get_task(&w.id, ctx).await;
+                    Next::Done(self.after_read_back(w, request_id, read))
+                }
+                Next::Confirm { lost } => {
+                    let read = self.graph.get_task(&w.id, ctx).await;
+                    self.after_confirm_read(w, lost, read, progress)
+                }
+                Next::Resend { lost } => {
+                    let again = self.send_write(ctx, w).await;
+                    self.after_resend(w, lost, again, progress)
+                }
+            };
         }
     }
 
@@ -124,27 +188,45 @@ impl TaskService {
         }
     }
 
+    /// After the write was first sent; `sent`: whether it may have reached
+    /// Graph.
+    pub(super) fn after_send(
+        &self,
+        w: &Write<'_>,
+        result: Result<GraphResponse, GraphError>,
+        sent: bool,
+        progress: &mut Progress,
+    ) -> Next {
+        match result {
+            Err(e) if may_have_applied(&e) && sent => {
+                tracing::info!(error = %e, write = w.kind.name(), "no answer to a write that may have reached Graph; reading the task back");
+                Next::Confirm { lost: e }
+            }
+            other => self.answered(w, other, sent, progress),
+        }
+    }
+
     /// What Graph's answer (or a failure that says it did not take the
     /// write) makes of it.
-    async fn answered(
+    fn answered(
         &self,
-        ctx: &CallContext,
         w: &Write<'_>,
-        sent: Result<GraphResponse, GraphError>,
+        result: Result<GraphResponse, GraphError>,
+        sent: bool,
         progress: &mut Progress,
-    ) -> Outcome<SecurityConfigurationTask> {
-        let resp = match sent {
+    ) -> Next {
+        let resp = match result {
             Ok(resp) => resp,
             // Graph answered success but the body broke off: the change was
             // taken, so read the task back rather than report a failure.
             Err(GraphError::Body(why)) => {
                 progress.outcome = Some(audit::Outcome::Applied);
                 tracing::info!(%why, write = w.kind.name(), "Graph took the write but its answer broke off; reading the task back");
-                return self.read_back_applied(ctx, w, None).await;
+                return Next::ReadBack { request_id: None };
             }
             Err(e) => {
-                progress.outcome = Some(failure_outcome(&e, ctx));
-                return Err(e.into());
+                progress.outcome = Some(failure_outcome(&e, sent));
+                return Next::Done(Err(e.into()));
             }
         };
         progress.outcome = Some(audit::Outcome::Applied);
@@ -153,20 +235,22 @@ impl TaskService {
         // answers the action so: the task as Graph now holds it is then
         // read back.
         if resp.status == 204 || resp.body.is_empty() || matches!(w.kind, Kind::Status { .. }) {
-            return self.read_back_applied(ctx, w, request_id).await;
+            return Next::ReadBack { request_id };
         }
-        let task = self.read_task(&resp, w.asked, true)?;
-        Ok((task, request_id))
+        Next::Done(
+            self.read_task(&resp, w.asked, true)
+                .map(|task| (task, request_id)),
+        )
     }
 
-    /// Reads back a task whose write Graph took.
-    async fn read_back_applied(
+    /// After reading back a task whose write Graph took.
+    pub(super) fn after_read_back(
         &self,
-        ctx: &CallContext,
         w: &Write<'_>,
         request_id: Option<String>,
+        read: Result<GraphResponse, GraphError>,
     ) -> Outcome<SecurityConfigurationTask> {
-        match self.read_back(ctx, w).await {
+        match self.read_back(w, read) {
             Ok((task, _, read_id)) => Ok((task, request_id.or(read_id))),
             Err(read) => {
                 tracing::warn!(error = %read.to_status().message(), write = w.kind.name(), "Graph took the write, but the task could not be read back");
@@ -179,62 +263,83 @@ impl TaskService {
         }
     }
 
-    /// The write may have reached Graph and got no answer: read the task
-    /// back, and send the write once more only if it is not there.
-    async fn confirm(
+    /// After reading back a task whose write got no answer (`lost`): it is
+    /// confirmed, or to be sent once more, or its outcome is unknown.
+    pub(super) fn after_confirm_read(
         &self,
-        ctx: &CallContext,
         w: &Write<'_>,
         lost: GraphError,
+        read: Result<GraphResponse, GraphError>,
         progress: &mut Progress,
-    ) -> Outcome<SecurityConfigurationTask> {
-        tracing::info!(error = %lost, write = w.kind.name(), "no answer to a write that may have reached Graph; reading the task back");
-        let unknown = |after| CallError::OutcomeUnknown {
-            task_id: w.asked.to_owned(),
-            write: Box::new(CallError::Graph(lost.clone())),
-            after,
-        };
-        let (task, raw, request_id) = match self.read_back(ctx, w).await {
+    ) -> Next {
+        let (task, raw, request_id) = match self.read_back(w, read) {
             Ok(read) => read,
             Err(read) => {
                 progress.outcome = Some(audit::Outcome::Unknown);
-                return Err(unknown(Unconfirmed::ReadFailed(Box::new(read))));
+                return Next::Done(Err(unknown(
+                    w,
+                    lost,
+                    Unconfirmed::ReadFailed(Box::new(read)),
+                )));
             }
         };
         if w.held_by(&raw) {
             progress.outcome = Some(audit::Outcome::Applied);
             progress.confirmed_by = Some(READ_BACK);
-            return Ok((task, request_id));
+            return Next::Done(Ok((task, request_id)));
         }
         if !self.graph.withdraw_retry("read_back_resend") {
             progress.outcome = Some(audit::Outcome::Unknown);
-            return Err(unknown(Unconfirmed::NotResent));
+            return Next::Done(Err(unknown(w, lost, Unconfirmed::NotResent)));
         }
         tracing::info!(
             write = w.kind.name(),
             "the task read back does not show the write; sending it once more"
         );
         progress.resent = true;
-        match self.send_write(ctx, w).await {
+        Next::Resend { lost }
+    }
+
+    /// After sending the write once more: a second lost answer leaves the
+    /// outcome unknown; any other answer is judged as the first would be.
+    pub(super) fn after_resend(
+        &self,
+        w: &Write<'_>,
+        lost: GraphError,
+        result: Result<GraphResponse, GraphError>,
+        progress: &mut Progress,
+    ) -> Next {
+        match result {
             Err(e) if may_have_applied(&e) => {
                 progress.outcome = Some(audit::Outcome::Unknown);
-                Err(unknown(Unconfirmed::ResentLost(Box::new(
-                    CallError::Graph(e),
-                ))))
+                Next::Done(Err(unknown(
+                    w,
+                    lost,
+                    Unconfirmed::ResentLost(Box::new(CallError::Graph(e))),
+                )))
             }
-            other => self.answered(ctx, w, other, progress).await,
+            other => self.answered(w, other, true, progress),
         }
     }
 
-    /// The task as Graph holds it, its JSON and Graph's `request-id`.
-    async fn read_back(
+    /// The task `read` holds, its JSON and Graph's `request-id`.
+    fn read_back(
         &self,
-        ctx: &CallContext,
         w: &Write<'_>,
+        read: Result<GraphResponse, GraphError>,
     ) -> Result<(SecurityConfigurationTask, Bytes, Option<String>), CallError> {
-        let current = self.graph.get_task(&w.id, ctx).await?;
+        let current = read?;
         let task = self.read_task(&current, w.asked, false)?;
         Ok((task, current.body, current.request_id))
+    }
+}
+
+/// A write whose outcome could not be learnt after its answer was `lost`.
+fn unknown(w: &Write<'_>, lost: GraphError, after: Unconfirmed) -> CallError {
+    CallError::OutcomeUnknown {
+        task_id: w.asked.to_owned(),
+        write: Box::new(CallError::Graph(lost)),
+        after,
     }
 }
 
@@ -248,9 +353,10 @@ fn may_have_applied(e: &GraphError) -> bool {
     }
 }
 
-/// What a failed write did at Graph.
-fn failure_outcome(e: &GraphError, ctx: &CallContext) -> audit::Outcome {
-    if !ctx.sent.may_have_reached_graph() {
+/// What a failed write did at Graph; `sent`: whether it may have reached
+/// Graph.
+fn failure_outcome(e: &GraphError, sent: bool) -> audit::Outcome {
+    if !sent {
         return audit::Outcome::NotApplied;
     }
     match e {

@@ -20,7 +20,7 @@ pub mod update;
 mod tests;
 
 pub use apply::apply_change;
-pub use batch::{batch_ids, MAX_BATCH_IDS};
+pub use batch::{batch_ids, batch_items, ItemFields, MAX_BATCH_IDS};
 pub use confirm::holds_patch;
 pub use create::{create_request, created_task, CreateRequest};
 pub use error::{FieldViolation, InvalidRequest, ResponseError, Unexpected, MAX_VIOLATIONS};
