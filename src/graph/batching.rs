@@ -40,6 +40,10 @@ pub const CHUNKS_IN_FLIGHT: usize = 4;
 pub struct ItemAnswer {
     pub result: Result<GraphResponse, GraphError>,
     pub sent: bool,
+    /// `result` is the failure of the envelope that carried the item, not
+    /// an answer of Graph's to the item: whatever the item did is unknown
+    /// unless the failure says Graph took none of it.
+    pub envelope_failed: bool,
 }
 
 /// An item still to send: not before `at`, after `tries` sends.
@@ -119,13 +123,21 @@ impl GraphClient {
                 Ok(results) => {
                     for (p, result) in chunk.carried.into_iter().zip(results) {
                         let again = self.again(&items[p.index], &result, p, deadline);
-                        settle(&mut pending, &mut answers, &sent, p, again, result);
+                        settle(&mut pending, &mut answers, &sent, p, again, result, false);
                     }
                 }
                 Err(e) => {
                     for p in chunk.carried {
                         let again = self.again_after_envelope(&items[p.index], &e, p, deadline);
-                        settle(&mut pending, &mut answers, &sent, p, again, Err(e.clone()));
+                        settle(
+                            &mut pending,
+                            &mut answers,
+                            &sent,
+                            p,
+                            again,
+                            Err(e.clone()),
+                            true,
+                        );
                     }
                 }
             }
@@ -139,6 +151,7 @@ impl GraphClient {
                 answer.unwrap_or(ItemAnswer {
                     result: Err(GraphError::Timeout),
                     sent,
+                    envelope_failed: true,
                 })
             })
             .collect()
@@ -380,6 +393,7 @@ fn settle(
     p: Pending,
     again: Option<Instant>,
     result: Result<GraphResponse, GraphError>,
+    envelope_failed: bool,
 ) {
     match again {
         Some(at) => pending.push(Pending {
@@ -391,6 +405,7 @@ fn settle(
             answers[p.index] = Some(ItemAnswer {
                 result,
                 sent: sent[p.index],
+                envelope_failed,
             })
         }
     }

@@ -17,10 +17,10 @@
 
 use super::call::Outcome;
 use super::record::ItemProgress;
-use super::write::{Next, Write};
+use super::write::{may_have_run, Next, Write};
 use super::TaskService;
 use crate::graph::batch::Item;
-use crate::graph::CallContext;
+use crate::graph::{CallContext, GraphError};
 use crate::proto::v1::SecurityConfigurationTask;
 use crate::status::CallError;
 use prost::Message;
@@ -53,7 +53,12 @@ impl TaskService {
             .zip(answers)
             .map(|((index, w), answer)| {
                 let progress = progress_of(items, *index);
-                Some(self.after_send(w, answer.result, answer.sent, progress))
+                Some(match answer.result {
+                    Err(e) if answer.envelope_failed => {
+                        self.after_envelope_failed(w, e, answer.sent, progress)
+                    }
+                    result => self.after_send(w, result, answer.sent, progress),
+                })
             })
             .collect();
         loop {
@@ -65,7 +70,15 @@ impl TaskService {
                     let (index, w) = &jobs[j];
                     if let Some(Next::Resend { lost }) = next[j].take() {
                         let progress = progress_of(items, *index);
-                        next[j] = Some(self.after_resend(w, lost, answer.result, progress));
+                        // A failed envelope is no answer to the write sent
+                        // again: its outcome stays unknown.
+                        let result = match answer.result {
+                            Err(e) if answer.envelope_failed && may_have_run(&e, answer.sent) => {
+                                Err(GraphError::Lost(e.to_string()))
+                            }
+                            result => result,
+                        };
+                        next[j] = Some(self.after_resend(w, lost, result, progress));
                     }
                 }
                 continue;
@@ -101,7 +114,7 @@ impl TaskService {
                 // not be, its outcome is not known.
                 _ => Err(CallError::OutcomeUnknown {
                     task_id: w.asked.to_owned(),
-                    write: Box::new(CallError::Graph(crate::graph::GraphError::Timeout)),
+                    write: Box::new(CallError::Graph(GraphError::Timeout)),
                     after: crate::status::Unconfirmed::NotResent,
                 }),
             })
@@ -173,7 +186,11 @@ pub(super) fn per_item(
 fn rpc_status(error: &CallError) -> tonic_types::Status {
     let status = error.to_status();
     match tonic_types::Status::decode(status.details()) {
-        Ok(rpc) if !status.details().is_empty() => rpc,
+        // The message names the item; the details are the call's own.
+        Ok(rpc) if !status.details().is_empty() => tonic_types::Status {
+            message: status.message().to_owned(),
+            ..rpc
+        },
         _ => tonic_types::Status {
             code: status.code() as i32,
             message: status.message().to_owned(),

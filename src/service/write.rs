@@ -206,6 +206,24 @@ impl TaskService {
         }
     }
 
+    /// After the envelope that carried the write in a batch failed with
+    /// `e` (not Graph's answer to the write itself): unless the failure
+    /// says Graph took none of it, the write may have run, and the task is
+    /// read back to learn whether it did.
+    pub(super) fn after_envelope_failed(
+        &self,
+        w: &Write<'_>,
+        e: GraphError,
+        sent: bool,
+        progress: &mut Progress,
+    ) -> Next {
+        if !may_have_run(&e, sent) {
+            return self.answered(w, Err(e), sent, progress);
+        }
+        tracing::info!(error = %e, write = w.kind.name(), "the batch carrying a write failed; reading the task back");
+        Next::Confirm { lost: e }
+    }
+
     /// What Graph's answer (or a failure that says it did not take the
     /// write) makes of it.
     fn answered(
@@ -351,6 +369,11 @@ fn may_have_applied(e: &GraphError) -> bool {
         GraphError::Status(f) => f.status == 504,
         _ => false,
     }
+}
+
+/// Whether a write whose batch envelope failed with `e` may have run.
+pub(super) fn may_have_run(e: &GraphError, sent: bool) -> bool {
+    failure_outcome(e, sent) != audit::Outcome::NotApplied
 }
 
 /// What a failed write did at Graph; `sent`: whether it may have reached
