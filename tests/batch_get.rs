@@ -5,32 +5,14 @@
 
 mod common;
 
-use common::{Client, Harness};
+use common::{seed_tasks, Client, Harness};
 use graph_grpc_gateway::emulator::{seed, Fault, RequestKind};
 use graph_grpc_gateway::proto::v1::BatchGetSecurityConfigurationTasksRequest;
-use serde_json::json;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 fn batch_get(ids: &[String]) -> BatchGetSecurityConfigurationTasksRequest {
     BatchGetSecurityConfigurationTasksRequest { ids: ids.to_vec() }
-}
-
-/// `n` new securityConfigurationTasks in the emulator, each named by its
-/// place.
-fn seed_tasks(h: &Harness, n: usize) -> Vec<String> {
-    let template = seed::tasks()
-        .into_iter()
-        .find(|t| t["id"] == seed::EXAMPLE_TASK_ID)
-        .expect("the example task");
-    (0..n)
-        .map(|i| {
-            let mut task = template.clone();
-            task["id"] = json!(uuid::Uuid::new_v4().to_string());
-            task["displayName"] = json!(format!("task {i}"));
-            h.emulator().insert(task)
-        })
-        .collect()
 }
 
 fn envelopes_and_items(h: &Harness) -> (usize, usize) {

@@ -10,7 +10,9 @@
 mod common;
 
 use common::audit_log::AuditLog;
-use common::{fault, new_request_id, reason, rename, replayed, violated_fields, Harness};
+use common::{
+    fault, new_request_id, reason, rename, replayed, seed_tasks, violated_fields, Harness,
+};
 use graph_grpc_gateway::emulator::{seed, Fault, RequestKind, ScriptedFault};
 use graph_grpc_gateway::proto::v1::{
     BatchSetSecurityConfigurationTaskStatusRequest, BatchUpdateSecurityConfigurationTasksRequest,
@@ -28,23 +30,6 @@ use tonic_types::StatusExt;
 const COMPLETED: i32 = 4;
 
 const BATCH_UPDATE: &str = "BatchUpdateSecurityConfigurationTasks";
-
-/// `n` new securityConfigurationTasks in the emulator, named `task {i}`.
-fn seed_tasks(h: &Harness, n: usize) -> Vec<String> {
-    let template = seed::tasks()
-        .into_iter()
-        .find(|t| t["id"] == seed::EXAMPLE_TASK_ID)
-        .expect("the example task");
-    (0..n)
-        .map(|i| {
-            let mut task = template.clone();
-            task["id"] = json!(uuid::Uuid::new_v4().to_string());
-            task["displayName"] = json!(format!("task {i}"));
-            task["status"] = json!("pending");
-            h.emulator().insert(task)
-        })
-        .collect()
-}
 
 fn renames(ids: &[String], prefix: &str) -> Vec<UpdateSecurityConfigurationTaskRequest> {
     ids.iter()
@@ -104,6 +89,25 @@ fn item_status(status: &tonic_types::Status) -> tonic::Status {
     )
 }
 
+/// Sends `request`, which must be answered OK with no item failed.
+async fn all_applied(
+    h: &mut Harness,
+    request: impl tonic::IntoRequest<BatchUpdateSecurityConfigurationTasksRequest>,
+) -> BatchUpdateSecurityConfigurationTasksResponse {
+    let answer = h
+        .client
+        .batch_update_security_configuration_tasks(request)
+        .await
+        .expect("OK")
+        .into_inner();
+    assert!(
+        answer.failed_requests.is_empty(),
+        "{:?}",
+        answer.failed_requests
+    );
+    answer
+}
+
 fn assert_renamed(
     h: &Harness,
     ids: &[String],
@@ -128,17 +132,7 @@ fn assert_renamed(
 async fn forty_five_updates_go_as_three_batches_and_come_back_in_request_order() {
     let mut h = Harness::start().await;
     let ids = seed_tasks(&h, 45);
-    let answer = h
-        .client
-        .batch_update_security_configuration_tasks(batch(renames(&ids, "renamed")))
-        .await
-        .expect("OK")
-        .into_inner();
-    assert!(
-        answer.failed_requests.is_empty(),
-        "{:?}",
-        answer.failed_requests
-    );
+    let answer = all_applied(&mut h, batch(renames(&ids, "renamed"))).await;
     // The emulator lists each batch's answers shuffled: each task is
     // answered under its own item, in the request's order.
     assert_renamed(&h, &ids, &answer, "renamed");
@@ -162,18 +156,8 @@ async fn throttled_items_are_sent_again_after_their_retry_after() {
     h.emulator()
         .push_faults((0..5).map(|_| Fault::throttled("1")));
     let started = Instant::now();
-    let answer = h
-        .client
-        .batch_update_security_configuration_tasks(batch(renames(&ids, "paced")))
-        .await
-        .expect("OK")
-        .into_inner();
+    let answer = all_applied(&mut h, batch(renames(&ids, "paced"))).await;
     let elapsed = started.elapsed();
-    assert!(
-        answer.failed_requests.is_empty(),
-        "{:?}",
-        answer.failed_requests
-    );
     assert_renamed(&h, &ids, &answer, "paced");
     let patches = items(&h, "PATCH");
     assert_eq!(patches.len(), 50, "45 updates and the 5 throttled again");
@@ -255,17 +239,7 @@ async fn an_envelope_that_breaks_after_its_items_ran_is_read_back_and_nothing_is
     // The first envelope runs its 20 items, then answers 502.
     h.emulator()
         .push_faults([ScriptedFault::from(Fault::error_after_apply(502)).on_batch()]);
-    let answer = h
-        .client
-        .batch_update_security_configuration_tasks(batch(renames(&ids, "after")))
-        .await
-        .expect("OK")
-        .into_inner();
-    assert!(
-        answer.failed_requests.is_empty(),
-        "{:?}",
-        answer.failed_requests
-    );
+    let answer = all_applied(&mut h, batch(renames(&ids, "after"))).await;
     assert_renamed(&h, &ids, &answer, "after");
     assert_eq!(
         items(&h, "PATCH").len(),
@@ -296,17 +270,7 @@ async fn an_envelope_lost_after_its_items_ran_leaves_no_item_misreported() {
     let ids = seed_tasks(&h, 3);
     h.emulator()
         .push_faults([ScriptedFault::from(Fault::omit_response()).on_batch()]);
-    let answer = h
-        .client
-        .batch_update_security_configuration_tasks(batch(renames(&ids, "omitted")))
-        .await
-        .expect("OK")
-        .into_inner();
-    assert!(
-        answer.failed_requests.is_empty(),
-        "{:?}",
-        answer.failed_requests
-    );
+    let answer = all_applied(&mut h, batch(renames(&ids, "omitted"))).await;
     assert_renamed(&h, &ids, &answer, "omitted");
     assert_eq!(items(&h, "PATCH").len(), 3, "each update sent once");
 }
@@ -515,4 +479,42 @@ async fn status_changes_read_every_task_first_and_refuse_other_types_per_item() 
             "the note's text is never recorded"
         );
     }
+}
+#[tokio::test]
+async fn an_item_throttled_past_the_deadline_fails_alone_with_the_delay_graph_asked_for() {
+    let mut h = Harness::start().await;
+    let ids = seed_tasks(&h, 3);
+    // Graph asks one item to wait longer than the call has left.
+    h.emulator().push_faults([Fault::throttled("30")]);
+    let mut request = tonic::Request::new(batch(renames(&ids, "late")));
+    request.set_timeout(Duration::from_secs(3));
+    let answer = h
+        .client
+        .batch_update_security_configuration_tasks(request)
+        .await
+        .expect("OK")
+        .into_inner();
+    assert_eq!(
+        answer.failed_requests.len(),
+        1,
+        "{:?}",
+        answer.failed_requests
+    );
+    let (&index, status) = answer.failed_requests.iter().next().expect("one");
+    let status = item_status(status);
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert!(
+        retry
+            .retry_delay
+            .is_some_and(|d| d >= Duration::from_secs(29)),
+        "{retry:?}"
+    );
+    let i = usize::try_from(index).expect("index");
+    assert_eq!(
+        display_name(&h, &ids[i]),
+        format!("task {i}"),
+        "not applied"
+    );
+    assert_eq!(items(&h, "PATCH").len(), 3, "not sent again");
 }

@@ -71,6 +71,24 @@ pub fn new_request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// `n` new securityConfigurationTasks in the emulator (copies of the
+/// example task, status `pending`), named `task {i}` by their place.
+pub fn seed_tasks(h: &Harness, n: usize) -> Vec<String> {
+    let template = graph_grpc_gateway::emulator::seed::tasks()
+        .into_iter()
+        .find(|t| t["id"] == graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID)
+        .expect("the example task");
+    (0..n)
+        .map(|i| {
+            let mut task = template.clone();
+            task["id"] = serde_json::json!(uuid::Uuid::new_v4().to_string());
+            task["displayName"] = serde_json::json!(format!("task {i}"));
+            task["status"] = serde_json::json!("pending");
+            h.emulator().insert(task)
+        })
+        .collect()
+}
+
 /// An emulator answer with `status` and Graph's error body.
 pub fn fault(status: u16) -> Fault {
     Fault {
