@@ -518,3 +518,34 @@ async fn an_item_throttled_past_the_deadline_fails_alone_with_the_delay_graph_as
     );
     assert_eq!(items(&h, "PATCH").len(), 3, "not sent again");
 }
+
+#[tokio::test]
+async fn an_item_answered_504_is_read_back_and_sent_once_more_only_if_it_did_not_land() {
+    let mut h = Harness::start().await;
+    let ids = seed_tasks(&h, 2);
+    let (audit, _capturing) = AuditLog::capture();
+    // The first item Graph runs is applied and answered 504; the second is
+    // answered 504 without being applied.
+    h.emulator()
+        .push_faults([Fault::error_after_apply(504), fault(504)]);
+    let answer = all_applied(&mut h, batch(renames(&ids, "gateway timeout"))).await;
+    assert_renamed(&h, &ids, &answer, "gateway timeout");
+    assert_eq!(
+        items(&h, "PATCH").len(),
+        3,
+        "only the write that did not land went again"
+    );
+    assert_eq!(items(&h, "GET").len(), 2, "both were read back");
+    let records = audit.of(BATCH_UPDATE);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let confirmed = records
+        .iter()
+        .filter(|r| r.get("confirmed_by").map(String::as_str) == Some("read_back"))
+        .count();
+    let resent = records.iter().filter(|r| r["resent"] == "true").count();
+    assert_eq!((confirmed, resent), (1, 1), "{records:?}");
+    assert!(
+        records.iter().all(|r| r["outcome"] == "applied"),
+        "{records:?}"
+    );
+}

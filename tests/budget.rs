@@ -12,7 +12,9 @@ use graph_grpc_gateway::budget::{BudgetSettings, Rate};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
 use graph_grpc_gateway::emulator::IntuneLimits;
-use graph_grpc_gateway::proto::v1::UpdateSecurityConfigurationTaskRequest;
+use graph_grpc_gateway::proto::v1::{
+    BatchUpdateSecurityConfigurationTasksRequest, UpdateSecurityConfigurationTaskRequest,
+};
 use std::time::Duration;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -135,4 +137,53 @@ async fn writes_paced_by_the_budget_earn_no_429_from_intune_limits() {
         0,
         "no 429 the budget could have foreseen"
     );
+}
+
+#[tokio::test]
+async fn a_batch_update_goes_at_the_budgets_pace_and_earns_no_429() {
+    // 100 writes per 1 s, and the emulator meters Intune's limits at the
+    // same 1/20 scale: 250 updates in one call need three windows.
+    let second = Duration::from_secs(1);
+    let mut h = with_budget(Rate::new(100, second), Rate::new(1000, second)).await;
+    let emulator = h.emulator();
+    emulator.set_options(
+        emulator
+            .options()
+            .with_intune_limits(IntuneLimits { scale: 20.0 }),
+    );
+    let ids = common::seed_tasks(&h, 250);
+    let requests = ids
+        .iter()
+        .map(|id| common::rename(id, "bulk", ""))
+        .collect();
+    let mut req = tonic::Request::new(BatchUpdateSecurityConfigurationTasksRequest {
+        requests,
+        ..Default::default()
+    });
+    req.set_timeout(Duration::from_secs(30));
+    let answer = h
+        .client
+        .batch_update_security_configuration_tasks(req)
+        .await
+        .expect("OK")
+        .into_inner();
+    assert!(
+        answer.failed_requests.is_empty(),
+        "{:?}",
+        answer.failed_requests
+    );
+    assert_eq!(patches(&h), 250, "every update reached the emulator once");
+    assert_eq!(
+        h.emulator().intune_throttled(),
+        0,
+        "each item took its token: no 429 the budget could have foreseen"
+    );
+    let metrics = Scrape::get(&h.admin_url("/metrics")).await;
+    let waited = metrics
+        .value(
+            "graph_gateway_budget_wait_seconds_sum",
+            &[("budget", "writes")],
+        )
+        .unwrap_or_default();
+    assert!(waited > 0.0, "the batch waited for the budget:\n{metrics}");
 }
