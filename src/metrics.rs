@@ -40,6 +40,7 @@ pub struct Metrics {
     registry: Registry,
     rpc_calls: Family<RpcLabels, Counter>,
     rpc_seconds: Family<RpcName, Histogram>,
+    batch_items: Family<RpcLabels, Counter>,
     graph_requests: Family<GraphLabels, Counter>,
     unknown_enum_values: Family<EnumLabels, Counter>,
     retries: Family<ReasonLabels, Counter>,
@@ -89,6 +90,12 @@ impl Default for Metrics {
             "grpc_call_duration_seconds",
             "gRPC call latency, by RPC",
             rpc_seconds.clone(),
+        );
+        let batch_items = Family::<RpcLabels, Counter>::default();
+        registry.register(
+            "grpc_batch_items",
+            "Items of batch write calls, by RPC and the item's own status code (the call itself answers OK with each item's outcome)",
+            batch_items.clone(),
         );
         let graph_requests = Family::<GraphLabels, Counter>::default();
         registry.register(
@@ -219,6 +226,7 @@ impl Default for Metrics {
             registry,
             rpc_calls,
             rpc_seconds,
+            batch_items,
             graph_requests,
             unknown_enum_values,
         }
@@ -251,6 +259,16 @@ impl Metrics {
         self.rpc_seconds
             .get_or_create(&RpcName { rpc })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one item of a batch write call, answered `code`.
+    pub fn batch_item(&self, rpc: &'static str, code: tonic::Code) {
+        self.batch_items
+            .get_or_create(&RpcLabels {
+                rpc,
+                code: code_name(code),
+            })
+            .inc();
     }
 
     /// Records one Graph request; `status` is `None` when no answer came.

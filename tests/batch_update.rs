@@ -10,6 +10,7 @@
 mod common;
 
 use common::audit_log::AuditLog;
+use common::metrics::Scrape;
 use common::{
     fault, new_request_id, reason, rename, replayed, seed_tasks, violated_fields, Harness,
 };
@@ -229,6 +230,17 @@ async fn graph_refusals_reach_failed_requests_with_the_single_calls_details() {
         }
     }
     assert_eq!(items(&h, "PATCH").len(), 6, "refusals are not sent again");
+    let metrics = Scrape::get(&h.admin_url("/metrics")).await;
+    for (code, n) in [("OK", 4.0), ("PERMISSION_DENIED", 1.0), ("ABORTED", 1.0)] {
+        assert_eq!(
+            metrics.value(
+                "graph_gateway_grpc_batch_items_total",
+                &[("rpc", BATCH_UPDATE), ("code", code)]
+            ),
+            Some(n),
+            "{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

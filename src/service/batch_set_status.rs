@@ -117,7 +117,13 @@ impl TaskService {
             tasks,
             failed,
             request_id,
-        } = per_item(outcomes, &asked, items);
+        } = per_item(
+            &self.metrics,
+            crate::methods::Method::BatchSetStatus,
+            outcomes,
+            &asked,
+            items,
+        );
         Ok((
             BatchSetSecurityConfigurationTaskStatusResponse {
                 security_configuration_tasks: tasks,

@@ -82,7 +82,13 @@ impl TaskService {
             tasks,
             failed,
             request_id,
-        } = per_item(outcomes, &asked, items);
+        } = per_item(
+            &self.metrics,
+            crate::methods::Method::BatchUpdate,
+            outcomes,
+            &asked,
+            items,
+        );
         Ok((
             BatchUpdateSecurityConfigurationTasksResponse {
                 security_configuration_tasks: tasks,

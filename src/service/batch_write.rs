@@ -21,6 +21,8 @@ use super::write::{may_have_run, Next, Write};
 use super::TaskService;
 use crate::graph::batch::Item;
 use crate::graph::{CallContext, GraphError};
+use crate::methods::Method;
+use crate::metrics::Metrics;
 use crate::proto::v1::SecurityConfigurationTask;
 use crate::status::CallError;
 use prost::Message;
@@ -139,8 +141,10 @@ fn waiting(next: &[Option<Next>], wanted: impl Fn(&Next) -> bool) -> Vec<usize> 
 
 /// Every item's outcome (in request order, `asked` the ids the items name)
 /// as the batch's answer, each item's code and Graph `request-id` recorded
-/// for its audit record.
+/// for its audit record, and counted in `graph_gateway_grpc_batch_items_total`.
 pub(super) fn per_item(
+    metrics: &Metrics,
+    method: Method,
     outcomes: Vec<Outcome<SecurityConfigurationTask>>,
     asked: &[&str],
     items: &mut [ItemProgress],
@@ -173,6 +177,7 @@ pub(super) fn per_item(
                 (code, request_id)
             }
         };
+        metrics.batch_item(method.name(), code);
         if let Some(item) = items.get_mut(index) {
             item.answered = Some((code, request_id.clone().unwrap_or_default()));
         }
