@@ -561,3 +561,52 @@ async fn an_item_answered_504_is_read_back_and_sent_once_more_only_if_it_did_not
         "{records:?}"
     );
 }
+
+#[tokio::test]
+async fn status_changes_are_checked_in_full_and_a_dry_run_only_reads() {
+    let mut h = Harness::start().await;
+    let ids = seed_tasks(&h, 2);
+    let before = h.emulator().received();
+    let change = |id: &str, status: i32| SetSecurityConfigurationTaskStatusRequest {
+        id: id.into(),
+        status,
+        ..Default::default()
+    };
+    let status = h
+        .client
+        .batch_set_security_configuration_task_status(
+            BatchSetSecurityConfigurationTaskStatusRequest {
+                requests: vec![change(&ids[0], COMPLETED), change(&ids[1], 0)],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("an item without a status");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["requests[1].status"]);
+    assert_eq!(h.emulator().received(), before, "nothing reached Graph");
+
+    let answer = h
+        .client
+        .batch_set_security_configuration_task_status(
+            BatchSetSecurityConfigurationTaskStatusRequest {
+                requests: ids.iter().map(|id| change(id, COMPLETED)).collect(),
+                validate_only: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("OK")
+        .into_inner();
+    assert!(answer.failed_requests.is_empty());
+    for (task, id) in answer.security_configuration_tasks.iter().zip(&ids) {
+        assert_eq!(&task.id, id);
+        assert_eq!(task.status, COMPLETED, "what the change would make");
+        assert_eq!(h.emulator().task(id).expect("task")["status"], "pending");
+    }
+    let log = h.emulator().requests();
+    assert!(log
+        .iter()
+        .all(|r| r.method != "POST" || r.path_and_query.ends_with("$batch")));
+    assert_eq!(items(&h, "GET").len(), 2);
+}
