@@ -46,6 +46,34 @@ pub struct LogArgs {
     pub log: String,
 }
 
+/// Trace export over OTLP, by OpenTelemetry's own environment names
+/// (see `telemetry::otel`). Off unless an endpoint is set.
+#[derive(Debug, Clone, Args)]
+pub struct TraceArgs {
+    /// OTLP collector endpoint, e.g. `http://otel-collector:4317` (gRPC)
+    /// or `http://otel-collector:4318` (HTTP, `/v1/traces` is added).
+    /// Unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport: `grpc` or `http/protobuf`.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "grpc")]
+    pub otlp_protocol: String,
+    /// The `service.name` resource attribute.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "graph-grpc-gateway")]
+    pub service_name: String,
+    /// More resource attributes: `key=value,key=value`, values
+    /// percent-encoded (the OpenTelemetry convention).
+    #[arg(long, env = "OTEL_RESOURCE_ATTRIBUTES", default_value = "")]
+    pub resource_attributes: String,
+    /// `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
+    /// `parentbased_always_off` or `parentbased_traceidratio`.
+    #[arg(long, env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_always_on")]
+    pub traces_sampler: String,
+    /// The ratio of a `*traceidratio` sampler, 0 to 1 (default 1).
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
+    pub traces_sampler_arg: Option<String>,
+}
+
 /// The async runtime the process runs on.
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeArgs {
@@ -153,6 +181,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(flatten)]
+    pub trace: TraceArgs,
 
     #[command(flatten)]
     pub runtime: RuntimeArgs,

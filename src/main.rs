@@ -30,7 +30,17 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
-            let _logs = telemetry::init(&args.log);
+            let trace = match telemetry::otel::TraceSettings::from_args(&args.trace) {
+                Ok(trace) => trace,
+                Err(problems) => {
+                    eprintln!(
+                        "graph-grpc-gateway: invalid configuration:\n  - {}",
+                        problems.join("\n  - ")
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let _logs = telemetry::init(&args.log, trace.as_ref());
             let config = match Config::from_args(*args) {
                 Ok(c) => c,
                 Err(e) => {
@@ -48,7 +58,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Emulator(args) => {
-            let _logs = telemetry::init(&args.log);
+            let _logs = telemetry::init(&args.log, None);
             if let Err(e) = config::check_emulator(&args) {
                 eprintln!("graph-grpc-gateway emulator: {e}");
                 return ExitCode::from(2);

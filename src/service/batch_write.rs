@@ -17,7 +17,7 @@
 
 use super::call::Outcome;
 use super::record::ItemProgress;
-use super::write::{may_have_run, Next, Write};
+use super::write::{may_have_run, read_back_span, Next, Write};
 use super::TaskService;
 use crate::graph::batch::Item;
 use crate::graph::{CallContext, GraphError};
@@ -28,6 +28,7 @@ use crate::status::CallError;
 use prost::Message;
 use std::collections::HashMap;
 use tonic::Code;
+use tracing::Instrument;
 
 /// A batch's answer: the task of every item that succeeded, in request
 /// order (an empty task where the item failed), the failed items' statuses
@@ -92,7 +93,11 @@ impl TaskService {
                 break;
             }
             let gets: Vec<Item> = reads.iter().map(|&j| jobs[j].1.read_item()).collect();
-            let answers = self.graph.batch(&gets, ctx).await;
+            let answers = self
+                .graph
+                .batch(&gets, ctx)
+                .instrument(read_back_span("batch"))
+                .await;
             for (&j, answer) in reads.iter().zip(answers) {
                 let (index, w) = &jobs[j];
                 next[j] =

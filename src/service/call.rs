@@ -51,7 +51,11 @@ impl Call {
         // DEADLINE_EXCEEDED with its details rather than a bare cancellation.
         let deadline =
             grpc_timeout(md).map(|t| started + t - (t / 10).min(Duration::from_millis(50)));
-        let span = tracing::info_span!("rpc", rpc, client_request_id = %client_request_id, request_id = tracing::field::Empty);
+        let span = if crate::telemetry::otel::on() {
+            server_span(rpc, &client_request_id, md)
+        } else {
+            tracing::info_span!("rpc", rpc, client_request_id = %client_request_id, request_id = tracing::field::Empty)
+        };
         Self {
             rpc,
             started,
@@ -93,6 +97,7 @@ impl Call {
         let _enter = self.span.enter();
         match outcome {
             Ok((message, request_id)) => {
+                record_code(&self.span, Code::Ok);
                 let mut resp = Response::new(message);
                 self.add_metadata(resp.metadata_mut(), request_id.as_deref());
                 metrics.rpc(self.rpc, Code::Ok, elapsed);
@@ -101,6 +106,7 @@ impl Call {
             }
             Err(e) => {
                 let mut status = e.to_status();
+                record_code(&self.span, status.code());
                 self.add_metadata(status.metadata_mut(), e.request_id());
                 metrics.rpc(self.rpc, status.code(), elapsed);
                 let code = crate::metrics::code_name(status.code());
@@ -131,6 +137,7 @@ impl Call {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
+        record_code(&self.span, code);
         metrics.rpc(self.rpc, code, elapsed);
         tracing::info!(
             code = crate::metrics::code_name(code),
@@ -150,6 +157,55 @@ impl Call {
         if let Ok(v) = MetadataValue::try_from(self.ctx.client_request_id.as_str()) {
             md.insert("client-request-id", v);
         }
+    }
+}
+
+/// The call's server span when traces are exported: named and attributed
+/// after OpenTelemetry's RPC conventions, the child of the caller's W3C
+/// `traceparent` when it sent one, and carrying its trace and span ids for
+/// the log lines written in it.
+fn server_span(rpc: &'static str, client_request_id: &str, md: &MetadataMap) -> Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let service = crate::methods::SERVICE;
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %format_args!("{service}/{rpc}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = "grpc",
+        rpc.service = service,
+        rpc.method = rpc,
+        rpc.grpc.status_code = tracing::field::Empty,
+        rpc,
+        client_request_id = %client_request_id,
+        request_id = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let _ = span.set_parent(crate::telemetry::otel::extract(md));
+    let cx = span.context();
+    let ids = opentelemetry::trace::TraceContextExt::span(&cx).span_context().clone();
+    if ids.is_valid() {
+        span.record("trace_id", tracing::field::display(ids.trace_id()));
+        span.record("span_id", tracing::field::display(ids.span_id()));
+    }
+    span
+}
+
+/// The gRPC code on the server span; the codes OpenTelemetry counts as a
+/// server's error also mark the span an error.
+fn record_code(span: &Span, code: Code) {
+    span.record("rpc.grpc.status_code", code as i64);
+    if matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    ) {
+        span.record("otel.status_code", "ERROR");
     }
 }
 

@@ -35,6 +35,7 @@ use crate::proto::v1::SecurityConfigurationTask;
 use crate::status::{CallError, Unconfirmed};
 use crate::translate::{self, IdSegment};
 use bytes::Bytes;
+use tracing::Instrument;
 
 /// The confirmation a read-back gives, named in the audit record.
 const READ_BACK: &str = "read_back";
@@ -162,11 +163,19 @@ impl TaskService {
             next = match next {
                 Next::Done(outcome) => return outcome,
                 Next::ReadBack { request_id } => {
-                    let read = self.graph.get_task(&w.id, ctx).await;
+                    let read = self
+                        .graph
+                        .get_task(&w.id, ctx)
+                        .instrument(read_back_span("applied"))
+                        .await;
                     Next::Done(self.after_read_back(w, request_id, read))
                 }
                 Next::Confirm { lost } => {
-                    let read = self.graph.get_task(&w.id, ctx).await;
+                    let read = self
+                        .graph
+                        .get_task(&w.id, ctx)
+                        .instrument(read_back_span("confirm"))
+                        .await;
                     self.after_confirm_read(w, lost, read, progress)
                 }
                 Next::Resend { lost } => {
@@ -350,6 +359,13 @@ impl TaskService {
         let task = self.read_task(&current, w.asked, false)?;
         Ok((task, current.body, current.request_id))
     }
+}
+
+/// The span of reading a task back after a write: `why` is `applied`
+/// (Graph took it without answering the task) or `confirm` (its answer
+/// was lost). A debug span: made only when traces are exported.
+pub(super) fn read_back_span(why: &'static str) -> tracing::Span {
+    tracing::debug_span!("read back", read_back.reason = why)
 }
 
 /// A write whose outcome could not be learnt after its answer was `lost`.

@@ -1,13 +1,29 @@
-//! Structured logs with `tracing`: JSON lines or human-readable, by flag.
+//! Structured logs with `tracing`: JSON lines or human-readable, by flag;
+//! and, when an OTLP endpoint is set, the gateway's spans exported as
+//! OpenTelemetry traces ([`otel`]).
 
 mod batch;
+pub mod otel;
 
 use crate::cli::{LogArgs, LogFormat};
 use tracing_subscriber::filter::{Directive, ParseError};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Writes the log lines still gathered when dropped: keep it until exit.
-pub struct LogGuard(#[allow(dead_code)] Option<batch::Guard>);
+/// Writes the log lines still gathered, and exports the spans still
+/// queued, when dropped: keep it until exit.
+pub struct LogGuard(
+    #[allow(dead_code)] Option<batch::Guard>,
+    #[allow(dead_code)] Option<otel::TraceGuard>,
+);
+
+/// The spans exported as traces: the gateway's own, not its libraries'
+/// (tonic, hyper, h2), and spans only: a log event is never a span event,
+/// so no log text reaches the collector.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    meta.is_span() && meta.target().starts_with(env!("CARGO_CRATE_NAME"))
+}
 
 /// Installs the global subscriber; a second call (as in tests) is a no-op.
 ///
@@ -17,7 +33,7 @@ pub struct LogGuard(#[allow(dead_code)] Option<batch::Guard>);
 /// each, and a wake-up of the writer per line added about 20 µs of latency at
 /// one call in flight; see PERFORMANCE.md. No line is dropped: when the
 /// buffer is full, logging waits.
-pub fn init(args: &LogArgs) -> LogGuard {
+pub fn init(args: &LogArgs, trace: Option<&otel::TraceSettings>) -> LogGuard {
     let (filter, refused) = match filter(&args.log) {
         Ok(filter) => (filter, None),
         Err(e) => (
@@ -27,21 +43,37 @@ pub fn init(args: &LogArgs) -> LogGuard {
         ),
     };
     let (writer, guard) = batch::spawn(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    let _ = match args.log_format {
-        LogFormat::Json => builder
+    let lines = match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
     };
+    let (traces, trace_guard) = match trace {
+        Some(settings) => {
+            let (tracer, guard) = otel::tracer(settings);
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(tracing_subscriber::filter::filter_fn(exported));
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .try_init();
     if let Some(e) = refused {
         tracing::warn!(filter = %args.log, error = %e, "GATEWAY_LOG is not a valid filter; logging at info");
     }
-    LogGuard(guard)
+    LogGuard(guard, trace_guard)
 }
 
 /// The filter `GATEWAY_LOG` says, with the audit target at `info` whatever

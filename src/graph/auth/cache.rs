@@ -139,7 +139,12 @@ impl TokenCache {
 
     /// The `Authorization` header value for a Graph request.
     pub async fn authorization(&self) -> Result<HeaderValue, GraphError> {
-        self.get(Need::Valid).await.map_err(GraphError::Token)
+        use tracing::Instrument;
+        let span = tracing::debug_span!("token", token.cache_hit = tracing::field::Empty);
+        self.get(Need::Valid)
+            .instrument(span)
+            .await
+            .map_err(GraphError::Token)
     }
 
     /// Obtains a fresh token now (joining a request already in flight), for
@@ -173,10 +178,17 @@ impl TokenCache {
     }
 
     async fn get(&self, need: Need) -> Outcome {
+        let span = tracing::Span::current();
         let mut rx = match self.next(need) {
-            Next::Use(header) => return Ok(header),
+            Next::Use(header) => {
+                span.record("token.cache_hit", true);
+                return Ok(header);
+            }
             Next::Fail(e) => return Err(e),
-            Next::Wait(rx) => rx,
+            Next::Wait(rx) => {
+                span.record("token.cache_hit", false);
+                rx
+            }
         };
         let outcome = match rx.wait_for(Option::is_some).await {
             Ok(outcome) => outcome.clone(),

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
+use tracing::Instrument;
 
 /// How many calls may be at Graph, and how many may wait for a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,7 @@ impl Gate {
                         waiting = Some(self.enqueue()?);
                         budget
                             .acquire_cost(&req.caller, req.cost, req.deadline)
+                            .instrument(tracing::debug_span!("budget wait"))
                             .await
                             .map_err(GraphError::BudgetExhausted)?
                     }
@@ -88,7 +90,9 @@ impl Gate {
             Some(w) => w,
             None => self.enqueue()?,
         };
-        match tokio::time::timeout_at(req.deadline, self.slots.clone().acquire_owned()).await {
+        let slot = tokio::time::timeout_at(req.deadline, self.slots.clone().acquire_owned())
+            .instrument(tracing::debug_span!("graph slot wait"));
+        match slot.await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it as a full queue anyway.
             Ok(Err(_)) => Err(GraphError::Overloaded(Overload::QueueFull)),

@@ -10,6 +10,7 @@ use crate::graph::body::{self, BodyError};
 use crate::graph::{AnswerTooLarge, GraphError, GraphFailure, GraphResponse};
 use http::header::{self, HeaderName, HeaderValue};
 use std::time::{Duration, SystemTime};
+use tracing::Instrument;
 
 // Names and fixed values made once, not parsed from text on every request.
 const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("client-request-id");
@@ -34,7 +35,8 @@ pub struct Limits {
 pub fn service(client: reqwest::Client, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = client.clone();
-        async move { exchange(&client, req, limits).await }
+        let span = attempt_span(&req);
+        async move { exchange(&client, req, limits).instrument(span).await }
     }))
 }
 
@@ -77,6 +79,19 @@ async fn exchange(
     };
     let request_id = header_text("request-id");
     let retry_after = header_text("retry-after");
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("http.response.status_code", status);
+        if let Some(id) = &request_id {
+            span.record("graph.request_id", id.as_str());
+        }
+        if let Some(delay) = &retry_after {
+            span.record("retry_after", delay.as_str());
+        }
+        if status >= 400 {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     if (200..300).contains(&status) {
         // Graph took the request; only its answer was lost (or refused).
         let body = match body::read_limited(resp, limits.max_answer_bytes).await {
@@ -111,6 +126,51 @@ async fn exchange(
 }
 
 /// The error and its causes, without the URL (which names the task).
+/// One attempt's client span, after OpenTelemetry's HTTP conventions:
+/// named by the method and the route with `{id}` for each task id, never
+/// the URL itself (no ids, no query, which may hold a filter's values).
+/// A debug span: made only when traces are exported.
+fn attempt_span(req: &GraphRequest) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "graph request",
+        otel.name = tracing::field::Empty,
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = req.method.as_str(),
+        url.template = tracing::field::Empty,
+        server.address = req.url.host_str().unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+        http.request.resend_count = req.attempt,
+        retry.attempt = req.attempt,
+        retry_after = tracing::field::Empty,
+        graph.request_id = tracing::field::Empty,
+        graph.client_request_id = &*req.client_request_id,
+    );
+    if !span.is_disabled() {
+        let template = url_template(req.url.path());
+        span.record(
+            "otel.name",
+            tracing::field::display(format_args!("{} {template}", req.method)),
+        );
+        span.record("url.template", template.as_str());
+    }
+    span
+}
+
+/// A Graph path with every segment that is a task id as `{id}`.
+pub fn url_template(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if crate::translate::is_guid(segment) {
+                "{id}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn describe(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut out = e.to_string();

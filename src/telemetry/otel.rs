@@ -1,0 +1,594 @@
+//! Trace export over OTLP, configured by OpenTelemetry's environment names
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`,
+//! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
+//! `OTEL_TRACES_SAMPLER_ARG`). Off when no endpoint is set: then no layer
+//! is installed and a call pays nothing for it.
+//!
+//! Spans leave through a queue of its own, never through the call: a span
+//! that ends is put in a bounded queue without waiting, and one thread,
+//! with a small runtime of its own, exports them in batches. A slow or dead
+//! collector fills the queue; spans that find it full are dropped and
+//! counted (`graph_gateway_trace_spans_dropped_total{reason}`), and no call
+//! is slowed or failed by it.
+
+use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::Resource;
+use prometheus_client::metrics::counter::Counter;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use crate::cli::TraceArgs;
+
+/// Spans held for export at most; more are dropped.
+pub const QUEUE_SPANS: usize = 2048;
+/// Spans sent in one export at most.
+const BATCH_SPANS: usize = 512;
+/// How long a span waits for others to share its export.
+const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// How long one export may take before its spans count as failed.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The transports OTLP names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Grpc,
+    HttpProtobuf,
+}
+
+/// How traces are sampled (`OTEL_TRACES_SAMPLER` and its argument).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerSetting {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio(f64),
+    /// The caller's decision when it sent one, else the inner setting.
+    ParentBased(Root),
+}
+
+/// The root decision of a parent-based sampler.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Root {
+    AlwaysOn,
+    AlwaysOff,
+    Ratio(f64),
+}
+
+/// Trace export, checked.
+#[derive(Debug, Clone)]
+pub struct TraceSettings {
+    pub endpoint: url::Url,
+    pub transport: Transport,
+    pub service_name: String,
+    pub resource: Vec<(String, String)>,
+    pub sampler: SamplerSetting,
+}
+
+impl TraceSettings {
+    /// The settings `args` give, `None` when no endpoint is set; every
+    /// problem named.
+    pub fn from_args(args: &TraceArgs) -> Result<Option<Self>, Vec<String>> {
+        let mut problems = Vec::new();
+        let Some(endpoint) = args.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let endpoint = match url::Url::parse(endpoint) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            _ => {
+                problems.push(format!(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL, got {endpoint:?}"
+                ));
+                None
+            }
+        };
+        let transport = match args.otlp_protocol.as_str() {
+            "grpc" => Some(Transport::Grpc),
+            "http/protobuf" => Some(Transport::HttpProtobuf),
+            other => {
+                problems.push(format!(
+                    "OTEL_EXPORTER_OTLP_PROTOCOL must be grpc or http/protobuf, got {other:?}"
+                ));
+                None
+            }
+        };
+        let ratio = match args.traces_sampler_arg.as_deref() {
+            None | Some("") => Some(1.0),
+            Some(raw) => match raw.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Some(r),
+                _ => {
+                    problems.push(format!(
+                        "OTEL_TRACES_SAMPLER_ARG must be a ratio from 0 to 1, got {raw:?}"
+                    ));
+                    None
+                }
+            },
+        };
+        let sampler = match (args.traces_sampler.as_str(), ratio) {
+            ("always_on", _) => Some(SamplerSetting::AlwaysOn),
+            ("always_off", _) => Some(SamplerSetting::AlwaysOff),
+            ("traceidratio", Some(r)) => Some(SamplerSetting::Ratio(r)),
+            ("parentbased_always_on", _) => Some(SamplerSetting::ParentBased(Root::AlwaysOn)),
+            ("parentbased_always_off", _) => Some(SamplerSetting::ParentBased(Root::AlwaysOff)),
+            ("parentbased_traceidratio", Some(r)) => {
+                Some(SamplerSetting::ParentBased(Root::Ratio(r)))
+            }
+            ("traceidratio" | "parentbased_traceidratio", None) => None,
+            (other, _) => {
+                problems.push(format!(
+                    "OTEL_TRACES_SAMPLER must be always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio, got {other:?}"
+                ));
+                None
+            }
+        };
+        let resource = match resource_attributes(&args.resource_attributes) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(e);
+                Vec::new()
+            }
+        };
+        match (endpoint, transport, sampler) {
+            (Some(endpoint), Some(transport), Some(sampler)) if problems.is_empty() => {
+                Ok(Some(Self {
+                    endpoint,
+                    transport,
+                    service_name: args.service_name.clone(),
+                    resource,
+                    sampler,
+                }))
+            }
+            _ => Err(problems),
+        }
+    }
+
+    fn sampler(&self) -> Sampler {
+        let root = |r: Root| match r {
+            Root::AlwaysOn => Sampler::AlwaysOn,
+            Root::AlwaysOff => Sampler::AlwaysOff,
+            Root::Ratio(r) => Sampler::TraceIdRatioBased(r),
+        };
+        match self.sampler {
+            SamplerSetting::AlwaysOn => Sampler::AlwaysOn,
+            SamplerSetting::AlwaysOff => Sampler::AlwaysOff,
+            SamplerSetting::Ratio(r) => Sampler::TraceIdRatioBased(r),
+            SamplerSetting::ParentBased(r) => Sampler::ParentBased(Box::new(root(r))),
+        }
+    }
+
+    fn resource(&self) -> Resource {
+        Resource::builder_empty()
+            .with_service_name(self.service_name.clone())
+            .with_attributes(
+                self.resource
+                    .iter()
+                    .filter(|(k, _)| k != "service.name")
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            )
+            .build()
+    }
+
+    /// Where spans are posted: the endpoint as given for gRPC; with
+    /// `/v1/traces` added for HTTP, as the OTLP exporter convention says.
+    fn export_url(&self) -> String {
+        match self.transport {
+            Transport::Grpc => self.endpoint.as_str().trim_end_matches('/').to_owned(),
+            Transport::HttpProtobuf => {
+                format!("{}/v1/traces", self.endpoint.as_str().trim_end_matches('/'))
+            }
+        }
+    }
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs separated by commas,
+/// values percent-decoded.
+fn resource_attributes(raw: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "OTEL_RESOURCE_ATTRIBUTES: {pair:?} is not key=value"
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("OTEL_RESOURCE_ATTRIBUTES: {pair:?} has no key"));
+        }
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("OTEL_RESOURCE_ATTRIBUTES: the value of {key:?} is not valid percent-encoding"))?;
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// What became of the spans handed to the exporter, for `/metrics`.
+pub struct SpanCounters {
+    pub exported: Counter,
+    pub dropped_queue_full: Counter,
+    pub dropped_export_failed: Counter,
+}
+
+/// The process's one set of span counters (spans leave the process through
+/// one exporter, installed once).
+pub static SPANS: LazyLock<SpanCounters> = LazyLock::new(|| SpanCounters {
+    exported: Counter::default(),
+    dropped_queue_full: Counter::default(),
+    dropped_export_failed: Counter::default(),
+});
+
+static ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether traces are exported: the service reads the caller's trace
+/// context only then.
+pub fn on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Keeps the exporter until the process ends; dropping it exports what is
+/// queued (for a few seconds at most).
+pub struct TraceGuard(SdkTracerProvider);
+
+impl Drop for TraceGuard {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown_with_timeout(Duration::from_secs(5));
+    }
+}
+
+/// The tracer for `settings`, exporting through the queue.
+pub fn tracer(settings: &TraceSettings) -> (opentelemetry_sdk::trace::SdkTracer, TraceGuard) {
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(settings.sampler())
+        .with_resource(settings.resource())
+        .with_span_processor(Queue::start(settings.clone()))
+        .build();
+    ON.store(true, Ordering::Relaxed);
+    let tracer = provider.tracer("graph-grpc-gateway");
+    (tracer, TraceGuard(provider))
+}
+
+/// The caller's W3C trace context (`traceparent`, `tracestate`) and
+/// `baggage`, read from gRPC metadata.
+pub fn extract(metadata: &tonic::metadata::MetadataMap) -> opentelemetry::Context {
+    static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
+        TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ])
+    });
+    PROPAGATOR.extract(&Metadata(metadata))
+}
+
+struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for Metadata<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+enum Message {
+    Span(Box<SpanData>),
+    Resource(Resource),
+    /// Export what is queued, then say so.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The span processor: ended spans into a bounded queue, never waiting.
+#[derive(Debug)]
+struct Queue {
+    tx: SyncSender<Message>,
+}
+
+impl Queue {
+    fn start(settings: TraceSettings) -> Self {
+        let (tx, rx) = mpsc::sync_channel(QUEUE_SPANS);
+        let spawned = std::thread::Builder::new()
+            .name("trace-export".into())
+            .spawn(move || export_loop(&settings, rx));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the trace exporter; spans will be dropped");
+        }
+        Self { tx }
+    }
+
+    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+        let (ack, done) = mpsc::channel();
+        self.tx
+            .try_send(Message::Flush(ack))
+            .map_err(|_| OTelSdkError::InternalFailure("the export queue is full".into()))?;
+        done.recv_timeout(timeout)
+            .map_err(|_| OTelSdkError::Timeout(timeout))
+    }
+}
+
+impl SpanProcessor for Queue {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        match self.tx.try_send(Message::Span(Box::new(span))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                SPANS.dropped_queue_full.inc();
+            }
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.flush(EXPORT_TIMEOUT)
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.flush(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let _ = self.tx.try_send(Message::Resource(resource.clone()));
+    }
+}
+
+/// The export thread: a current-thread runtime of its own (the OTLP
+/// clients need one), batches of up to [`BATCH_SPANS`] or what came within
+/// [`BATCH_DELAY`] of the first.
+fn export_loop(settings: &TraceSettings, rx: Receiver<Message>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the trace exporter's runtime; spans will be dropped");
+            return;
+        }
+    };
+    let mut exporter = match runtime.block_on(async { exporter(settings) }) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the trace exporter; spans will be dropped");
+            return;
+        }
+    };
+    let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH_SPANS);
+    let mut first_at: Option<Instant> = None;
+    loop {
+        let message = match first_at {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(at) => rx.recv_timeout(BATCH_DELAY.saturating_sub(at.elapsed())),
+        };
+        let mut flushed = None;
+        match message {
+            Ok(Message::Span(span)) => {
+                batch.push(*span);
+                first_at.get_or_insert_with(Instant::now);
+            }
+            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
+            Ok(Message::Flush(ack)) => flushed = Some(ack),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                export(&runtime, &exporter, &mut batch);
+                return;
+            }
+        }
+        let due = first_at.is_some_and(|at| at.elapsed() >= BATCH_DELAY);
+        if batch.len() >= BATCH_SPANS || due || flushed.is_some() {
+            export(&runtime, &exporter, &mut batch);
+            first_at = None;
+        }
+        if let Some(ack) = flushed {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, batch: &mut Vec<SpanData>) {
+    if batch.is_empty() {
+        return;
+    }
+    let spans = std::mem::take(batch);
+    let n = spans.len() as u64;
+    let result = runtime.block_on(async {
+        tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await
+    });
+    match result {
+        Ok(Ok(())) => {
+            SPANS.exported.inc_by(n);
+        }
+        Ok(Err(e)) => {
+            SPANS.dropped_export_failed.inc_by(n);
+            tracing::debug!(error = %e, spans = n, "the trace collector refused an export");
+        }
+        Err(_) => {
+            SPANS.dropped_export_failed.inc_by(n);
+            tracing::debug!(spans = n, "an export to the trace collector timed out");
+        }
+    }
+}
+
+type Exporter = opentelemetry_otlp::SpanExporter;
+
+fn exporter(settings: &TraceSettings) -> Result<Exporter, opentelemetry_otlp::ExporterBuildError> {
+    let url = settings.export_url();
+    match settings.transport {
+        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(url)
+            .with_timeout(EXPORT_TIMEOUT)
+            .build(),
+        Transport::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(HttpClient::default())
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .with_timeout(EXPORT_TIMEOUT)
+            .build(),
+    }
+}
+
+/// The OTLP/HTTP exporter's client: the gateway's own reqwest.
+#[derive(Debug, Clone)]
+struct HttpClient(reqwest::Client);
+
+impl Default for HttpClient {
+    fn default() -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(EXPORT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self(client)
+    }
+}
+
+#[tonic::async_trait]
+impl opentelemetry_http::HttpClient for HttpClient {
+    async fn send_bytes(
+        &self,
+        request: http::Request<bytes::Bytes>,
+    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
+        let (parts, body) = request.into_parts();
+        let mut req = self.0.request(parts.method, parts.uri.to_string()).body(body);
+        for (name, value) in &parts.headers {
+            req = req.header(name, value);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?;
+        let mut out = http::Response::new(body);
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> TraceArgs {
+        TraceArgs {
+            otlp_endpoint: Some("http://collector:4317".into()),
+            otlp_protocol: "grpc".into(),
+            service_name: "graph-grpc-gateway".into(),
+            resource_attributes: String::new(),
+            traces_sampler: "parentbased_always_on".into(),
+            traces_sampler_arg: None,
+        }
+    }
+
+    #[test]
+    fn no_endpoint_is_no_tracing() {
+        for none in [None, Some(String::new()), Some("  ".into())] {
+            let got = TraceSettings::from_args(&TraceArgs {
+                otlp_endpoint: none,
+                ..args()
+            });
+            assert!(matches!(got, Ok(None)), "{got:?}");
+        }
+    }
+
+    #[test]
+    fn samplers_follow_the_opentelemetry_names() {
+        for (name, arg, want) in [
+            ("always_on", None, SamplerSetting::AlwaysOn),
+            ("always_off", None, SamplerSetting::AlwaysOff),
+            ("traceidratio", Some("0.25"), SamplerSetting::Ratio(0.25)),
+            ("parentbased_always_on", None, SamplerSetting::ParentBased(Root::AlwaysOn)),
+            ("parentbased_always_off", None, SamplerSetting::ParentBased(Root::AlwaysOff)),
+            ("parentbased_traceidratio", Some("0.1"), SamplerSetting::ParentBased(Root::Ratio(0.1))),
+            ("parentbased_traceidratio", None, SamplerSetting::ParentBased(Root::Ratio(1.0))),
+        ] {
+            let got = TraceSettings::from_args(&TraceArgs {
+                traces_sampler: name.into(),
+                traces_sampler_arg: arg.map(str::to_owned),
+                ..args()
+            })
+            .expect("valid")
+            .expect("on");
+            assert_eq!(got.sampler, want, "{name} {arg:?}");
+        }
+    }
+
+    #[test]
+    fn every_bad_setting_is_named() {
+        let got = TraceSettings::from_args(&TraceArgs {
+            otlp_endpoint: Some("collector:4317".into()),
+            otlp_protocol: "http/json".into(),
+            traces_sampler: "sometimes".into(),
+            traces_sampler_arg: Some("2".into()),
+            resource_attributes: "novalue".into(),
+            ..args()
+        })
+        .expect_err("invalid");
+        let text = got.join("\n");
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+            "OTEL_RESOURCE_ATTRIBUTES",
+        ] {
+            assert!(text.contains(name), "{name} in {text}");
+        }
+    }
+
+    #[test]
+    fn resource_attributes_are_percent_decoded_pairs() {
+        assert_eq!(
+            resource_attributes("k8s.pod.name=gw-1, team=sec%20ops%2Cblue ,").expect("valid"),
+            [
+                ("k8s.pod.name".to_owned(), "gw-1".to_owned()),
+                ("team".to_owned(), "sec ops,blue".to_owned())
+            ]
+        );
+        assert!(resource_attributes("=x").is_err());
+        assert!(resource_attributes("a=%zz").is_err());
+        assert!(resource_attributes("a=%4").is_err());
+    }
+
+    #[test]
+    fn http_posts_to_v1_traces() {
+        let grpc = TraceSettings::from_args(&args()).expect("valid").expect("on");
+        assert_eq!(grpc.export_url(), "http://collector:4317");
+        let http = TraceSettings::from_args(&TraceArgs {
+            otlp_endpoint: Some("https://collector.example:4318/".into()),
+            otlp_protocol: "http/protobuf".into(),
+            ..args()
+        })
+        .expect("valid")
+        .expect("on");
+        assert_eq!(http.export_url(), "https://collector.example:4318/v1/traces");
+    }
+}
