@@ -97,6 +97,17 @@ impl Default for Metrics {
             "Items of batch write calls, by RPC and the item's own status code (the call itself answers OK with each item's outcome)",
             batch_items.clone(),
         );
+        let spans = &*crate::telemetry::otel::SPANS;
+        registry.register(
+            "trace_spans_exported",
+            "Spans sent to the OTLP collector",
+            spans.exported.clone(),
+        );
+        registry.register(
+            "trace_spans_dropped",
+            "Spans not exported, by reason: queue_full (the collector is slow or gone: spans are dropped, never waited for), export_failed (it refused or did not answer)",
+            spans.dropped.clone(),
+        );
         let graph_requests = Family::<GraphLabels, Counter>::default();
         registry.register(
             "graph_requests",

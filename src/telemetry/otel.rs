@@ -20,6 +20,7 @@ use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor};
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::LazyLock;
@@ -224,19 +225,28 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Why spans were dropped, as `/metrics` labels them.
+pub type DropLabels = Vec<(&'static str, &'static str)>;
+
 /// What became of the spans handed to the exporter, for `/metrics`.
 pub struct SpanCounters {
     pub exported: Counter,
-    pub dropped_queue_full: Counter,
-    pub dropped_export_failed: Counter,
+    /// By `reason`: `queue_full` (the collector is slow or gone),
+    /// `export_failed` (it refused or did not answer).
+    pub dropped: Family<DropLabels, Counter>,
+}
+
+impl SpanCounters {
+    fn dropped(&self, reason: &'static str, n: u64) {
+        self.dropped.get_or_create(&vec![("reason", reason)]).inc_by(n);
+    }
 }
 
 /// The process's one set of span counters (spans leave the process through
 /// one exporter, installed once).
 pub static SPANS: LazyLock<SpanCounters> = LazyLock::new(|| SpanCounters {
     exported: Counter::default(),
-    dropped_queue_full: Counter::default(),
-    dropped_export_failed: Counter::default(),
+    dropped: Family::default(),
 });
 
 static ON: AtomicBool = AtomicBool::new(false);
@@ -341,7 +351,7 @@ impl SpanProcessor for Queue {
         match self.tx.try_send(Message::Span(Box::new(span))) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                SPANS.dropped_queue_full.inc();
+                SPANS.dropped("queue_full", 1);
             }
         }
     }
@@ -426,11 +436,11 @@ fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, batch: &mut Ve
             SPANS.exported.inc_by(n);
         }
         Ok(Err(e)) => {
-            SPANS.dropped_export_failed.inc_by(n);
+            SPANS.dropped("export_failed", n);
             tracing::debug!(error = %e, spans = n, "the trace collector refused an export");
         }
         Err(_) => {
-            SPANS.dropped_export_failed.inc_by(n);
+            SPANS.dropped("export_failed", n);
             tracing::debug!(spans = n, "an export to the trace collector timed out");
         }
     }
