@@ -26,6 +26,7 @@ import importlib.resources
 import json
 import os
 import re
+import shlex
 import shutil
 import tomllib
 import urllib.parse
@@ -2453,6 +2454,37 @@ def test_readme_redis_examples() -> None:
             errors = [e for obj in manifests.objects for e in schema_errors(obj, version)]
             assert not errors, "\n".join(errors)
 
+
+
+def test_readme_tracing_example() -> None:
+    """The README's trace export example renders as its table says."""
+    (block,) = [
+        b for b in re.findall(r"^```sh\n(.*?)^```$", README.read_text(), re.M | re.S) if "tracing." in b
+    ]
+    words = shlex.split(block.replace("\\\n", " "))
+    sets = tuple(words[i + 1] for i, word in enumerate(words) if word == "--set")
+    assert len(sets) == 3 and sets[0] == "tracing.otlpEndpoint=http://otel-collector.monitoring:4317", sets
+    rendered = render_values(user_values(("existing-secret.yaml",), ("networkPolicy.enabled=true", *sets)))
+    container = container_environment(rendered)
+    assert container["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4317"
+    assert container["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert container["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    pairs = decode_resource_attributes(container["OTEL_RESOURCE_ATTRIBUTES"])
+    assert pairs[-1] == ("deployment.environment.name", "production")
+    assert {"ports": [{"port": 4317, "protocol": "TCP"}]} in rendered.one("NetworkPolicy")["spec"]["egress"]
+    text = README.read_text()
+    for row in (
+        "| `tracing.otlpEndpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` | `\"\"` (off) |",
+        "| `tracing.protocol` | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc` |",
+        "| `tracing.sampler` | `OTEL_TRACES_SAMPLER` | `parentbased_traceidratio` |",
+        "| `tracing.samplerArg` | `OTEL_TRACES_SAMPLER_ARG` | `\"1.0\"` |",
+        "| `tracing.serviceName` | `OTEL_SERVICE_NAME` | `graph-grpc-gateway` |",
+        "| `tracing.resourceAttributes` | `OTEL_RESOURCE_ATTRIBUTES` | `{}` |",
+    ):
+        assert row in text, row
+    for version in KUBE_VERSIONS:
+        errors = [e for obj in rendered.objects for e in schema_errors(obj, version)]
+        assert not errors, "\n".join(errors)
 
 # ---------------------------------------------------------------------------
 # NOTES.txt
