@@ -26,8 +26,10 @@ import importlib.resources
 import json
 import os
 import re
+import shlex
 import shutil
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +95,8 @@ EXPECTED_VALUE_FILES = {
     "mtls",
     "mesh-policy",
     "budget-redis",
+    "tracing",
+    "tracing-http",
 }
 
 # ---------------------------------------------------------------------------
@@ -805,17 +809,44 @@ def test_default_topology_spreads_over_zones_and_nodes() -> None:
     assert all(c["whenUnsatisfiable"] == "ScheduleAnyway" for c in constraints)
 
 
-# Settings of the gRPC listener's TLS, its connection limits and the caller
-# policy that the chart renders before the gateway's command line declares them
-# (src/ has no `env = "..."` for them yet). Each name leaves this set once the
-# binary reads it: test_announced_environment_is_not_yet_read says when.
+# OpenTelemetry's trace export settings (tracing.*), which the chart renders
+# before the gateway's command line declares them (src/ has no `env = "..."`
+# for them yet). Each name leaves this set once the binary reads it:
+# test_announced_environment_is_not_yet_read says when.
+ANNOUNCED_GATEWAY_ENV = frozenset(
+    {
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    }
+)
+# The pod's own facts from the downward API, which the gateway never reads:
+# they exist for Kubernetes to expand $(POD_NAME) and the like in the
+# variables after them (test_every_variable_reference_is_defined_before_it).
+DOWNWARD_API_ENV = {
+    "POD_NAME": "metadata.name",
+    "POD_NAMESPACE": "metadata.namespace",
+    "NODE_NAME": "spec.nodeName",
+}
+
+
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_environment_is_read_by_the_gateway(scenario: str) -> None:
     """Every variable the chart sets (besides extraEnv) is one the binary reads (or announced)."""
     rendered = render_scenario(scenario)
     extra = {e["name"] for e in scenario_values(scenario).get("extraEnv") or []}
-    unknown = set(rendered.env()) - extra - gateway_env_names()
+    announced = ANNOUNCED_GATEWAY_ENV | set(DOWNWARD_API_ENV)
+    unknown = set(rendered.env()) - extra - gateway_env_names() - announced
     assert not unknown, f"the gateway reads no such variables: {sorted(unknown)}"
+
+
+def test_announced_environment_is_not_yet_read() -> None:
+    """Once the binary reads an announced name, it must be checked like every other one."""
+    read = sorted(ANNOUNCED_GATEWAY_ENV & gateway_env_names())
+    assert not read, f"the gateway now reads {read}: remove them from ANNOUNCED_GATEWAY_ENV"
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -1048,11 +1079,23 @@ NETWORK_POLICY_RENDERS = {
         ("existing-secret.yaml",),
         ("networkPolicy.enabled=true", "budget.redis.url=redis://redis.redis.svc:6379"),
     ),
+    "tracing": (("tracing.yaml",), ()),
+    "tracing-http-and-redis": (("tracing-http.yaml",), ()),
+    "tracing-off": (
+        ("tracing.yaml",),
+        ("tracing.otlpEndpoint=",),
+    ),
 }
 
 
+def collector_port(endpoint: str) -> int:
+    """The TCP port an OTLP exporter connects to for an endpoint URL: its own, or its scheme's."""
+    url = urllib.parse.urlsplit(endpoint)
+    return url.port or {"http": 80, "https": 443}[url.scheme]
+
+
 @pytest.mark.parametrize("case", list(NETWORK_POLICY_RENDERS))
-def test_network_policy_egress_only_dns_https_and_redis(case: str) -> None:
+def test_network_policy_egress_only_dns_https_redis_and_collector(case: str) -> None:
     files, sets = NETWORK_POLICY_RENDERS[case]
     rendered = render(files, sets)
     policy = rendered.one("NetworkPolicy")
@@ -1063,6 +1106,9 @@ def test_network_policy_egress_only_dns_https_and_redis(case: str) -> None:
     redis = merged["budget"]["redis"]
     if redis["url"] or redis["existingSecret"]["name"]:
         allowed.add((merged["networkPolicy"]["redisPort"], "TCP"))
+    # And the OpenTelemetry collector, when traces are exported.
+    if merged["tracing"]["otlpEndpoint"]:
+        allowed.add((collector_port(merged["tracing"]["otlpEndpoint"]), "TCP"))
     seen = set()
     for rule in policy["spec"].get("egress") or []:
         assert rule.get("ports"), "an egress rule without ports allows every port"
@@ -1237,6 +1283,46 @@ MORE_RENDERS: dict[str, dict[str, Any]] = {
     "budget-off": with_values(("existing-secret.yaml",), {"budget": {"enabled": False}}),
     "budget-local-share-fraction": with_values(
         ("existing-secret.yaml",), {"budget": {"localShare": 33.3}, "replicaCount": 3}
+    ),
+    # Trace export: an endpoint without a port (its scheme's), over IPv6, with every
+    # sampler of its own; and tracing's other values set while it is off.
+    "tracing-https-no-port": with_values(
+        ("existing-secret.yaml",),
+        {
+            "tracing": {"otlpEndpoint": "https://otlp.example.com", "protocol": "http/protobuf"},
+            "networkPolicy": {"enabled": True},
+        },
+    ),
+    "tracing-http-no-port": with_values(
+        ("existing-secret.yaml",),
+        {
+            "tracing": {"otlpEndpoint": "http://otel-collector.monitoring"},
+            "networkPolicy": {"enabled": True},
+        },
+    ),
+    "tracing-ipv6": with_values(
+        ("demo.yaml",),
+        {
+            "tracing": {
+                "otlpEndpoint": "http://[fd00::10]:14317",
+                "sampler": "traceidratio",
+                "samplerArg": "0",
+            },
+            "networkPolicy": {"enabled": True},
+        },
+    ),
+    "tracing-off-but-set": with_values(
+        ("existing-secret.yaml",),
+        {
+            "tracing": {
+                "otlpEndpoint": "",
+                "protocol": "http/protobuf",
+                "sampler": "always_on",
+                "serviceName": "unused",
+                "resourceAttributes": {"team": "platform"},
+            },
+            "networkPolicy": {"enabled": True},
+        },
     ),
 }
 ALL_RENDERS: dict[str, dict[str, Any]] = {
@@ -1895,6 +1981,403 @@ def test_notes_say_how_the_budget_is_shared(case: str, warned: bool) -> None:
     assert PASSWORD not in notes
 
 # ---------------------------------------------------------------------------
+# Trace export over OTLP (tracing.*)
+# ---------------------------------------------------------------------------
+
+OTEL_ENV = ANNOUNCED_GATEWAY_ENV
+# What the downward API gives the pod in these tests' stand-in for Kubernetes.
+POD_FIELDS = {
+    "metadata.name": "gw-graph-grpc-gateway-5d8f7-x2k9q",
+    "metadata.namespace": NAMESPACE,
+    "spec.nodeName": "aks-pool-0",
+}
+# The keys the chart sets in OTEL_RESOURCE_ATTRIBUTES, in order.
+CHART_RESOURCE_KEYS = (
+    "k8s.pod.name",
+    "k8s.namespace.name",
+    "k8s.node.name",
+    "k8s.deployment.name",
+    "service.version",
+)
+TRACING_RENDERS = [name for name in ALL_RENDERS if case_values(name)["tracing"]["otlpEndpoint"]]
+assert {"tracing", "tracing-http", "tracing-ipv6"} <= set(TRACING_RENDERS), TRACING_RENDERS
+
+
+def variable_references(value: str) -> list[str]:
+    """The names Kubernetes tries to expand in an env value: $(NAME), but not $$(NAME)."""
+    names, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            i += 2
+        elif value.startswith("$(", i) and ")" in value[i + 2 :]:
+            end = value.index(")", i + 2)
+            names.append(value[i + 2 : end])
+            i = end + 1
+        else:
+            i += 1
+    return names
+
+
+def kubernetes_expand(value: str, defined: dict[str, str]) -> str:
+    """An env value as the container sees it: $(NAME) of a variable defined before it
+    replaced, $$ made $, anything else (an undefined $(NAME) too) left as written."""
+    out, i = [], 0
+    while i < len(value):
+        if value.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif value.startswith("$(", i) and ")" in value[i + 2 :]:
+            end = value.index(")", i + 2)
+            name = value[i + 2 : end]
+            out.append(defined.get(name, value[i : end + 1]))
+            i = end + 1
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def container_environment(rendered: Rendered) -> dict[str, str]:
+    """The gateway process's environment: the ConfigMap, then env in order, expanded."""
+    defined = {k: v["value"] for k, v in rendered.env().items() if v.get("from") == "configMap"}
+    for entry in rendered.container.get("env", []):
+        if "value" in entry:
+            defined[entry["name"]] = kubernetes_expand(entry["value"], defined)
+        elif "fieldRef" in entry.get("valueFrom", {}):
+            defined[entry["name"]] = POD_FIELDS[entry["valueFrom"]["fieldRef"]["fieldPath"]]
+    return defined
+
+
+def decode_resource_attributes(text: str) -> list[tuple[str, str]]:
+    """OTEL_RESOURCE_ATTRIBUTES as OpenTelemetry reads it: key=value pairs split
+    on ",", each on its first "=", keys and values percent-decoded."""
+    pairs = []
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        assert sep, f"{item!r} is no key=value pair"
+        decoded = (urllib.parse.unquote(key, errors="strict"), urllib.parse.unquote(value, errors="strict"))
+        pairs.append(decoded)
+    return pairs
+
+
+@pytest.mark.parametrize("case", [name for name in ALL_RENDERS if name not in TRACING_RENDERS])
+def test_no_trace_variables_without_an_endpoint(case: str) -> None:
+    env = render_case(case).env()
+    assert not [name for name in env if name.startswith("OTEL_")], sorted(env)
+    assert not set(DOWNWARD_API_ENV) & set(env), sorted(env)
+
+
+@pytest.mark.parametrize("case", TRACING_RENDERS)
+def test_trace_variables_pass_the_values_on(case: str) -> None:
+    rendered = render_case(case)
+    tracing = case_values(case)["tracing"]
+    env = rendered.env()
+    container = container_environment(rendered)
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == {
+        "name": "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "value": tracing["otlpEndpoint"],
+    }
+    assert container["OTEL_EXPORTER_OTLP_PROTOCOL"] == tracing["protocol"]
+    assert container["OTEL_TRACES_SAMPLER"] == tracing["sampler"]
+    assert container["OTEL_SERVICE_NAME"] == tracing["serviceName"]
+    if tracing["sampler"].endswith("traceidratio"):
+        assert float(container["OTEL_TRACES_SAMPLER_ARG"]) == float(tracing["samplerArg"])
+    else:
+        assert "OTEL_TRACES_SAMPLER_ARG" not in env, "the sampler takes no argument"
+    for name, field in DOWNWARD_API_ENV.items():
+        assert env[name] == {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field}}}
+    for name in (*OTEL_ENV, *DOWNWARD_API_ENV):
+        assert env.get(name, {}).get("from") != "configMap", f"{name} must be in the container's env"
+
+
+def test_trace_variables_of_the_grpc_file() -> None:
+    env = render_scenario("tracing").env()
+    assert {name: env[name].get("value") for name in OTEL_ENV} == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring:4317",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.25",
+        "OTEL_SERVICE_NAME": "intune-graph-gateway",
+        "OTEL_RESOURCE_ATTRIBUTES": (
+            "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME),"
+            "k8s.deployment.name=gw-graph-grpc-gateway,service.version=0.1.0%2Bbuild.7,"
+            "deployment.environment.name=production,note=100%25%20%24%28POD_NAME%29,"
+            "team=platform%2C%20security%20%3D%20ops"
+        ),
+    }
+
+
+def test_trace_variables_of_the_http_file() -> None:
+    env = render_scenario("tracing-http").env()
+    assert {name: env[name]["value"] for name in OTEL_ENV if name in env} == {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector.monitoring.svc.cluster.local:4318/otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_SERVICE_NAME": "graph-grpc-gateway",
+        "OTEL_RESOURCE_ATTRIBUTES": (
+            "k8s.pod.name=$(POD_NAME),k8s.namespace.name=$(POD_NAMESPACE),k8s.node.name=$(NODE_NAME),"
+            "k8s.deployment.name=gw-graph-grpc-gateway,service.version=0.1.0"
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(ALL_RENDERS))
+def test_every_variable_reference_is_defined_before_it(case: str) -> None:
+    """Kubernetes expands $(NAME) only from variables above it (or envFrom); any other stays literal."""
+    rendered = render_case(case)
+    defined = {k for k, v in rendered.env().items() if v.get("from") == "configMap"}
+    for entry in rendered.container.get("env", []):
+        for name in variable_references(entry.get("value", "")):
+            assert name in defined, f"{entry['name']} names $({name}) before it is defined"
+        defined.add(entry["name"])
+
+
+@pytest.mark.parametrize("case", TRACING_RENDERS)
+def test_the_pod_facts_come_before_the_resource_attributes(case: str) -> None:
+    names = [e["name"] for e in render_case(case).container["env"]]
+    attributes = names.index("OTEL_RESOURCE_ATTRIBUTES")
+    for name in DOWNWARD_API_ENV:
+        assert names.index(name) < attributes, names
+        assert names.count(name) == 1, names
+
+
+@pytest.mark.parametrize("case", TRACING_RENDERS)
+def test_resource_attributes_reach_the_gateway_as_written(case: str) -> None:
+    """Expanded by Kubernetes and decoded as OpenTelemetry does, each attribute is
+    the pod's fact or the value as given, chart's keys first, then the user's sorted."""
+    rendered = render_case(case)
+    values = case_values(case)
+    pairs = decode_resource_attributes(container_environment(rendered)["OTEL_RESOURCE_ATTRIBUTES"])
+    user = values["tracing"]["resourceAttributes"]
+    assert [key for key, _ in pairs] == [*CHART_RESOURCE_KEYS, *sorted(user)]
+    assert dict(pairs) == {
+        "k8s.pod.name": POD_FIELDS["metadata.name"],
+        "k8s.namespace.name": NAMESPACE,
+        "k8s.node.name": POD_FIELDS["spec.nodeName"],
+        "k8s.deployment.name": rendered.deployment["metadata"]["name"],
+        "service.version": rendered.container["image"].rsplit(":", 1)[1],
+        **user,
+    }
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"deployment.environment.name": "staging"},
+        {"z.last": "1", "a.first": "2", "m_mid-dle": "3"},
+        {"awkward": 'a,b=c d%e$(POD_NAME)$$f+g"h;i\\j/k~l:m@n', "unicode": "café ✓"},
+        {"empty": ""},
+    ],
+    ids=["one", "sorted", "awkward", "empty-value"],
+)
+def test_resource_attribute_values_are_percent_encoded(attributes: dict[str, str]) -> None:
+    values = with_values(
+        ("existing-secret.yaml",),
+        {
+            "tracing": {
+                "otlpEndpoint": "http://otel-collector.monitoring:4317",
+                "resourceAttributes": attributes,
+            }
+        },
+    )
+    rendered = render_values(values)
+    raw = rendered.env()["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+    user_part = raw.split(",")[len(CHART_RESOURCE_KEYS) :]
+    # Only unreserved characters and escapes: nothing a reader of the list, or Kubernetes, takes apart.
+    for item in user_part:
+        key, _, value = item.partition("=")
+        assert re.fullmatch(r"([A-Za-z0-9._~-]|%[0-9A-F]{2})*", value), item
+    assert user_part == [f"{k}={urllib.parse.quote(v, safe='')}" for k, v in sorted(attributes.items())]
+    pairs = decode_resource_attributes(container_environment(rendered)["OTEL_RESOURCE_ATTRIBUTES"])
+    assert dict(pairs[len(CHART_RESOURCE_KEYS) :]) == attributes
+
+
+def test_endpoint_and_service_name_are_not_expanded() -> None:
+    """A "$(" in a value the chart passes on reaches the gateway as written, not expanded."""
+    values = with_values(
+        ("existing-secret.yaml",),
+        {
+            "tracing": {
+                "otlpEndpoint": "http://otel-collector:4317/$(POD_NAME)",
+                "serviceName": "gw-$(POD_NAME)$$",
+            }
+        },
+    )
+    container = container_environment(render_values(values))
+    assert container["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317/$(POD_NAME)"
+    assert container["OTEL_SERVICE_NAME"] == "gw-$(POD_NAME)$$"
+
+
+@pytest.mark.parametrize(
+    ("sampler", "argument"),
+    [
+        ("always_on", None),
+        ("always_off", None),
+        ("parentbased_always_on", None),
+        ("parentbased_always_off", None),
+        ("traceidratio", "0.1"),
+        ("parentbased_traceidratio", "1.0"),
+    ],
+)
+def test_sampler_argument_only_for_ratio_samplers(sampler: str, argument: str | None) -> None:
+    rendered = render(
+        ("existing-secret.yaml",),
+        (
+            "tracing.otlpEndpoint=http://otel-collector:4317",
+            f"tracing.sampler={sampler}",
+            "tracing.samplerArg=0.1",
+        ),
+    )
+    env = rendered.env()
+    assert env["OTEL_TRACES_SAMPLER"]["value"] == sampler
+    if argument is None:
+        assert "OTEL_TRACES_SAMPLER_ARG" not in env
+    else:
+        assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.1"
+
+
+@pytest.mark.parametrize(
+    ("sampler_arg", "rendered_as"),
+    [("0.25", "0.25"), (0.25, "0.25"), (0, "0"), (1, "1"), ("1.0", "1.0"), ("0.001", "0.001")],
+)
+def test_sampler_argument_as_a_number_or_a_decimal_string(sampler_arg: Any, rendered_as: str) -> None:
+    values = with_values(
+        ("existing-secret.yaml",),
+        {"tracing": {"otlpEndpoint": "http://otel-collector:4317", "samplerArg": sampler_arg}},
+    )
+    assert render_values(values).env()["OTEL_TRACES_SAMPLER_ARG"]["value"] == rendered_as
+
+
+def test_tracing_defaults() -> None:
+    tracing = chart().merge_values(user_values(("existing-secret.yaml",)))["tracing"]
+    assert tracing == {
+        "otlpEndpoint": "",
+        "protocol": "grpc",
+        "sampler": "parentbased_traceidratio",
+        "samplerArg": "1.0",
+        "serviceName": "graph-grpc-gateway",
+        "resourceAttributes": {},
+    }
+    sets = ("tracing.otlpEndpoint=http://otel-collector.monitoring:4317",)
+    env = render(("existing-secret.yaml",), sets).env()
+    assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "1.0"
+    assert env["OTEL_SERVICE_NAME"]["value"] == "graph-grpc-gateway"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "protocol", "port"),
+    [
+        ("http://otel-collector.monitoring:4317", "grpc", 4317),
+        ("http://otel-collector.monitoring:4318", "http/protobuf", 4318),
+        ("http://otel-collector.monitoring:4318/otlp", "http/protobuf", 4318),
+        ("https://otel-collector.monitoring:4317", "grpc", 4317),
+        ("http://otel-collector.monitoring", "grpc", 80),
+        ("http://otel-collector.monitoring/", "http/protobuf", 80),
+        ("https://otlp.example.com", "http/protobuf", 443),
+        ("http://10.0.0.7:55680", "grpc", 55680),
+        ("http://[fd00::10]:14317", "grpc", 14317),
+        ("http://[fd00::10]", "grpc", 80),
+        ("http://otel-collector:65535", "grpc", 65535),
+    ],
+)
+def test_network_policy_opens_the_collector_port(endpoint: str, protocol: str, port: int) -> None:
+    rendered = render(
+        ("existing-secret.yaml",),
+        (
+            "networkPolicy.enabled=true",
+            f"tracing.otlpEndpoint={endpoint}",
+            f"tracing.protocol={protocol}",
+        ),
+    )
+    assert collector_port(endpoint) == port
+    off = render(("existing-secret.yaml",), ("networkPolicy.enabled=true",)).one("NetworkPolicy")
+    # The endpoint adds one rule, for its port alone (443 is open for Graph already).
+    assert rendered.one("NetworkPolicy")["spec"]["egress"] == [
+        *off["spec"]["egress"],
+        {"ports": [{"port": port, "protocol": "TCP"}]},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "offending"),
+    [
+        ({"sampler": "sometimes"}, "/tracing/sampler"),
+        ({"sampler": "AlwaysOn"}, "/tracing/sampler"),
+        ({"samplerArg": 2}, "/tracing/samplerArg"),
+        ({"samplerArg": "2"}, "/tracing/samplerArg"),
+        ({"samplerArg": -0.1}, "/tracing/samplerArg"),
+        ({"samplerArg": "1.5"}, "/tracing/samplerArg"),
+        ({"samplerArg": "half"}, "/tracing/samplerArg"),
+        ({"samplerArg": True}, "/tracing/samplerArg"),
+        ({"otlpEndpoint": "not a url"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "otel-collector:4317"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "grpc://otel-collector:4317"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://user:secret@otel-collector:4317"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://otel-collector:0"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://otel-collector:65536"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://otel-collector:"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://otel-collector:4317?x=1"}, "/tracing/otlpEndpoint"),
+        ({"otlpEndpoint": "http://otel-collector:4317 "}, "/tracing/otlpEndpoint"),
+        ({"protocol": "http/json"}, "/tracing/protocol"),
+        ({"serviceName": ""}, "/tracing/serviceName"),
+        ({"serviceName": "graph gateway"}, "/tracing/serviceName"),
+        ({"resourceAttributes": {"team": 7}}, "/tracing/resourceAttributes/team"),
+        ({"resourceAttributes": {"bad key": "x"}}, "invalid propertyName 'bad key'"),
+        ({"resourceAttributes": {"a,b": "x"}}, "invalid propertyName 'a,b'"),
+        ({"resourceAttributes": {"team": "tab\there"}}, "/tracing/resourceAttributes/team"),
+        ({"resourceAttributes": {"team": "two\nlines"}}, "/tracing/resourceAttributes/team"),
+        ({"resourceAttributes": []}, "/tracing/resourceAttributes"),
+        ({"enabled": True}, "enabled"),
+    ],
+)
+def test_schema_refuses_bad_tracing_values(override: dict[str, Any], offending: str) -> None:
+    with pytest.raises(helm.HelmValuesError) as caught:
+        render_values(
+            with_values(
+                ("existing-secret.yaml",),
+                {"tracing": {"otlpEndpoint": "http://otel-collector.monitoring:4317", **override}},
+            )
+        )
+    message = str(caught.value)
+    assert "schema" in message and offending in message, message
+
+
+@pytest.mark.parametrize("key", [*CHART_RESOURCE_KEYS, "service.name"])
+def test_the_chart_refuses_resource_attributes_it_sets(key: str) -> None:
+    values = with_values(
+        ("existing-secret.yaml",),
+        {"tracing": {"otlpEndpoint": "http://otel-collector:4317", "resourceAttributes": {key: "mine"}}},
+    )
+    with pytest.raises(helm.HelmRenderError) as caught:
+        render_values(values)
+    assert f"tracing.resourceAttributes cannot set {key}" in str(caught.value)
+    if key == "service.name":
+        assert "tracing.serviceName" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "wanted"),
+    [
+        ("not a url", 'tracing.otlpEndpoint "not a url" is not an http:// or https:// URL'),
+        ("http://otel-collector:99999", '"http://otel-collector:99999" names port 99999'),
+        ("http://otel-collector:0", "a port is 1 to 65535"),
+    ],
+)
+def test_the_network_policy_refuses_an_endpoint_the_schema_would(
+    tmp_path: Path, endpoint: str, wanted: str
+) -> None:
+    """Without the schema (a copy of the chart with none), no wrong port is opened."""
+    copied = tmp_path / "chart"
+    shutil.copytree(CHART_DIR, copied)
+    (copied / "values.schema.json").unlink()
+    sets = ("networkPolicy.enabled=true", f"tracing.otlpEndpoint={endpoint}")
+    values = user_values(("existing-secret.yaml",), sets)
+    with pytest.raises(helm.HelmRenderError) as caught:
+        helm.Chart.load(copied).render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    assert wanted in str(caught.value)
+
+
+# ---------------------------------------------------------------------------
 # README's values example
 # ---------------------------------------------------------------------------
 
@@ -1971,6 +2454,37 @@ def test_readme_redis_examples() -> None:
             errors = [e for obj in manifests.objects for e in schema_errors(obj, version)]
             assert not errors, "\n".join(errors)
 
+
+
+def test_readme_tracing_example() -> None:
+    """The README's trace export example renders as its table says."""
+    (block,) = [
+        b for b in re.findall(r"^```sh\n(.*?)^```$", README.read_text(), re.M | re.S) if "tracing." in b
+    ]
+    words = shlex.split(block.replace("\\\n", " "))
+    sets = tuple(words[i + 1] for i, word in enumerate(words) if word == "--set")
+    assert len(sets) == 3 and sets[0] == "tracing.otlpEndpoint=http://otel-collector.monitoring:4317", sets
+    rendered = render_values(user_values(("existing-secret.yaml",), ("networkPolicy.enabled=true", *sets)))
+    container = container_environment(rendered)
+    assert container["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector.monitoring:4317"
+    assert container["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert container["OTEL_TRACES_SAMPLER_ARG"] == "0.1"
+    pairs = decode_resource_attributes(container["OTEL_RESOURCE_ATTRIBUTES"])
+    assert pairs[-1] == ("deployment.environment.name", "production")
+    assert {"ports": [{"port": 4317, "protocol": "TCP"}]} in rendered.one("NetworkPolicy")["spec"]["egress"]
+    text = README.read_text()
+    for row in (
+        "| `tracing.otlpEndpoint` | `OTEL_EXPORTER_OTLP_ENDPOINT` | `\"\"` (off) |",
+        "| `tracing.protocol` | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc` |",
+        "| `tracing.sampler` | `OTEL_TRACES_SAMPLER` | `parentbased_traceidratio` |",
+        "| `tracing.samplerArg` | `OTEL_TRACES_SAMPLER_ARG` | `\"1.0\"` |",
+        "| `tracing.serviceName` | `OTEL_SERVICE_NAME` | `graph-grpc-gateway` |",
+        "| `tracing.resourceAttributes` | `OTEL_RESOURCE_ATTRIBUTES` | `{}` |",
+    ):
+        assert row in text, row
+    for version in KUBE_VERSIONS:
+        errors = [e for obj in rendered.objects for e in schema_errors(obj, version)]
+        assert not errors, "\n".join(errors)
 
 # ---------------------------------------------------------------------------
 # NOTES.txt

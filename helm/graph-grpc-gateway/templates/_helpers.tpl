@@ -181,3 +181,57 @@ a ConfigMap; the messages never repeat the URL.
 {{- end }}
 {{- if $redis.url }}values{{ else if $secret.name }}secret{{ else }}none{{ end }}
 {{- end }}
+
+{{/*
+A value percent-encoded for OTEL_RESOURCE_ATTRIBUTES: every byte but
+A-Z a-z 0-9 - . _ ~ as %XX. The OpenTelemetry format needs "," and "=" (and
+"%") encoded; "$" encoded too keeps Kubernetes from expanding "$(...)" in it.
+(urlquery writes a space as "+", and a "+" as "%2B": every "+" left is a space.)
+*/}}
+{{- define "ggg.percentEncode" -}}
+{{- toString . | urlquery | replace "+" "%20" }}
+{{- end }}
+
+{{/*
+OTEL_RESOURCE_ATTRIBUTES: the pod, its namespace and node (from the
+environment variables POD_NAME, POD_NAMESPACE and NODE_NAME, which Kubernetes
+expands, so the Deployment defines them first), the Deployment, the version
+the image runs, then tracing.resourceAttributes sorted by key.
+*/}}
+{{- define "ggg.tracingResourceAttributes" -}}
+{{- $attributes := list "k8s.pod.name=$(POD_NAME)" "k8s.namespace.name=$(POD_NAMESPACE)" "k8s.node.name=$(NODE_NAME)" }}
+{{- $attributes = append $attributes (printf "k8s.deployment.name=%s" (include "ggg.percentEncode" (include "ggg.fullname" .))) }}
+{{- $attributes = append $attributes (printf "service.version=%s" (include "ggg.percentEncode" (default .Chart.AppVersion .Values.image.tag))) }}
+{{- range $key := keys .Values.tracing.resourceAttributes | sortAlpha }}
+{{- if has $key (list "k8s.pod.name" "k8s.namespace.name" "k8s.node.name" "k8s.deployment.name" "service.version") }}
+{{- fail (printf "tracing.resourceAttributes cannot set %s: the chart sets it itself, from the pod and the image" $key) }}
+{{- end }}
+{{- if eq $key "service.name" }}
+{{- fail "tracing.resourceAttributes cannot set service.name: set tracing.serviceName (OTEL_SERVICE_NAME, which would win over it)" }}
+{{- end }}
+{{- $value := get $.Values.tracing.resourceAttributes $key }}
+{{- $attributes = append $attributes (printf "%s=%s" (include "ggg.percentEncode" $key) (include "ggg.percentEncode" $value)) }}
+{{- end }}
+{{- join "," $attributes }}
+{{- end }}
+
+{{/*
+The OTLP collector's TCP port, as the exporter connects to it: the port
+tracing.otlpEndpoint names, else its scheme's (80 for http, 443 for https).
+Fails on an endpoint that is not an http:// or https:// URL.
+*/}}
+{{- define "ggg.tracingPort" -}}
+{{- $url := .Values.tracing.otlpEndpoint }}
+{{- $shape := `^(https?)://(\[[0-9A-Fa-f:.]+\]|[^/?#:@\[\]\s]+)(:([0-9]+))?(/[^\s?#]*)?$` }}
+{{- if not (regexMatch $shape $url) }}
+{{- fail (printf "tracing.otlpEndpoint %q is not an http:// or https:// URL with a host and an optional port" $url) }}
+{{- end }}
+{{- $port := regexReplaceAll $shape $url "${4}" }}
+{{- if not $port }}
+{{- $port = ternary "443" "80" (eq (regexReplaceAll $shape $url "${1}") "https") }}
+{{- end }}
+{{- if or (lt (atoi $port) 1) (gt (atoi $port) 65535) }}
+{{- fail (printf "tracing.otlpEndpoint %q names port %s; a port is 1 to 65535" $url $port) }}
+{{- end }}
+{{- atoi $port }}
+{{- end }}
