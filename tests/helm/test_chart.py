@@ -809,20 +809,6 @@ def test_default_topology_spreads_over_zones_and_nodes() -> None:
     assert all(c["whenUnsatisfiable"] == "ScheduleAnyway" for c in constraints)
 
 
-# OpenTelemetry's trace export settings (tracing.*), which the chart renders
-# before the gateway's command line declares them (src/ has no `env = "..."`
-# for them yet). Each name leaves this set once the binary reads it:
-# test_announced_environment_is_not_yet_read says when.
-ANNOUNCED_GATEWAY_ENV = frozenset(
-    {
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_TRACES_SAMPLER",
-        "OTEL_TRACES_SAMPLER_ARG",
-        "OTEL_SERVICE_NAME",
-        "OTEL_RESOURCE_ATTRIBUTES",
-    }
-)
 # The pod's own facts from the downward API, which the gateway never reads:
 # they exist for Kubernetes to expand $(POD_NAME) and the like in the
 # variables after them (test_every_variable_reference_is_defined_before_it).
@@ -838,15 +824,8 @@ def test_environment_is_read_by_the_gateway(scenario: str) -> None:
     """Every variable the chart sets (besides extraEnv) is one the binary reads (or announced)."""
     rendered = render_scenario(scenario)
     extra = {e["name"] for e in scenario_values(scenario).get("extraEnv") or []}
-    announced = ANNOUNCED_GATEWAY_ENV | set(DOWNWARD_API_ENV)
-    unknown = set(rendered.env()) - extra - gateway_env_names() - announced
+    unknown = set(rendered.env()) - extra - gateway_env_names() - set(DOWNWARD_API_ENV)
     assert not unknown, f"the gateway reads no such variables: {sorted(unknown)}"
-
-
-def test_announced_environment_is_not_yet_read() -> None:
-    """Once the binary reads an announced name, it must be checked like every other one."""
-    read = sorted(ANNOUNCED_GATEWAY_ENV & gateway_env_names())
-    assert not read, f"the gateway now reads {read}: remove them from ANNOUNCED_GATEWAY_ENV"
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
@@ -1984,7 +1963,16 @@ def test_notes_say_how_the_budget_is_shared(case: str, warned: bool) -> None:
 # Trace export over OTLP (tracing.*)
 # ---------------------------------------------------------------------------
 
-OTEL_ENV = ANNOUNCED_GATEWAY_ENV
+OTEL_ENV = frozenset(
+    {
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "OTEL_SERVICE_NAME",
+        "OTEL_RESOURCE_ATTRIBUTES",
+    }
+)
 # What the downward API gives the pod in these tests' stand-in for Kubernetes.
 POD_FIELDS = {
     "metadata.name": "gw-graph-grpc-gateway-5d8f7-x2k9q",
