@@ -1,0 +1,309 @@
+//! Traces through the real binary: a gateway process exporting over OTLP
+//! to a real OTLP receiver served by the test on loopback, in front of an
+//! emulator process. A traced call is one trace under the caller's span,
+//! with its children in order and their attributes; a retried call shows
+//! each attempt; nothing secret or private is in the exported bytes; log
+//! lines carry the trace's ids; a dead collector fails no call.
+
+mod common;
+
+use common::otlp::{OtlpReceiver, ReceivedSpan};
+use common::process::Running;
+use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
+use graph_grpc_gateway::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const SECRET: &str = "trace-test-client-secret-6f1d";
+/// A task field value: it must never be exported.
+const FIELD_VALUE: &str = "private-display-name-9c2e";
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn field(line: &str, name: &str) -> String {
+    let v: Value = serde_json::from_str(line).expect("json log line");
+    v[name].as_str().expect(name).to_owned()
+}
+
+/// An emulator process, and a gateway process against it exporting traces
+/// to `endpoint` by `protocol`.
+struct Stack {
+    _emulator: Running,
+    emulator: String,
+    gateway: Running,
+    client: SecurityConfigurationTaskServiceClient<Channel>,
+    admin: String,
+}
+
+impl Stack {
+    async fn start(endpoint: String, protocol: &str) -> Self {
+        let protocol = protocol.to_owned();
+        let (emulator_process, emulator, gateway, grpc, admin) =
+            tokio::task::spawn_blocking(move || {
+                let emulator = Running::spawn(&["emulator", "--addr", "127.0.0.1:0"]);
+                let line = emulator.wait_for_line("Graph emulator serving", PATIENCE);
+                let base = field(&line, "base_url")
+                    .trim_end_matches("/beta")
+                    .to_owned();
+                let env = vec![
+                    ("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111".to_owned()),
+                    ("AZURE_CLIENT_ID", "22222222-2222-2222-2222-222222222222".to_owned()),
+                    ("AZURE_CLIENT_SECRET", SECRET.to_owned()),
+                    ("AZURE_AUTHORITY_HOST", base.clone()),
+                    ("GRAPH_BASE_URL", format!("{base}/beta")),
+                    ("GATEWAY_PLAINTEXT", "true".to_owned()),
+                    ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+                    ("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()),
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                    ("OTEL_SERVICE_NAME", "gateway-under-test".to_owned()),
+                    (
+                        "OTEL_RESOURCE_ATTRIBUTES",
+                        "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
+                    ),
+                ];
+                let gateway = Running::spawn_with_env(
+                    &[
+                        "serve",
+                        "--grpc-addr",
+                        "127.0.0.1:0",
+                        "--admin-addr",
+                        "127.0.0.1:0",
+                        "--log-format",
+                        "json",
+                        "--log",
+                        "info",
+                    ],
+                    &env,
+                );
+                let line = gateway.wait_for_line("graph-grpc-gateway serving", PATIENCE);
+                let grpc = field(&line, "grpc_addr");
+                let admin = format!("http://{}", field(&line, "admin_addr"));
+                (emulator, base, gateway, grpc, admin)
+            })
+            .await
+            .expect("started");
+        let client = SecurityConfigurationTaskServiceClient::connect(format!("http://{grpc}"))
+            .await
+            .expect("connects");
+        Self {
+            _emulator: emulator_process,
+            emulator,
+            gateway,
+            client,
+            admin,
+        }
+    }
+
+    async fn faults(&self, faults: Value) {
+        reqwest::Client::new()
+            .post(format!("{}/_emulator/faults", self.emulator))
+            .json(&faults)
+            .send()
+            .await
+            .expect("faults")
+            .error_for_status()
+            .expect("queued");
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+fn rename(name: &str) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
+    let mut req = tonic::Request::new(common::rename(
+        graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID,
+        name,
+        "",
+    ));
+    req.set_timeout(Duration::from_secs(20));
+    req
+}
+
+fn traced(mut req: tonic::Request<UpdateSecurityConfigurationTaskRequest>) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
+    let md = req.metadata_mut();
+    md.insert(
+        "traceparent",
+        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01").parse().expect("ascii"),
+    );
+    md.insert("tracestate", "caller=1".parse().expect("ascii"));
+    md.insert("baggage", "tenant-hint=contoso".parse().expect("ascii"));
+    md.insert("client-request-id", "trace-test-call-1".parse().expect("ascii"));
+    req
+}
+
+fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> Vec<&'a ReceivedSpan> {
+    let mut found: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == name).collect();
+    found.sort_by_key(|s| s.start_unix_nanos);
+    found
+}
+
+const UPDATE_SPAN: &str =
+    "graphgateway.v1.SecurityConfigurationTaskService/UpdateSecurityConfigurationTask";
+const PATCH_SPAN: &str = "PATCH /beta/deviceAppManagement/deviceAppManagementTasks/{id}";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
+    let receiver = OtlpReceiver::start().await;
+    let mut stack = Stack::start(receiver.grpc_endpoint(), "grpc").await;
+    // The first PATCH is answered 503: the gateway sends it again.
+    stack
+        .faults(json!([{"status": 503, "retry_after": "0"}]))
+        .await;
+    let answer = stack
+        .client
+        .update_security_configuration_task(traced(rename(FIELD_VALUE)))
+        .await
+        .expect("updated after a retry");
+    let graph_request_id = answer
+        .metadata()
+        .get("request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request-id")
+        .to_owned();
+    let task: SecurityConfigurationTask = answer.into_inner();
+    assert_eq!(task.display_name.as_deref(), Some(FIELD_VALUE));
+
+    let spans = receiver
+        .wait_for(
+            |spans| named(spans, UPDATE_SPAN).len() == 1 && named(spans, PATCH_SPAN).len() == 2,
+            Duration::from_secs(30),
+        )
+        .await;
+    let server = named(&spans, UPDATE_SPAN)[0];
+    assert_eq!(server.trace_id, CALLER_TRACE, "the caller's trace");
+    assert_eq!(server.parent_span_id, CALLER_SPAN, "the child of the caller's span");
+    assert_eq!(server.kind_name(), "server");
+    for (key, value) in [
+        ("rpc.system", "grpc"),
+        ("rpc.service", "graphgateway.v1.SecurityConfigurationTaskService"),
+        ("rpc.method", "UpdateSecurityConfigurationTask"),
+        ("rpc.grpc.status_code", "0"),
+        ("client_request_id", "trace-test-call-1"),
+        ("request_id", graph_request_id.as_str()),
+    ] {
+        assert_eq!(server.attributes.get(key).map(String::as_str), Some(value), "{key}: {server:?}");
+    }
+    assert_eq!(server.resource.get("service.name").map(String::as_str), Some("gateway-under-test"));
+    assert_eq!(server.resource.get("k8s.pod.name").map(String::as_str), Some("gw-0"));
+    assert_eq!(server.resource.get("team").map(String::as_str), Some("sec ops"));
+
+    // Every span of the call is in the caller's trace, under the server span.
+    let call: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.trace_id == CALLER_TRACE).collect();
+    for span in &call {
+        if span.span_id != server.span_id {
+            assert!(
+                descends_from(span, &server.span_id, &spans),
+                "{} is not under the server span",
+                span.name
+            );
+        }
+    }
+    let token = named(&spans, "token");
+    assert!(!token.is_empty(), "the token span: {call:?}");
+    assert!(token[0].attributes.contains_key("token.cache_hit"));
+    let attempts = named(&spans, PATCH_SPAN);
+    assert!(token[0].start_unix_nanos <= attempts[0].start_unix_nanos, "the token first");
+    assert!(attempts[0].end_unix_nanos <= attempts[1].start_unix_nanos, "one attempt after the other");
+    for (attempt, (span, status)) in attempts.iter().zip(["503", "200"]).enumerate() {
+        assert_eq!(span.kind_name(), "client");
+        let attr = |k: &str| span.attributes.get(k).map(String::as_str);
+        assert_eq!(attr("http.request.method"), Some("PATCH"));
+        assert_eq!(attr("url.template"), Some("/beta/deviceAppManagement/deviceAppManagementTasks/{id}"));
+        assert_eq!(attr("http.response.status_code"), Some(status));
+        assert_eq!(attr("retry.attempt"), Some(attempt.to_string().as_str()));
+        assert_eq!(attr("graph.client_request_id"), Some("trace-test-call-1"));
+        assert!(attr("graph.request_id").is_some_and(|id| !id.is_empty()), "{span:?}");
+    }
+    assert_eq!(attempts[0].attributes.get("retry_after").map(String::as_str), Some("0"));
+
+    // Nothing secret or private anywhere in what was exported.
+    let exported = String::from_utf8_lossy(&receiver.raw_bytes()).into_owned();
+    for private in [
+        SECRET,
+        FIELD_VALUE,
+        graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID,
+        "tenant-hint",
+        "Bearer",
+    ] {
+        assert!(!exported.contains(private), "{private} was exported");
+    }
+
+    // The call's log lines carry the trace's ids.
+    let transcript = stack.gateway.transcript.lock().expect("lock").join("\n");
+    assert!(
+        transcript.contains(&format!("\"trace_id\":\"{CALLER_TRACE}\"")),
+        "no log line carries the trace id"
+    );
+}
+
+/// Whether `span` is under `ancestor` in `spans`.
+fn descends_from(span: &ReceivedSpan, ancestor: &str, spans: &[ReceivedSpan]) -> bool {
+    let mut parent = span.parent_span_id.clone();
+    for _ in 0..spans.len() {
+        if parent == ancestor {
+            return true;
+        }
+        match spans.iter().find(|s| s.span_id == parent) {
+            Some(p) => parent = p.parent_span_id.clone(),
+            None => return false,
+        }
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_its_own() {
+    let receiver = OtlpReceiver::start().await;
+    let mut stack = Stack::start(receiver.http_endpoint(), "http/protobuf").await;
+    stack
+        .client
+        .update_security_configuration_task(rename("over http"))
+        .await
+        .expect("updated");
+    let spans = receiver
+        .wait_for(|s| !named(s, UPDATE_SPAN).is_empty() && !named(s, PATCH_SPAN).is_empty(), Duration::from_secs(30))
+        .await;
+    let server = named(&spans, UPDATE_SPAN)[0];
+    assert!(server.parent_span_id.is_empty(), "a root span: {server:?}");
+    assert_ne!(server.trace_id, CALLER_TRACE);
+    let attempt = named(&spans, PATCH_SPAN)[0];
+    assert_eq!(attempt.trace_id, server.trace_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_collector_fails_no_call_and_its_spans_are_counted_dropped() {
+    let receiver = OtlpReceiver::start_refusing().await;
+    let mut stack = Stack::start(receiver.grpc_endpoint(), "grpc").await;
+    for i in 0..20 {
+        stack
+            .client
+            .update_security_configuration_task(rename(&format!("collector down {i}")))
+            .await
+            .expect("a call never fails for the collector");
+    }
+    // The exporter says so in /metrics once its first export was refused.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let dropped = stack.metric("graph_gateway_trace_spans_dropped_total").await;
+        if dropped > 0.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no span counted dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(receiver.requests() > 0, "the gateway tried to export");
+    assert_eq!(stack.metric("graph_gateway_trace_spans_exported_total").await, 0.0);
+}
