@@ -30,6 +30,7 @@ use crate::translate;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use procs::{json_field, Proc, Usage};
 use report::{Phase, Report};
@@ -635,7 +636,12 @@ async fn token(http: &reqwest::Client, authority: &str, tenant: &str) -> anyhow:
     Ok(t.access_token)
 }
 
-/// Creates `n` securityConfigurationTasks through Graph's create route.
+/// Creations in flight at once while seeding: an emulator with added
+/// latency answers each only after it.
+const SEED_IN_FLIGHT: usize = 16;
+
+/// Creates `n` securityConfigurationTasks through Graph's create route,
+/// up to [`SEED_IN_FLIGHT`] at once; answers their ids in order (`load task k` at k).
 async fn seed(
     http: &reqwest::Client,
     graph_base: &str,
@@ -646,27 +652,29 @@ async fn seed(
     struct Created {
         id: String,
     }
-    let mut ids = Vec::with_capacity(n);
-    for k in 0..n {
-        let created: Created = http
-            .post(format!(
-                "{graph_base}/deviceAppManagement/deviceAppManagementTasks"
-            ))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "@odata.type": translate::ODATA_TYPE,
-                "displayName": format!("load task {k}"),
-                "dueDateTime": "2026-12-31T00:00:00Z",
-                "category": "advancedThreatProtection",
-                "status": "pending",
-            }))
-            .send()
-            .await?
-            .error_for_status()
-            .context("seeding a task")?
-            .json()
-            .await?;
-        ids.push(created.id);
-    }
-    Ok(ids)
+    let url = format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks");
+    let create = |k: usize| {
+        let request = http.post(&url).bearer_auth(token).json(&serde_json::json!({
+            "@odata.type": translate::ODATA_TYPE,
+            "displayName": format!("load task {k}"),
+            "dueDateTime": "2026-12-31T00:00:00Z",
+            "category": "advancedThreatProtection",
+            "status": "pending",
+        }));
+        async move {
+            let created: Created = request
+                .send()
+                .await?
+                .error_for_status()
+                .context("seeding a task")?
+                .json()
+                .await?;
+            anyhow::Ok(created.id)
+        }
+    };
+    stream::iter(0..n)
+        .map(create)
+        .buffered(SEED_IN_FLIGHT)
+        .try_collect()
+        .await
 }
