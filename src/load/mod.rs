@@ -3,11 +3,14 @@
 //! one run, and reports what the gateway adds: throughput, latency, CPU time
 //! per call and memory, read from /proc for the gateway process alone.
 //!
-//! Two more scenarios are subcommands: `budget` (Intune's budget through one
-//! and three replicas, next to the budget off: [`budget`]) and `lease` (what
+//! More scenarios are subcommands: `budget` (Intune's budget through one
+//! and three replicas, next to the budget off: [`budget`]), `lease` (what
 //! a Redis round trip per budget token costs against a lease of several:
-//! [`lease`]).
+//! [`lease`]) and `batch` (many updates in one batch call against as many
+//! single calls, with latency at Graph: [`batch`]).
 
+pub mod batch;
+mod batch_report;
 pub mod budget;
 mod budget_report;
 pub mod floor;
@@ -124,6 +127,10 @@ pub enum Scenario {
     /// Redis round trips: one budget token per round trip against leases
     /// of several tokens.
     Lease(lease::LeaseArgs),
+    /// Graph JSON batching: many updates as one batch call, against the
+    /// same updates as single calls one after another, with latency added
+    /// to every Graph answer.
+    Batch(batch::BatchArgs),
 }
 
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -141,6 +148,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     match &args.scenario {
         Some(Scenario::Budget(budget)) => return budget::run(&bin, budget).await,
         Some(Scenario::Lease(lease)) => return lease::run(lease).await,
+        Some(Scenario::Batch(batch)) => return batch::run(&bin, batch).await,
         None => {}
     }
     anyhow::ensure!(
