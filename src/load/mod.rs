@@ -3,11 +3,14 @@
 //! one run, and reports what the gateway adds: throughput, latency, CPU time
 //! per call and memory, read from /proc for the gateway process alone.
 //!
-//! Two more scenarios are subcommands: `budget` (Intune's budget through one
-//! and three replicas, next to the budget off: [`budget`]) and `lease` (what
+//! More scenarios are subcommands: `budget` (Intune's budget through one
+//! and three replicas, next to the budget off: [`budget`]), `lease` (what
 //! a Redis round trip per budget token costs against a lease of several:
-//! [`lease`]).
+//! [`lease`]) and `batch` (many updates in one batch call against as many
+//! single calls, with latency at Graph: [`batch`]).
 
+pub mod batch;
+mod batch_report;
 pub mod budget;
 mod budget_report;
 pub mod floor;
@@ -30,6 +33,7 @@ use crate::translate;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use procs::{json_field, Proc, Usage};
 use report::{Phase, Report};
@@ -123,6 +127,10 @@ pub enum Scenario {
     /// Redis round trips: one budget token per round trip against leases
     /// of several tokens.
     Lease(lease::LeaseArgs),
+    /// Graph JSON batching: many updates as one batch call, against the
+    /// same updates as single calls one after another, with latency added
+    /// to every Graph answer.
+    Batch(batch::BatchArgs),
 }
 
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -140,6 +148,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     match &args.scenario {
         Some(Scenario::Budget(budget)) => return budget::run(&bin, budget).await,
         Some(Scenario::Lease(lease)) => return lease::run(lease).await,
+        Some(Scenario::Batch(batch)) => return batch::run(&bin, batch).await,
         None => {}
     }
     anyhow::ensure!(
@@ -635,7 +644,12 @@ async fn token(http: &reqwest::Client, authority: &str, tenant: &str) -> anyhow:
     Ok(t.access_token)
 }
 
-/// Creates `n` securityConfigurationTasks through Graph's create route.
+/// Creations in flight at once while seeding: an emulator with added
+/// latency answers each only after it.
+const SEED_IN_FLIGHT: usize = 16;
+
+/// Creates `n` securityConfigurationTasks through Graph's create route,
+/// up to [`SEED_IN_FLIGHT`] at once; answers their ids in order (`load task k` at k).
 async fn seed(
     http: &reqwest::Client,
     graph_base: &str,
@@ -646,27 +660,29 @@ async fn seed(
     struct Created {
         id: String,
     }
-    let mut ids = Vec::with_capacity(n);
-    for k in 0..n {
-        let created: Created = http
-            .post(format!(
-                "{graph_base}/deviceAppManagement/deviceAppManagementTasks"
-            ))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "@odata.type": translate::ODATA_TYPE,
-                "displayName": format!("load task {k}"),
-                "dueDateTime": "2026-12-31T00:00:00Z",
-                "category": "advancedThreatProtection",
-                "status": "pending",
-            }))
-            .send()
-            .await?
-            .error_for_status()
-            .context("seeding a task")?
-            .json()
-            .await?;
-        ids.push(created.id);
-    }
-    Ok(ids)
+    let url = format!("{graph_base}/deviceAppManagement/deviceAppManagementTasks");
+    let create = |k: usize| {
+        let request = http.post(&url).bearer_auth(token).json(&serde_json::json!({
+            "@odata.type": translate::ODATA_TYPE,
+            "displayName": format!("load task {k}"),
+            "dueDateTime": "2026-12-31T00:00:00Z",
+            "category": "advancedThreatProtection",
+            "status": "pending",
+        }));
+        async move {
+            let created: Created = request
+                .send()
+                .await?
+                .error_for_status()
+                .context("seeding a task")?
+                .json()
+                .await?;
+            anyhow::Ok(created.id)
+        }
+    };
+    stream::iter(0..n)
+        .map(create)
+        .buffered(SEED_IN_FLIGHT)
+        .try_collect()
+        .await
 }
