@@ -203,6 +203,7 @@ pub mod fake_cloud;
 pub mod issuer;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod pki;
 pub mod process;
 pub mod redis;
