@@ -67,7 +67,11 @@ pub struct TraceArgs {
     pub resource_attributes: String,
     /// `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`,
     /// `parentbased_always_off` or `parentbased_traceidratio`.
-    #[arg(long, env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_always_on")]
+    #[arg(
+        long,
+        env = "OTEL_TRACES_SAMPLER",
+        default_value = "parentbased_always_on"
+    )]
     pub traces_sampler: String,
     /// The ratio of a `*traceidratio` sampler, 0 to 1 (default 1).
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]

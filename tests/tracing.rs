@@ -10,7 +10,10 @@ mod common;
 use common::otlp::{OtlpReceiver, ReceivedSpan};
 use common::process::Running;
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
-use graph_grpc_gateway::proto::v1::{SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest};
+use graph_grpc_gateway::proto::v1::{
+    SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
+};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -48,8 +51,14 @@ impl Stack {
                     .trim_end_matches("/beta")
                     .to_owned();
                 let env = vec![
-                    ("AZURE_TENANT_ID", "11111111-1111-1111-1111-111111111111".to_owned()),
-                    ("AZURE_CLIENT_ID", "22222222-2222-2222-2222-222222222222".to_owned()),
+                    (
+                        "AZURE_TENANT_ID",
+                        "11111111-1111-1111-1111-111111111111".to_owned(),
+                    ),
+                    (
+                        "AZURE_CLIENT_ID",
+                        "22222222-2222-2222-2222-222222222222".to_owned(),
+                    ),
                     ("AZURE_CLIENT_SECRET", SECRET.to_owned()),
                     ("AZURE_AUTHORITY_HOST", base.clone()),
                     ("GRAPH_BASE_URL", format!("{base}/beta")),
@@ -74,7 +83,8 @@ impl Stack {
                         "--log-format",
                         "json",
                         "--log",
-                        "info",
+                        // Every call's own line ("call finished") is debug.
+                        "info,graph_grpc_gateway::service=debug",
                     ],
                     &env,
                 );
@@ -132,15 +142,22 @@ fn rename(name: &str) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> 
     req
 }
 
-fn traced(mut req: tonic::Request<UpdateSecurityConfigurationTaskRequest>) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
+fn traced(
+    mut req: tonic::Request<UpdateSecurityConfigurationTaskRequest>,
+) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
     let md = req.metadata_mut();
     md.insert(
         "traceparent",
-        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01").parse().expect("ascii"),
+        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+            .parse()
+            .expect("ascii"),
     );
     md.insert("tracestate", "caller=1".parse().expect("ascii"));
     md.insert("baggage", "tenant-hint=contoso".parse().expect("ascii"));
-    md.insert("client-request-id", "trace-test-call-1".parse().expect("ascii"));
+    md.insert(
+        "client-request-id",
+        "trace-test-call-1".parse().expect("ascii"),
+    );
     req
 }
 
@@ -184,24 +201,46 @@ async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
         .await;
     let server = named(&spans, UPDATE_SPAN)[0];
     assert_eq!(server.trace_id, CALLER_TRACE, "the caller's trace");
-    assert_eq!(server.parent_span_id, CALLER_SPAN, "the child of the caller's span");
-    assert_eq!(server.kind_name(), "server");
+    assert_eq!(
+        server.parent_span_id, CALLER_SPAN,
+        "the child of the caller's span"
+    );
+    assert_eq!(server.kind, SpanKind::Server);
     for (key, value) in [
         ("rpc.system", "grpc"),
-        ("rpc.service", "graphgateway.v1.SecurityConfigurationTaskService"),
+        (
+            "rpc.service",
+            "graphgateway.v1.SecurityConfigurationTaskService",
+        ),
         ("rpc.method", "UpdateSecurityConfigurationTask"),
         ("rpc.grpc.status_code", "0"),
         ("client_request_id", "trace-test-call-1"),
         ("request_id", graph_request_id.as_str()),
     ] {
-        assert_eq!(server.attributes.get(key).map(String::as_str), Some(value), "{key}: {server:?}");
+        assert_eq!(
+            server.attributes.get(key).map(String::as_str),
+            Some(value),
+            "{key}: {server:?}"
+        );
     }
-    assert_eq!(server.resource.get("service.name").map(String::as_str), Some("gateway-under-test"));
-    assert_eq!(server.resource.get("k8s.pod.name").map(String::as_str), Some("gw-0"));
-    assert_eq!(server.resource.get("team").map(String::as_str), Some("sec ops"));
+    assert_eq!(
+        server.resource.get("service.name").map(String::as_str),
+        Some("gateway-under-test")
+    );
+    assert_eq!(
+        server.resource.get("k8s.pod.name").map(String::as_str),
+        Some("gw-0")
+    );
+    assert_eq!(
+        server.resource.get("team").map(String::as_str),
+        Some("sec ops")
+    );
 
     // Every span of the call is in the caller's trace, under the server span.
-    let call: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.trace_id == CALLER_TRACE).collect();
+    let call: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.trace_id == CALLER_TRACE)
+        .collect();
     for span in &call {
         if span.span_id != server.span_id {
             assert!(
@@ -215,19 +254,37 @@ async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
     assert!(!token.is_empty(), "the token span: {call:?}");
     assert!(token[0].attributes.contains_key("token.cache_hit"));
     let attempts = named(&spans, PATCH_SPAN);
-    assert!(token[0].start_unix_nanos <= attempts[0].start_unix_nanos, "the token first");
-    assert!(attempts[0].end_unix_nanos <= attempts[1].start_unix_nanos, "one attempt after the other");
+    assert!(
+        token[0].start_unix_nanos <= attempts[0].start_unix_nanos,
+        "the token first"
+    );
+    assert!(
+        attempts[0].end_unix_nanos <= attempts[1].start_unix_nanos,
+        "one attempt after the other"
+    );
     for (attempt, (span, status)) in attempts.iter().zip(["503", "200"]).enumerate() {
-        assert_eq!(span.kind_name(), "client");
+        assert_eq!(span.kind, SpanKind::Client);
         let attr = |k: &str| span.attributes.get(k).map(String::as_str);
         assert_eq!(attr("http.request.method"), Some("PATCH"));
-        assert_eq!(attr("url.template"), Some("/beta/deviceAppManagement/deviceAppManagementTasks/{id}"));
+        assert_eq!(
+            attr("url.template"),
+            Some("/beta/deviceAppManagement/deviceAppManagementTasks/{id}")
+        );
         assert_eq!(attr("http.response.status_code"), Some(status));
         assert_eq!(attr("retry.attempt"), Some(attempt.to_string().as_str()));
         assert_eq!(attr("graph.client_request_id"), Some("trace-test-call-1"));
-        assert!(attr("graph.request_id").is_some_and(|id| !id.is_empty()), "{span:?}");
+        assert!(
+            attr("graph.request_id").is_some_and(|id| !id.is_empty()),
+            "{span:?}"
+        );
     }
-    assert_eq!(attempts[0].attributes.get("retry_after").map(String::as_str), Some("0"));
+    assert_eq!(
+        attempts[0]
+            .attributes
+            .get("retry_after")
+            .map(String::as_str),
+        Some("0")
+    );
 
     // Nothing secret or private anywhere in what was exported.
     let exported = String::from_utf8_lossy(&receiver.raw_bytes()).into_owned();
@@ -274,7 +331,10 @@ async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_
         .await
         .expect("updated");
     let spans = receiver
-        .wait_for(|s| !named(s, UPDATE_SPAN).is_empty() && !named(s, PATCH_SPAN).is_empty(), Duration::from_secs(30))
+        .wait_for(
+            |s| !named(s, UPDATE_SPAN).is_empty() && !named(s, PATCH_SPAN).is_empty(),
+            Duration::from_secs(30),
+        )
         .await;
     let server = named(&spans, UPDATE_SPAN)[0];
     assert!(server.parent_span_id.is_empty(), "a root span: {server:?}");
@@ -297,13 +357,23 @@ async fn a_dead_collector_fails_no_call_and_its_spans_are_counted_dropped() {
     // The exporter says so in /metrics once its first export was refused.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let dropped = stack.metric("graph_gateway_trace_spans_dropped_total").await;
+        let dropped = stack
+            .metric("graph_gateway_trace_spans_dropped_total")
+            .await;
         if dropped > 0.0 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no span counted dropped");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no span counted dropped"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(receiver.requests() > 0, "the gateway tried to export");
-    assert_eq!(stack.metric("graph_gateway_trace_spans_exported_total").await, 0.0);
+    assert_eq!(
+        stack
+            .metric("graph_gateway_trace_spans_exported_total")
+            .await,
+        0.0
+    );
 }

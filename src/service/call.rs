@@ -184,7 +184,9 @@ fn server_span(rpc: &'static str, client_request_id: &str, md: &MetadataMap) -> 
     );
     let _ = span.set_parent(crate::telemetry::otel::extract(md));
     let cx = span.context();
-    let ids = opentelemetry::trace::TraceContextExt::span(&cx).span_context().clone();
+    let ids = opentelemetry::trace::TraceContextExt::span(&cx)
+        .span_context()
+        .clone();
     if ids.is_valid() {
         span.record("trace_id", tracing::field::display(ids.trace_id()));
         span.record("span_id", tracing::field::display(ids.span_id()));

@@ -77,7 +77,11 @@ impl TraceSettings {
     /// problem named.
     pub fn from_args(args: &TraceArgs) -> Result<Option<Self>, Vec<String>> {
         let mut problems = Vec::new();
-        let Some(endpoint) = args.otlp_endpoint.as_deref().filter(|e| !e.trim().is_empty()) else {
+        let Some(endpoint) = args
+            .otlp_endpoint
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+        else {
             return Ok(None);
         };
         let endpoint = match url::Url::parse(endpoint) {
@@ -201,8 +205,9 @@ fn resource_attributes(raw: &str) -> Result<Vec<(String, String)>, String> {
         if key.is_empty() {
             return Err(format!("OTEL_RESOURCE_ATTRIBUTES: {pair:?} has no key"));
         }
-        let value = percent_decode(value.trim())
-            .ok_or_else(|| format!("OTEL_RESOURCE_ATTRIBUTES: the value of {key:?} is not valid percent-encoding"))?;
+        let value = percent_decode(value.trim()).ok_or_else(|| {
+            format!("OTEL_RESOURCE_ATTRIBUTES: the value of {key:?} is not valid percent-encoding")
+        })?;
         out.push((key.to_owned(), value));
     }
     Ok(out)
@@ -238,7 +243,9 @@ pub struct SpanCounters {
 
 impl SpanCounters {
     fn dropped(&self, reason: &'static str, n: u64) {
-        self.dropped.get_or_create(&vec![("reason", reason)]).inc_by(n);
+        self.dropped
+            .get_or_create(&vec![("reason", reason)])
+            .inc_by(n);
     }
 }
 
@@ -428,9 +435,8 @@ fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, batch: &mut Ve
     }
     let spans = std::mem::take(batch);
     let n = spans.len() as u64;
-    let result = runtime.block_on(async {
-        tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await
-    });
+    let result = runtime
+        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
     match result {
         Ok(Ok(())) => {
             SPANS.exported.inc_by(n);
@@ -488,7 +494,10 @@ impl opentelemetry_http::HttpClient for HttpClient {
         request: http::Request<bytes::Bytes>,
     ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
         let (parts, body) = request.into_parts();
-        let mut req = self.0.request(parts.method, parts.uri.to_string()).body(body);
+        let mut req = self
+            .0
+            .request(parts.method, parts.uri.to_string())
+            .body(body);
         for (name, value) in &parts.headers {
             req = req.header(name, value);
         }
@@ -535,10 +544,26 @@ mod tests {
             ("always_on", None, SamplerSetting::AlwaysOn),
             ("always_off", None, SamplerSetting::AlwaysOff),
             ("traceidratio", Some("0.25"), SamplerSetting::Ratio(0.25)),
-            ("parentbased_always_on", None, SamplerSetting::ParentBased(Root::AlwaysOn)),
-            ("parentbased_always_off", None, SamplerSetting::ParentBased(Root::AlwaysOff)),
-            ("parentbased_traceidratio", Some("0.1"), SamplerSetting::ParentBased(Root::Ratio(0.1))),
-            ("parentbased_traceidratio", None, SamplerSetting::ParentBased(Root::Ratio(1.0))),
+            (
+                "parentbased_always_on",
+                None,
+                SamplerSetting::ParentBased(Root::AlwaysOn),
+            ),
+            (
+                "parentbased_always_off",
+                None,
+                SamplerSetting::ParentBased(Root::AlwaysOff),
+            ),
+            (
+                "parentbased_traceidratio",
+                Some("0.1"),
+                SamplerSetting::ParentBased(Root::Ratio(0.1)),
+            ),
+            (
+                "parentbased_traceidratio",
+                None,
+                SamplerSetting::ParentBased(Root::Ratio(1.0)),
+            ),
         ] {
             let got = TraceSettings::from_args(&TraceArgs {
                 traces_sampler: name.into(),
@@ -590,7 +615,9 @@ mod tests {
 
     #[test]
     fn http_posts_to_v1_traces() {
-        let grpc = TraceSettings::from_args(&args()).expect("valid").expect("on");
+        let grpc = TraceSettings::from_args(&args())
+            .expect("valid")
+            .expect("on");
         assert_eq!(grpc.export_url(), "http://collector:4317");
         let http = TraceSettings::from_args(&TraceArgs {
             otlp_endpoint: Some("https://collector.example:4318/".into()),
@@ -599,6 +626,9 @@ mod tests {
         })
         .expect("valid")
         .expect("on");
-        assert_eq!(http.export_url(), "https://collector.example:4318/v1/traces");
+        assert_eq!(
+            http.export_url(),
+            "https://collector.example:4318/v1/traces"
+        );
     }
 }
