@@ -42,6 +42,15 @@ struct Stack {
 
 impl Stack {
     async fn start(endpoint: String, protocol: &str) -> Self {
+        Self::start_with(endpoint, protocol, Vec::new()).await
+    }
+
+    /// As [`Stack::start`], the gateway with `more` environment too.
+    async fn start_with(
+        endpoint: String,
+        protocol: &str,
+        more: Vec<(&'static str, String)>,
+    ) -> Self {
         let protocol = protocol.to_owned();
         let (emulator_process, emulator, gateway, grpc, admin) =
             tokio::task::spawn_blocking(move || {
@@ -50,7 +59,7 @@ impl Stack {
                 let base = field(&line, "base_url")
                     .trim_end_matches("/beta")
                     .to_owned();
-                let env = vec![
+                let mut env = vec![
                     (
                         "AZURE_TENANT_ID",
                         "11111111-1111-1111-1111-111111111111".to_owned(),
@@ -73,6 +82,7 @@ impl Stack {
                         "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
                     ),
                 ];
+                env.extend(more);
                 let gateway = Running::spawn_with_env(
                     &[
                         "serve",
@@ -375,5 +385,40 @@ async fn a_dead_collector_fails_no_call_and_its_spans_are_counted_dropped() {
             .metric("graph_gateway_trace_spans_exported_total")
             .await,
         0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waits_for_intunes_budget_shows_the_wait_in_its_trace() {
+    let receiver = OtlpReceiver::start().await;
+    let budget = vec![
+        ("GRAPH_BUDGET", "on".to_owned()),
+        ("GRAPH_WRITE_BUDGET", "1/1s".to_owned()),
+    ];
+    let mut stack = Stack::start_with(receiver.grpc_endpoint(), "grpc", budget).await;
+    for name in ["first in the window", "waits for the next"] {
+        stack
+            .client
+            .update_security_configuration_task(rename(name))
+            .await
+            .expect("paced, then sent");
+    }
+    let spans = receiver
+        .wait_for(
+            |s| !named(s, "budget wait").is_empty() && named(s, UPDATE_SPAN).len() == 2,
+            Duration::from_secs(30),
+        )
+        .await;
+    let wait = named(&spans, "budget wait")[0];
+    let second = named(&spans, UPDATE_SPAN)[1];
+    assert_eq!(wait.trace_id, second.trace_id, "the second call waited");
+    assert!(descends_from(wait, &second.span_id, &spans));
+    let patch = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == second.trace_id)
+        .expect("the second call's PATCH");
+    assert!(
+        wait.end_unix_nanos <= patch.start_unix_nanos,
+        "the wait, then the request"
     );
 }
