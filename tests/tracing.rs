@@ -260,6 +260,15 @@ async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
             );
         }
     }
+    let access = named(&spans, "access");
+    let access = access
+        .iter()
+        .find(|s| s.trace_id == CALLER_TRACE)
+        .expect("the caller check's span");
+    assert_eq!(
+        access.parent_span_id, server.span_id,
+        "checked inside the call"
+    );
     let token = named(&spans, "token");
     assert!(!token.is_empty(), "the token span: {call:?}");
     assert!(token[0].attributes.contains_key("token.cache_hit"));

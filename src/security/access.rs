@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
 use tonic::body::Body;
+use tracing::Instrument;
 
 /// The caller a call was admitted as.
 #[derive(Debug, Clone)]
@@ -279,11 +280,34 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let access = self.access.clone();
         let facts = CallFacts::of(&req);
+        // With traces exported, a task RPC's server span opens here, so the
+        // caller check is in it (the handler records the rest).
+        let span = match facts.route {
+            Route::Task(method) if crate::telemetry::otel::on() => {
+                Some(crate::service::server_span(
+                    method.name(),
+                    crate::telemetry::otel::extract_headers(req.headers()),
+                ))
+            }
+            _ => None,
+        };
         Box::pin(async move {
-            match access.admit(facts).await {
+            let admit = access.admit(facts);
+            let admitted = match &span {
+                Some(server) => {
+                    admit
+                        .instrument(tracing::debug_span!(parent: server, "access"))
+                        .await
+                }
+                None => admit.await,
+            };
+            match admitted {
                 Ok(admitted) => {
                     req.extensions_mut().insert(admitted);
-                    inner.call(req).await
+                    match span {
+                        Some(server) => inner.call(req).instrument(server).await,
+                        None => inner.call(req).await,
+                    }
                 }
                 Err(denial) => {
                     access.refused(
@@ -291,7 +315,11 @@ where
                         req.extensions().get::<PeerInfo>(),
                         &denial,
                     );
-                    Ok(denial_status(&denial).into_http())
+                    let status = denial_status(&denial);
+                    if let Some(server) = &span {
+                        crate::service::record_code(server, status.code());
+                    }
+                    Ok(status.into_http())
                 }
             }
         })

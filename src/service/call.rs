@@ -52,7 +52,16 @@ impl Call {
         let deadline =
             grpc_timeout(md).map(|t| started + t - (t / 10).min(Duration::from_millis(50)));
         let span = if crate::telemetry::otel::on() {
-            server_span(rpc, &client_request_id, md)
+            // The access layer opened the call's server span already when
+            // it checked the caller; otherwise it opens here.
+            let current = Span::current();
+            let span = if is_server_span(&current) {
+                current
+            } else {
+                server_span(rpc, crate::telemetry::otel::extract(md))
+            };
+            span.record("client_request_id", client_request_id.as_str());
+            span
         } else {
             tracing::info_span!("rpc", rpc, client_request_id = %client_request_id, request_id = tracing::field::Empty)
         };
@@ -162,9 +171,9 @@ impl Call {
 
 /// The call's server span when traces are exported: named and attributed
 /// after OpenTelemetry's RPC conventions, the child of the caller's W3C
-/// `traceparent` when it sent one, and carrying its trace and span ids for
-/// the log lines written in it.
-fn server_span(rpc: &'static str, client_request_id: &str, md: &MetadataMap) -> Span {
+/// trace context `parent` (a new trace without one), and carrying its
+/// trace and span ids for the log lines written in it.
+pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
     let service = crate::methods::SERVICE;
     let span = tracing::info_span!(
@@ -177,12 +186,12 @@ fn server_span(rpc: &'static str, client_request_id: &str, md: &MetadataMap) -> 
         rpc.method = rpc,
         rpc.grpc.status_code = tracing::field::Empty,
         rpc,
-        client_request_id = %client_request_id,
+        client_request_id = tracing::field::Empty,
         request_id = tracing::field::Empty,
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    let _ = span.set_parent(crate::telemetry::otel::extract(md));
+    let _ = span.set_parent(parent);
     let cx = span.context();
     let ids = opentelemetry::trace::TraceContextExt::span(&cx)
         .span_context()
@@ -194,9 +203,15 @@ fn server_span(rpc: &'static str, client_request_id: &str, md: &MetadataMap) -> 
     span
 }
 
+/// Whether `span` is a server span [`server_span`] opened.
+fn is_server_span(span: &Span) -> bool {
+    span.metadata()
+        .is_some_and(|m| m.name() == "rpc" && m.fields().field("rpc.system").is_some())
+}
+
 /// The gRPC code on the server span; the codes OpenTelemetry counts as a
 /// server's error also mark the span an error.
-fn record_code(span: &Span, code: Code) {
+pub fn record_code(span: &Span, code: Code) {
     span.record("rpc.grpc.status_code", code as i64);
     if matches!(
         code,

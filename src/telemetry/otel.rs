@@ -298,6 +298,13 @@ pub fn extract(metadata: &tonic::metadata::MetadataMap) -> opentelemetry::Contex
     PROPAGATOR.extract(&Metadata(metadata))
 }
 
+/// The same, read from an HTTP/2 request's headers (before tonic reads
+/// them as metadata).
+pub fn extract_headers(headers: &http::HeaderMap) -> opentelemetry::Context {
+    let md = tonic::metadata::MetadataMap::from_headers(headers.clone());
+    extract(&md)
+}
+
 struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
 
 impl Extractor for Metadata<'_> {
