@@ -7,7 +7,9 @@
 //! and three replicas, next to the budget off: [`budget`]), `lease` (what
 //! a Redis round trip per budget token costs against a lease of several:
 //! [`lease`]) and `batch` (many updates in one batch call against as many
-//! single calls, with latency at Graph: [`batch`]).
+//! single calls, with latency at Graph: [`batch`]) and `tracing` (the
+//! gateway's CPU per call with trace export off, sampled and always on:
+//! [`trace_export`]).
 
 pub mod batch;
 mod batch_report;
@@ -15,10 +17,13 @@ pub mod budget;
 mod budget_report;
 pub mod floor;
 pub mod lease;
+mod otlp_sink;
 mod procs;
 mod redis_server;
 mod report;
 mod tls;
+pub mod trace_export;
+mod trace_export_report;
 
 use crate::graph::http_client;
 use crate::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
@@ -131,6 +136,10 @@ pub enum Scenario {
     /// same updates as single calls one after another, with latency added
     /// to every Graph answer.
     Batch(batch::BatchArgs),
+    /// Trace export: what the gateway's CPU per Update is with tracing
+    /// off, sampled at 10% and at 100%, exporting to an OTLP collector the
+    /// tool runs, the three in alternating rounds.
+    Tracing(trace_export::TracingArgs),
 }
 
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -149,6 +158,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         Some(Scenario::Budget(budget)) => return budget::run(&bin, budget).await,
         Some(Scenario::Lease(lease)) => return lease::run(lease).await,
         Some(Scenario::Batch(batch)) => return batch::run(&bin, batch).await,
+        Some(Scenario::Tracing(tracing)) => return trace_export::run(&bin, tracing).await,
         None => {}
     }
     anyhow::ensure!(
@@ -203,13 +213,14 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let workload = Arc::new(Workload::new(&tasks, &graph_base, token)?);
 
     let mut report = Report::new(&args, idle);
+    let shape = Shape::from(&args);
     if !args.skip_direct {
         let direct = Direct {
             http: http.clone(),
             work: workload.clone(),
             rpc: args.rpc,
         };
-        let phase = measure("direct HTTP", &args, &emulator, None, move |w, i| {
+        let phase = measure("direct HTTP", &shape, &emulator, None, move |w, i| {
             let d = direct.clone();
             async move { d.call(w, i).await }
         })
@@ -233,17 +244,23 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         let line = floor.wait_for(floor::SERVING, START_LIMIT)?;
         let addr = json_field(&line, "grpc_addr").context("floor grpc_addr")?;
         let grpc = Grpc::connect(addr, &args, tls.as_ref(), &workload).await?;
-        let phase = measure("floor gRPC", &args, &emulator, Some(&floor), move |w, i| {
-            let g = grpc.clone();
-            async move { g.call(w, i).await }
-        })
+        let phase = measure(
+            "floor gRPC",
+            &shape,
+            &emulator,
+            Some(&floor),
+            move |w, i| {
+                let g = grpc.clone();
+                async move { g.call(w, i).await }
+            },
+        )
         .await?;
         report.floor = Some(phase);
     }
     let grpc = Grpc::connect(&grpc_addr, &args, tls.as_ref(), &workload).await?;
     let phase = measure(
         "gateway gRPC",
-        &args,
+        &shape,
         &emulator,
         Some(&gateway),
         move |w, i| {
@@ -437,6 +454,29 @@ impl Grpc {
     }
 }
 
+/// How a measured phase drives its calls: the [`LoadArgs`] that shape it,
+/// apart so other scenarios can measure phases too.
+#[derive(Debug, Clone)]
+struct Shape {
+    concurrency: usize,
+    warmup: u64,
+    duration: Duration,
+    calls: Option<std::num::NonZeroU64>,
+    sample_every: Duration,
+}
+
+impl From<&LoadArgs> for Shape {
+    fn from(args: &LoadArgs) -> Self {
+        Self {
+            concurrency: args.concurrency,
+            warmup: args.warmup,
+            duration: args.duration,
+            calls: args.calls,
+            sample_every: args.sample_every,
+        }
+    }
+}
+
 /// When a measured phase ends: at a time, or after a number of calls.
 #[derive(Clone)]
 enum End {
@@ -445,7 +485,7 @@ enum End {
 }
 
 impl End {
-    fn new(args: &LoadArgs, started: Instant) -> Self {
+    fn new(args: &Shape, started: Instant) -> Self {
         match args.calls {
             Some(n) => Self::After {
                 started: Arc::new(AtomicU64::new(0)),
@@ -468,7 +508,7 @@ impl End {
 /// reading the measured process's /proc usage around it.
 async fn measure<F, Fut>(
     name: &'static str,
-    args: &LoadArgs,
+    args: &Shape,
     emulator: &Proc,
     measured: Option<&Proc>,
     op: F,

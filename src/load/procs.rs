@@ -73,6 +73,29 @@ impl Proc {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) and waits, up to `limit`, for it
+    /// to exit; answers whether it exited successfully.
+    pub fn stop(&mut self, limit: Duration) -> anyhow::Result<bool> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("running kill")?;
+        anyhow::ensure!(sent.success(), "kill -TERM {} failed", self.pid());
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "process {} still running {limit:?} after SIGTERM",
+                    self.pid()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// CPU time (user + system) and memory, from /proc.
     pub fn usage(&self) -> anyhow::Result<Usage> {
         Usage::of(self.pid())
