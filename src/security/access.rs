@@ -296,7 +296,7 @@ where
             let admitted = match &span {
                 Some(server) => {
                     admit
-                        .instrument(tracing::debug_span!(parent: server, "access"))
+                        .instrument(server.in_scope(|| tracing::debug_span!("access")))
                         .await
                 }
                 None => admit.await,

@@ -200,6 +200,9 @@ pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
         span.record("trace_id", tracing::field::display(ids.trace_id()));
         span.record("span_id", tracing::field::display(ids.span_id()));
     }
+    if !ids.is_sampled() {
+        crate::telemetry::mark_unsampled(&span);
+    }
     span
 }
 

@@ -14,28 +14,17 @@
 use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cli::TraceArgs;
 
-/// Spans held for export at most; more are dropped.
-pub const QUEUE_SPANS: usize = 2048;
-/// Spans sent in one export at most.
-const BATCH_SPANS: usize = 512;
-/// How long a span waits for others to share its export.
-const BATCH_DELAY: Duration = Duration::from_secs(1);
-/// How long one export may take before its spans count as failed.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The transports OTLP names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,7 +170,7 @@ impl TraceSettings {
 
     /// Where spans are posted: the endpoint as given for gRPC; with
     /// `/v1/traces` added for HTTP, as the OTLP exporter convention says.
-    fn export_url(&self) -> String {
+    pub(super) fn export_url(&self) -> String {
         match self.transport {
             Transport::Grpc => self.endpoint.as_str().trim_end_matches('/').to_owned(),
             Transport::HttpProtobuf => {
@@ -242,7 +231,7 @@ pub struct SpanCounters {
 }
 
 impl SpanCounters {
-    fn dropped(&self, reason: &'static str, n: u64) {
+    pub(super) fn dropped(&self, reason: &'static str, n: u64) {
         self.dropped
             .get_or_create(&vec![("reason", reason)])
             .inc_by(n);
@@ -279,7 +268,7 @@ pub fn tracer(settings: &TraceSettings) -> (opentelemetry_sdk::trace::SdkTracer,
     let provider = SdkTracerProvider::builder()
         .with_sampler(settings.sampler())
         .with_resource(settings.resource())
-        .with_span_processor(Queue::start(settings.clone()))
+        .with_span_processor(super::export_queue::Queue::start(settings.clone()))
         .build();
     ON.store(true, Ordering::Relaxed);
     let tracer = provider.tracer("graph-grpc-gateway");
@@ -320,202 +309,6 @@ impl Extractor for Metadata<'_> {
                 tonic::metadata::KeyRef::Binary(_) => None,
             })
             .collect()
-    }
-}
-
-enum Message {
-    Span(Box<SpanData>),
-    Resource(Resource),
-    /// Export what is queued, then say so.
-    Flush(mpsc::Sender<()>),
-}
-
-/// The span processor: ended spans into a bounded queue, never waiting.
-#[derive(Debug)]
-struct Queue {
-    tx: SyncSender<Message>,
-}
-
-impl Queue {
-    fn start(settings: TraceSettings) -> Self {
-        let (tx, rx) = mpsc::sync_channel(QUEUE_SPANS);
-        let spawned = std::thread::Builder::new()
-            .name("trace-export".into())
-            .spawn(move || export_loop(&settings, rx));
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the trace exporter; spans will be dropped");
-        }
-        Self { tx }
-    }
-
-    fn flush(&self, timeout: Duration) -> OTelSdkResult {
-        let (ack, done) = mpsc::channel();
-        self.tx
-            .try_send(Message::Flush(ack))
-            .map_err(|_| OTelSdkError::InternalFailure("the export queue is full".into()))?;
-        done.recv_timeout(timeout)
-            .map_err(|_| OTelSdkError::Timeout(timeout))
-    }
-}
-
-impl SpanProcessor for Queue {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        match self.tx.try_send(Message::Span(Box::new(span))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                SPANS.dropped("queue_full", 1);
-            }
-        }
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.flush(EXPORT_TIMEOUT)
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.flush(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.tx.try_send(Message::Resource(resource.clone()));
-    }
-}
-
-/// The export thread: a current-thread runtime of its own (the OTLP
-/// clients need one), batches of up to [`BATCH_SPANS`] or what came within
-/// [`BATCH_DELAY`] of the first.
-fn export_loop(settings: &TraceSettings, rx: Receiver<Message>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start the trace exporter's runtime; spans will be dropped");
-            return;
-        }
-    };
-    let mut exporter = match runtime.block_on(async { exporter(settings) }) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot build the trace exporter; spans will be dropped");
-            return;
-        }
-    };
-    let mut batch: Vec<SpanData> = Vec::with_capacity(BATCH_SPANS);
-    let mut first_at: Option<Instant> = None;
-    loop {
-        let message = match first_at {
-            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(at) => rx.recv_timeout(BATCH_DELAY.saturating_sub(at.elapsed())),
-        };
-        let mut flushed = None;
-        match message {
-            Ok(Message::Span(span)) => {
-                batch.push(*span);
-                first_at.get_or_insert_with(Instant::now);
-            }
-            Ok(Message::Resource(resource)) => exporter.set_resource(&resource),
-            Ok(Message::Flush(ack)) => flushed = Some(ack),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                export(&runtime, &exporter, &mut batch);
-                return;
-            }
-        }
-        let due = first_at.is_some_and(|at| at.elapsed() >= BATCH_DELAY);
-        if batch.len() >= BATCH_SPANS || due || flushed.is_some() {
-            export(&runtime, &exporter, &mut batch);
-            first_at = None;
-        }
-        if let Some(ack) = flushed {
-            let _ = ack.send(());
-        }
-    }
-}
-
-fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, batch: &mut Vec<SpanData>) {
-    if batch.is_empty() {
-        return;
-    }
-    let spans = std::mem::take(batch);
-    let n = spans.len() as u64;
-    let result = runtime
-        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
-    match result {
-        Ok(Ok(())) => {
-            SPANS.exported.inc_by(n);
-        }
-        Ok(Err(e)) => {
-            SPANS.dropped("export_failed", n);
-            tracing::debug!(error = %e, spans = n, "the trace collector refused an export");
-        }
-        Err(_) => {
-            SPANS.dropped("export_failed", n);
-            tracing::debug!(spans = n, "an export to the trace collector timed out");
-        }
-    }
-}
-
-type Exporter = opentelemetry_otlp::SpanExporter;
-
-fn exporter(settings: &TraceSettings) -> Result<Exporter, opentelemetry_otlp::ExporterBuildError> {
-    let url = settings.export_url();
-    match settings.transport {
-        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build(),
-        Transport::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(HttpClient::default())
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build(),
-    }
-}
-
-/// The OTLP/HTTP exporter's client: the gateway's own reqwest.
-#[derive(Debug, Clone)]
-struct HttpClient(reqwest::Client);
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(EXPORT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self(client)
-    }
-}
-
-#[tonic::async_trait]
-impl opentelemetry_http::HttpClient for HttpClient {
-    async fn send_bytes(
-        &self,
-        request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        let (parts, body) = request.into_parts();
-        let mut req = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .body(body);
-        for (name, value) in &parts.headers {
-            req = req.header(name, value);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await?;
-        let mut out = http::Response::new(body);
-        *out.status_mut() = status;
-        *out.headers_mut() = headers;
-        Ok(out)
     }
 }
 
