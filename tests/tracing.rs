@@ -431,3 +431,52 @@ async fn a_call_that_waits_for_intunes_budget_shows_the_wait_in_its_trace() {
         "the wait, then the request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_the_caller_did_not_sample_exports_nothing_but_logs_its_trace_id() {
+    const UNSAMPLED_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4736";
+    let receiver = OtlpReceiver::start().await;
+    let mut stack = Stack::start(receiver.grpc_endpoint(), "grpc").await;
+    // The caller's trace context says "not sampled" (flags 00); the default
+    // sampler follows its parent.
+    let mut unsampled = rename("left out of the trace");
+    unsampled.metadata_mut().insert(
+        "traceparent",
+        format!("00-{UNSAMPLED_TRACE}-{CALLER_SPAN}-00")
+            .parse()
+            .expect("ascii"),
+    );
+    stack
+        .client
+        .update_security_configuration_task(unsampled)
+        .await
+        .expect("updated");
+    // A sampled call after it: once its spans are in, the first call's
+    // would be too (the queue exports in the order spans end).
+    stack
+        .client
+        .update_security_configuration_task(traced(rename("in the trace")))
+        .await
+        .expect("updated");
+    let spans = receiver
+        .wait_for(
+            |s| named(s, UPDATE_SPAN).iter().any(|s| s.trace_id == CALLER_TRACE),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        spans.iter().all(|s| s.trace_id != UNSAMPLED_TRACE),
+        "a span of the unsampled call was exported: {spans:?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.trace_id == CALLER_TRACE && s.name == PATCH_SPAN),
+        "the sampled call has its children"
+    );
+    let transcript = stack.gateway.transcript.lock().expect("lock").join("\n");
+    assert!(
+        transcript.contains(&format!("\"trace_id\":\"{UNSAMPLED_TRACE}\"")),
+        "the unsampled call's log lines carry its trace id"
+    );
+}
