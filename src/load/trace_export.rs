@@ -53,6 +53,11 @@ pub struct TracingArgs {
     /// Exit non-zero when a target is missed, not only when a call failed.
     #[arg(long)]
     pub enforce_targets: bool,
+    /// A gateway binary to run as a fourth configuration, first in each
+    /// round, with no trace settings: one built before trace export, so
+    /// that "off" is judged against it in the same run.
+    #[arg(long)]
+    pub baseline_bin: Option<std::path::PathBuf>,
 }
 
 /// How long a gateway may take to stop and export what it queued (its
@@ -82,7 +87,13 @@ pub async fn run(bin: &Path, args: &TracingArgs) -> anyhow::Result<()> {
     let work = Arc::new(Workload::new(&tasks, &graph_base, graph_token)?);
 
     let mut running = Vec::new();
-    for config in Config::ALL {
+    let configs = args
+        .baseline_bin
+        .as_ref()
+        .map(|_| Config::Baseline)
+        .into_iter()
+        .chain(Config::ALL);
+    for config in configs {
         let mut env = gateway_env(&graph_base, &authority);
         env.extend([
             // Loopback measurement: no caller policy, said out loud.
@@ -108,7 +119,11 @@ pub async fn run(bin: &Path, args: &TracingArgs) -> anyhow::Result<()> {
                 env.push(("OTEL_TRACES_SAMPLER_ARG", arg.to_owned()));
             }
         }
-        let (gateway, grpc_addr, admin_addr) = start(bin, &env)?;
+        let gateway_bin = match (config, &args.baseline_bin) {
+            (Config::Baseline, Some(baseline)) => baseline.as_path(),
+            _ => bin,
+        };
+        let (gateway, grpc_addr, admin_addr) = start(gateway_bin, &env)?;
         let channel = Channel::from_shared(format!("http://{grpc_addr}"))?
             .connect()
             .await

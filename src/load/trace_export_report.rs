@@ -15,6 +15,9 @@ const ALWAYS_ON_TARGET: f64 = 1.15;
 /// A gateway's trace export setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Config {
+    /// Another gateway binary (`--baseline-bin`), such as one built before
+    /// trace export existed, with no trace settings: what "off" is held to.
+    Baseline,
     /// No `OTEL_EXPORTER_OTLP_ENDPOINT`.
     Off,
     /// `traceidratio`, 0.1.
@@ -29,6 +32,7 @@ impl Config {
 
     pub fn name(self) -> &'static str {
         match self {
+            Config::Baseline => "baseline binary (--baseline-bin)",
             Config::Off => "tracing off",
             Config::Sampled10 => "sampled 10% (traceidratio 0.1)",
             Config::Sampled100 => "sampled 100% (always_on)",
@@ -38,6 +42,7 @@ impl Config {
     /// `OTEL_SERVICE_NAME`, by which the collector tells the gateways apart.
     pub fn service_name(self) -> &'static str {
         match self {
+            Config::Baseline => "gateway-baseline",
             Config::Off => "gateway-tracing-off",
             Config::Sampled10 => "gateway-sampled-10",
             Config::Sampled100 => "gateway-sampled-100",
@@ -47,7 +52,7 @@ impl Config {
     /// `OTEL_TRACES_SAMPLER` and its argument; `None`: no export.
     pub fn sampler(self) -> Option<(&'static str, Option<&'static str>)> {
         match self {
-            Config::Off => None,
+            Config::Baseline | Config::Off => None,
             Config::Sampled10 => Some(("traceidratio", Some("0.1"))),
             Config::Sampled100 => Some(("always_on", None)),
         }
@@ -178,15 +183,29 @@ impl TracingReport {
 
     fn targets(&self) -> Vec<(String, String, Option<bool>)> {
         let mut rows = Vec::new();
-        if let Some(off) = self.of(Config::Off) {
-            rows.push((
+        match (self.of(Config::Off), self.of(Config::Baseline)) {
+            (Some(off), Some(base)) => {
+                let (off, rounds) = (off.median_cpu_per_call(), base.cpu_per_call());
+                let base_median = median(rounds.clone());
+                let highest = rounds.iter().copied().fold(0.0, f64::max);
+                rows.push((
+                    "tracing off within noise of the baseline binary (off's median no higher than the baseline's highest round)".to_owned(),
+                    format!(
+                        "{:.3}x ({off:.1} µs / {base_median:.1} µs, medians; baseline rounds up to {highest:.1} µs)",
+                        off / base_median.max(1e-9)
+                    ),
+                    Some(off <= highest),
+                ));
+            }
+            (Some(off), None) => rows.push((
                 "tracing off within noise of the gateway without trace export".to_owned(),
                 format!(
-                    "off: {:.1} µs per call (median); compare with the default scenario's gateway figure in the same machine state (not judged by this run)",
+                    "off: {:.1} µs per call (median); give --baseline-bin to judge it side by side",
                     off.median_cpu_per_call()
                 ),
                 None,
-            ));
+            )),
+            _ => {}
         }
         if let Some((ratio, on, off)) = self.ratio(Config::Sampled100) {
             rows.push((
@@ -221,7 +240,7 @@ impl TracingReport {
         };
         let _ = writeln!(
             out,
-            "tracing: {rounds} rounds, each one measured phase per configuration in turn (off, 10%, 100%); {per_phase} per phase at concurrency {}, {} warm-up calls per gateway before its first phase; UpdateSecurityConfigurationTask over one plaintext gRPC connection per gateway on loopback; one emulator for all; the traced gateways export over OTLP/gRPC to the tool's collector\n",
+            "tracing: {rounds} rounds, each one measured phase per configuration in turn; {per_phase} per phase at concurrency {}, {} warm-up calls per gateway before its first phase; UpdateSecurityConfigurationTask over one plaintext gRPC connection per gateway on loopback; one emulator for all; the traced gateways export over OTLP/gRPC to the tool's collector\n",
             self.concurrency, self.warmup
         );
         let _ = writeln!(
@@ -259,7 +278,7 @@ impl TracingReport {
             );
         }
         let _ = writeln!(out);
-        for config in [Config::Sampled10, Config::Sampled100] {
+        for config in [Config::Baseline, Config::Sampled10, Config::Sampled100] {
             if let Some((ratio, on, off)) = self.ratio(config) {
                 let _ = writeln!(
                     out,
