@@ -5,9 +5,12 @@ chart strictly and renders it, values schema included, for the chart's defaults
 and for every value file in tests/helm/values/ (the example caller policy in
 tests/helm/policy/ goes in with --set-file). Each rendered object is then
 checked against Kubernetes' own OpenAPI schemas in strict mode (PyPI
-kubernetes-validate), the ServiceMonitor against the prometheus-operator CRD
-vendored in tests/helm/crds/, and the tests assert what the gateway needs from
-its manifests. No cluster, no helm binary, no network.
+kubernetes-validate), the ServiceMonitor and PrometheusRule against the
+prometheus-operator CRDs vendored in tests/helm/crds/, and the tests assert what
+the gateway needs from its manifests. The alert rules go through `promtool check
+rules` and the `promtool test rules` unit tests in tests/helm/promtool/ (Debian's
+promtool, installed by scripts/tools.sh), the dashboards' queries through
+`promtool check rules` too. No cluster, no helm binary, no network.
 
 Run: .cache/tools/helm-test/venv/bin/python -m pytest -q tests/helm
 (scripts/tools.sh installs that venv; scripts/test.sh runs this.)
