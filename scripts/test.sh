@@ -25,7 +25,7 @@ step() {
 step "install tools (scripts/tools.sh)"
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
-command -v grpcurl >/dev/null && command -v buf >/dev/null
+command -v grpcurl >/dev/null && command -v buf >/dev/null && command -v promtool >/dev/null
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
@@ -49,7 +49,9 @@ scripts/proto-breaking.sh
 step "helm chart (lint, render, validate)"
 # tests/helm: real Helm v4 (helm-python-sdk) lints and renders the chart for
 # each value file in tests/helm/values; kubernetes-validate --strict and the
-# vendored ServiceMonitor CRD check every object (venv from scripts/tools.sh).
+# vendored ServiceMonitor and PrometheusRule CRDs check every object; promtool
+# checks the alert rules and runs their unit tests (venv and promtool from
+# scripts/tools.sh).
 helm_log=$(mktemp)
 .cache/tools/helm-test/venv/bin/python -m pytest -q --color=no tests/helm 2>&1 | tee "$helm_log"
 

@@ -27,11 +27,15 @@
 #            needed), with the shared libraries ldd finds missing on this
 #            machine (libjemalloc2, liblzf1) unpacked next to them. The tests
 #            start it on a free loopback port (tests/common/redis.rs).
+#   promtool Debian's prometheus package (Prometheus 2.42), fetched with
+#            `apt-get download` and unpacked with `dpkg -x`; only promtool is
+#            kept, in .cache/tools/promtool (the chart tests run
+#            `promtool check rules` and `promtool test rules` on the alerts).
 # Optional tools (only when named):
 #   cargo-fuzz  crates.io cargo-fuzz, `cargo install --locked` into
 #            .cache/tools/cargo-fuzz (for scripts/fuzz.sh; the fuzz targets
 #            themselves build with the nightly toolchain)
-# .cache/tools/bin holds relative symlinks `grpcurl` and `buf` to the real
+# .cache/tools/bin holds relative symlinks `grpcurl`, `buf` and `promtool` to the real
 # binaries, and `redis-server` / `redis-cli` wrappers that exec the unpacked
 # binaries with their libraries on LD_LIBRARY_PATH (the same process, so a
 # signal sent to it reaches Redis itself). Each tool has a stamp file recording its pin: a run whose stamps
@@ -97,6 +101,10 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 # the pin, so the fallback is not redone on every run; bump the pin).
 REDIS_DEB_VERSION="5:7.0.15-1~deb12u7"
 REDIS_VERSION="7.0.15"
+# promtool: exact Debian version (bookworm main); same fallback as redis.
+PROMETHEUS_DEB_VERSION="2.42.0+ds-5+b6"
+PROMETHEUS_VERSION="2.42.0"
+
 # Libraries redis-server links that a slim Debian image may lack: soname,
 # package, exact version (bookworm main). Only the ones ldd reports missing
 # are fetched.
@@ -359,6 +367,36 @@ EOF_WRAPPER
   echo "scripts/tools.sh: installed redis-server ${out%% *}" >&2
 }
 
+install_promtool() {
+  local dir="$TOOLS/promtool" stamp want out
+  stamp="$dir/.installed"
+  want="prometheus=$PROMETHEUS_DEB_VERSION"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/promtool" ]]; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found (promtool comes from Debian's archive)"
+  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack promtool)"
+
+  rm -rf "$dir" "$BIN/promtool"
+  mkdir -p "$dir/debs" "$dir/root"
+  : >"$LOGS/promtool-apt.log"
+  (cd "$dir/debs" && apt_fetch "$LOGS/promtool-apt.log" prometheus "$PROMETHEUS_DEB_VERSION") ||
+    die "apt-get could not download prometheus"
+  dpkg -x "$dir"/debs/prometheus_*.deb "$dir/root" || die "dpkg -x failed on the prometheus package"
+  [[ -x "$dir/root/usr/bin/promtool" ]] || die "the prometheus package holds no usr/bin/promtool"
+  # Keep promtool alone (the server and its web assets are not needed).
+  mv "$dir/root/usr/bin/promtool" "$dir/promtool"
+  rm -rf "$dir/debs" "$dir/root"
+  link "$dir/promtool" promtool
+
+  out="$("$BIN/promtool" --version 2>&1)" || die "promtool --version failed: $out"
+  [[ "$out" == "promtool, version $PROMETHEUS_VERSION"* ]] ||
+    echo "scripts/tools.sh: expected promtool $PROMETHEUS_VERSION (the pin fell back to apt's candidate?), got: ${out%%$'\n'*}" >&2
+  printf '%s\n' "$want" >"$stamp"
+  out="${out#promtool, version }"
+  echo "scripts/tools.sh: installed promtool ${out%% *}" >&2
+}
+
 mkdir -p "$BIN" "$LOGS"
 # Serialise concurrent runs (e.g. two scripts sourcing this at once).
 if command -v flock >/dev/null; then
@@ -378,3 +416,4 @@ install_grpcurl
 install_buf
 install_helm_test
 install_redis
+install_promtool

@@ -58,7 +58,12 @@ impl Readiness {
     }
 
     pub fn get(&self) -> bool {
-        self.started.load(Ordering::Acquire) && self.tokens.health().is_ready()
+        self.started.load(Ordering::Acquire) && self.token_ready()
+    }
+
+    /// Whether a Graph access token can be handed out.
+    pub fn token_ready(&self) -> bool {
+        self.tokens.health().is_ready()
     }
 }
 

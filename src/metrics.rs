@@ -1,11 +1,14 @@
 //! Prometheus metrics, served as text on the admin port's `/metrics`.
 
-use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::{
     counter::Counter, family::Family, gauge::Gauge, histogram::Histogram,
 };
 use prometheus_client::registry::Registry;
 use std::time::Duration;
+
+mod process;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -31,6 +34,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EnumLabels {
     graph_type: &'static str,
 }
@@ -38,6 +46,11 @@ struct EnumLabels {
 /// The gateway's metrics. Cheap to update from any task.
 pub struct Metrics {
     registry: Registry,
+    /// The `process_*` families, which carry no prefix.
+    process: Registry,
+    token_requests: Family<ResultLabels, Counter>,
+    token_ready: Gauge,
+    ready: Gauge,
     rpc_calls: Family<RpcLabels, Counter>,
     rpc_seconds: Family<RpcName, Histogram>,
     batch_items: Family<RpcLabels, Counter>,
@@ -215,8 +228,32 @@ impl Default for Metrics {
             "1 while the request_id memory is shared through Redis (GRAPH_BUDGET_REDIS_URL) and Redis answers, 0 while this replica remembers alone",
             idempotency_store.shared.clone(),
         );
+        let token_requests = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "token_requests",
+            "Access token requests to Microsoft Entra ID, by result (ok, or why it failed: transient, bad_credentials, forbidden)",
+            token_requests.clone(),
+        );
+        let token_ready = Gauge::default();
+        registry.register(
+            "token_ready",
+            "1 while the gateway holds an access token for Graph it can use (or one that expired with no failed request since), 0 while it has none",
+            token_ready.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 while the gateway answers ready on /readyz (started, not draining, a Graph token in hand), 0 otherwise",
+            ready.clone(),
+        );
         let budget = crate::budget::metrics::BudgetMetrics::register(&mut registry);
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
         Self {
+            process,
+            token_requests,
+            token_ready,
+            ready,
             idempotency_store,
             budget,
             refreshers: std::sync::Mutex::default(),
@@ -245,6 +282,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The outcome of one access token request: `ok`, or the failure's kind.
+    pub fn token_request(&self, result: &'static str) {
+        self.token_requests
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Whether a Graph access token is in hand, and whether `/readyz`
+    /// answers ready (both set when scraped).
+    pub fn set_readiness(&self, token_ready: bool, ready: bool) {
+        self.token_ready.set(i64::from(token_ready));
+        self.ready.set(i64::from(ready));
+    }
+
     /// A call the access layer refused.
     pub fn access_denied(&self, reason: &'static str) {
         self.access_denied
@@ -386,7 +437,9 @@ impl Metrics {
             .retain(|refresh| refresh());
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.process);
+        let _ = encode_eof(&mut out);
         out
     }
 }

@@ -88,6 +88,14 @@ impl Gateway {
             &config.graph_stack,
             metrics.clone(),
         );
+        {
+            let metrics = Arc::downgrade(&metrics);
+            tokens.on_request(move |result| {
+                if let Some(metrics) = metrics.upgrade() {
+                    metrics.token_request(result);
+                }
+            });
+        }
         // Ready once a token is in hand: try for one before serving, briefly.
         match tokio::time::timeout(WARM_UP_WAIT, tokens.warm_up()).await {
             Ok(Ok(())) => {}
@@ -99,6 +107,17 @@ impl Gateway {
             ),
         }
         let ready = Arc::new(Readiness::new(tokens.clone()));
+        {
+            let ready = Arc::downgrade(&ready);
+            let weak_metrics = Arc::downgrade(&metrics);
+            metrics.on_render(move || match (ready.upgrade(), weak_metrics.upgrade()) {
+                (Some(ready), Some(metrics)) => {
+                    metrics.set_readiness(ready.token_ready(), ready.get());
+                    true
+                }
+                _ => false,
+            });
+        }
         let graph_client = Arc::new(graph_client);
         {
             let graph = Arc::downgrade(&graph_client);

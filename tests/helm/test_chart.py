@@ -5,9 +5,12 @@ chart strictly and renders it, values schema included, for the chart's defaults
 and for every value file in tests/helm/values/ (the example caller policy in
 tests/helm/policy/ goes in with --set-file). Each rendered object is then
 checked against Kubernetes' own OpenAPI schemas in strict mode (PyPI
-kubernetes-validate), the ServiceMonitor against the prometheus-operator CRD
-vendored in tests/helm/crds/, and the tests assert what the gateway needs from
-its manifests. No cluster, no helm binary, no network.
+kubernetes-validate), the ServiceMonitor and PrometheusRule against the
+prometheus-operator CRDs vendored in tests/helm/crds/, and the tests assert what
+the gateway needs from its manifests. The alert rules go through `promtool check
+rules` and the `promtool test rules` unit tests in tests/helm/promtool/ (Debian's
+promtool, installed by scripts/tools.sh), the dashboards' queries through
+`promtool check rules` too. No cluster, no helm binary, no network.
 
 Run: .cache/tools/helm-test/venv/bin/python -m pytest -q tests/helm
 (scripts/tools.sh installs that venv; scripts/test.sh runs this.)
@@ -28,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import tomllib
 import urllib.parse
 from pathlib import Path
@@ -52,6 +56,13 @@ README = REPO / "README.md"
 SERVICEMONITOR_CRD = HERE / "crds" / "servicemonitors.monitoring.coreos.com.yaml"
 # prometheus-operator v0.89.0's CRD as shipped in crates.io kopium 0.24.1 (crds/README.md).
 SERVICEMONITOR_CRD_SHA256 = "1a1d7c6a06eb3e5dde19b0e3ec59753960f176c9e6d0f5aaa74df7320c60df99"
+PROMETHEUSRULE_CRD = HERE / "crds" / "prometheusrules.monitoring.coreos.com.yaml"
+PROMETHEUSRULE_CRD_SHA256 = "1cf2b336cddbea3d310b9e29d82ddc4153614c1584f7565caa9df5a25550e601"
+# The chart's own dashboards and alert rules (the files the chart renders).
+DASHBOARDS_DIR = CHART_DIR / "dashboards"
+RULES_FILE = CHART_DIR / "rules" / "graph-grpc-gateway.rules.yaml"
+# `promtool test rules` unit tests of the alerts.
+RULES_TESTS = HERE / "promtool" / "graph-grpc-gateway.rules.test.yaml"
 
 RELEASE = "gw"
 NAMESPACE = "gateway-test"
@@ -366,6 +377,10 @@ def strict_openapi(node: Any) -> Any:
             out[key] = strict_openapi(value) if isinstance(value, dict) else value
         elif key in ("allOf", "anyOf", "oneOf"):
             out[key] = [strict_openapi(s) for s in value]
+        elif key == "pattern" and "(?i)" in value and not value.startswith("(?i)"):
+            # Go's RE2 takes a flag group anywhere (`^(?i)(abort|warn)?$`);
+            # Python only at the start, where it means the same here.
+            out[key] = "(?i)" + value.replace("(?i)", "", 1)
         else:
             out[key] = value
     if out.get("x-kubernetes-int-or-string") and "type" not in out and "anyOf" not in out:
@@ -381,17 +396,21 @@ def strict_openapi(node: Any) -> Any:
     return out
 
 
+# The vendored prometheus-operator CRDs, by kind.
+MONITORING_CRDS = {"ServiceMonitor": SERVICEMONITOR_CRD, "PrometheusRule": PROMETHEUSRULE_CRD}
+
+
 @functools.cache
-def servicemonitor_validator(version: str) -> jsonschema.protocols.Validator:
-    crd = yaml.safe_load(SERVICEMONITOR_CRD.read_text())
+def monitoring_validator(kind: str, version: str) -> jsonschema.protocols.Validator:
+    crd = yaml.safe_load(MONITORING_CRDS[kind].read_text())
     assert crd["spec"]["group"] == "monitoring.coreos.com"
-    assert crd["spec"]["names"]["kind"] == "ServiceMonitor"
+    assert crd["spec"]["names"]["kind"] == kind
     (v1,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1"]
     schema = strict_openapi(v1["schema"]["openAPIV3Schema"])
     definitions = kubernetes_definitions(version)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["properties"]["apiVersion"] = {"const": "monitoring.coreos.com/v1"}
-    schema["properties"]["kind"] = {"const": "ServiceMonitor"}
+    schema["properties"]["kind"] = {"const": kind}
     schema["properties"]["metadata"] = {
         "$ref": definitions["$id"] + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
     }
@@ -404,10 +423,10 @@ def servicemonitor_validator(version: str) -> jsonschema.protocols.Validator:
 def schema_errors(obj: dict[str, Any], version: str) -> list[str]:
     """Why obj is not valid for Kubernetes `version` (strict); empty when it is."""
     where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-    if obj.get("apiVersion") == "monitoring.coreos.com/v1" and obj.get("kind") == "ServiceMonitor":
+    if obj.get("apiVersion") == "monitoring.coreos.com/v1" and obj.get("kind") in MONITORING_CRDS:
         return [
             f"{where}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in servicemonitor_validator(version).iter_errors(obj)
+            for e in monitoring_validator(obj["kind"], version).iter_errors(obj)
         ]
     try:
         validated = kubernetes_validate.validate(obj, version, strict=True)
@@ -442,6 +461,11 @@ def test_kubernetes_versions_are_bundled() -> None:
 def test_vendored_servicemonitor_crd_is_unchanged() -> None:
     digest = hashlib.sha256(SERVICEMONITOR_CRD.read_bytes()).hexdigest()
     assert digest == SERVICEMONITOR_CRD_SHA256, "crds/ changed: update crds/README.md and the pin"
+
+
+def test_vendored_prometheusrule_crd_is_unchanged() -> None:
+    digest = hashlib.sha256(PROMETHEUSRULE_CRD.read_bytes()).hexdigest()
+    assert digest == PROMETHEUSRULE_CRD_SHA256, "crds/ changed: update crds/README.md and the pin"
 
 
 def test_strict_lint_reports_warnings_as_errors(tmp_path: Path) -> None:
@@ -522,6 +546,10 @@ def test_values_pass_the_schema(scenario: str) -> None:
         ("gateway.graphMaxQueued=1000001", "/gateway/graphMaxQueued"),
         ("gateway.maxMessageBytes=67108865", "/gateway/maxMessageBytes"),
         ("gateway.graphMaxRetries=11", "/gateway/graphMaxRetries"),
+        ("dashboards.enabled=yes", "/dashboards/enabled"),
+        ("dashboards.namespace=Monitoring_NS", "/dashboards/namespace"),
+        ("prometheusRule.enabeld=true", "enabeld"),
+        ("prometheusRule.ruleLabels.bad-name=x", "bad-name"),
     ],
     ids=[
         "string-replicas",
@@ -537,6 +565,10 @@ def test_values_pass_the_schema(scenario: str) -> None:
         "too-long-a-graph-queue",
         "too-large-messages",
         "too-many-retries",
+        "dashboards-switch-not-a-boolean",
+        "dashboards-namespace-not-a-name",
+        "prometheus-rule-unknown-key",
+        "rule-label-not-a-prometheus-name",
     ],
 )
 def test_schema_rejects_bad_values(expression: str, offending: str) -> None:
@@ -1132,8 +1164,11 @@ def test_service_monitor() -> None:
 
 def test_optional_objects_off_by_default() -> None:
     rendered = render_scenario("default")
-    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"):
+    for kind in (
+        "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule",
+    ):  # fmt: skip
         assert not rendered.has(kind), kind
+    assert not dashboard_configmaps(rendered)
 
 
 def test_everything_on() -> None:
@@ -1142,8 +1177,10 @@ def test_everything_on() -> None:
     for kind in (
         "Deployment", "Service", "ServiceAccount", "ConfigMap",
         "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor",
+        "PrometheusRule",
     ):  # fmt: skip
         assert rendered.has(kind), kind
+    assert dashboard_configmaps(rendered)
     for obj in rendered.objects:
         for key, value in values["commonLabels"].items():
             assert obj["metadata"]["labels"].get(key) == value, f"commonLabels on {obj['kind']}"
@@ -2477,6 +2514,260 @@ def test_readme_tracing_example() -> None:
 # ---------------------------------------------------------------------------
 # NOTES.txt
 # ---------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Grafana dashboard and Prometheus alerts
+# ---------------------------------------------------------------------------
+
+PROMETHEUS_DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+DASHBOARD_FILES = sorted(DASHBOARDS_DIR.glob("*.json"))
+# The chart's scenario with the PrometheusRule alone, with no runbook base URL.
+RULE_ONLY = ("prometheusRule.enabled=true",)
+
+
+def promtool() -> str:
+    found = shutil.which("promtool") or str(REPO / ".cache" / "tools" / "bin" / "promtool")
+    assert Path(found).is_file(), "promtool not found: run `bash scripts/tools.sh` (or source it)"
+    return found
+
+
+def run_promtool(*args: str, cwd: Path | None = None) -> str:
+    done = subprocess.run(
+        [promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
+def dashboard_configmaps(rendered: Rendered) -> list[dict[str, Any]]:
+    return [c for c in rendered.all("ConfigMap") if c["metadata"]["name"].endswith("-dashboards")]
+
+
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every panel, those inside collapsed rows too."""
+    out = []
+    for panel in panels:
+        out.append(panel)
+        out.extend(all_panels(panel.get("panels", [])))
+    return out
+
+
+def rule_files_alerts() -> list[dict[str, Any]]:
+    rules = yaml.safe_load(RULES_FILE.read_text())
+    return [r for g in rules["groups"] for r in g["rules"] if "alert" in r]
+
+
+def github_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown text."""
+    anchors = set()
+    for heading in re.findall(r"^#+ +(.+?) *$", markdown, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def test_there_are_dashboards_and_rules() -> None:
+    assert DASHBOARD_FILES, f"no dashboards in {DASHBOARDS_DIR}"
+    assert len(rule_files_alerts()) >= 7
+
+
+def test_dashboard_configmap_carries_every_dashboard_for_the_sidecar() -> None:
+    rendered = render_scenario("everything-on")
+    values = scenario_values("everything-on")["dashboards"]
+    (configmap,) = dashboard_configmaps(rendered)
+    metadata = configmap["metadata"]
+    assert metadata["namespace"] == values["namespace"] == "monitoring"
+    assert metadata["labels"]["grafana_dashboard"] == "1"
+    for key, value in values["labels"].items():
+        assert metadata["labels"][key] == value
+    assert metadata["annotations"] == values["annotations"]
+    # The chart's files as they are, one key each.
+    assert configmap["data"] == {f.name: f.read_text() for f in DASHBOARD_FILES}
+
+
+def test_dashboard_configmap_label_and_namespace_follow_the_values() -> None:
+    rendered = render_scenario(
+        "default",
+        ("dashboards.enabled=true", "dashboards.label=grafana_dashboard_gw", "dashboards.labelValue=yes"),
+    )
+    (configmap,) = dashboard_configmaps(rendered)
+    assert configmap["metadata"]["namespace"] == NAMESPACE
+    assert configmap["metadata"]["labels"]["grafana_dashboard_gw"] == "yes"
+    assert "grafana_dashboard" not in configmap["metadata"]["labels"]
+    assert "annotations" not in configmap["metadata"]
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_dashboard_json(path: Path) -> None:
+    dashboard = json.loads(path.read_text())
+    assert dashboard["uid"] and dashboard["title"]
+    assert dashboard["schemaVersion"] >= 39, "the schema of a current Grafana (11 or later)"
+    assert "__inputs" not in dashboard, "provisioned dashboards take their data source from the variable"
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    for name in ("namespace", "pod"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["datasource"] == PROMETHEUS_DATASOURCE
+        assert variables[name]["query"]["query"] == variables[name]["definition"]
+    assert '$namespace' in variables["pod"]["definition"], "pods of the chosen namespace"
+    assert variables["pod"]["multi"] and variables["pod"]["includeAll"]
+
+    panels = all_panels(dashboard["panels"])
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids)), f"panel ids repeat: {ids}"
+    graphs = [p for p in panels if p["type"] != "row"]
+    assert len(graphs) >= 15
+    for panel in graphs:
+        where = f"{path.name}: panel {panel['id']} {panel['title']!r}"
+        assert panel["datasource"] == PROMETHEUS_DATASOURCE, where
+        assert panel.get("description"), where
+        grid = panel["gridPos"]
+        assert grid["w"] > 0 and grid["x"] + grid["w"] <= 24, where
+        assert panel["targets"], where
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), where
+        for target in panel["targets"]:
+            assert target["datasource"] == PROMETHEUS_DATASOURCE, where
+            assert 'namespace="$namespace"' in target["expr"], where
+            assert 'pod=~"$pod"' in target["expr"], where
+    titles = [p["title"] for p in graphs]
+    assert len(titles) == len(set(titles)), titles
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=lambda p: p.name)
+def test_dashboard_queries_are_promql(path: Path, tmp_path: Path) -> None:
+    """promtool parses every panel's query, as a recording rule, with the
+    variables replaced by what Grafana would put there."""
+    dashboard = json.loads(path.read_text())
+    rules = []
+    for panel in all_panels(dashboard["panels"]):
+        for target in panel.get("targets", []):
+            expr = (
+                target["expr"]
+                .replace("$__rate_interval", "2m")
+                .replace("$namespace", "gateways")
+                .replace("$pod", ".*")
+            )
+            assert "$" not in expr, expr
+            rules.append({"record": f"panel_{panel['id']}_{target['refId']}", "expr": expr})
+    rule_file = tmp_path / "panels.rules.yaml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    assert f"SUCCESS: {len(rules)} rules found" in run_promtool("check", "rules", str(rule_file))
+
+
+def test_promtool_checks_the_rules() -> None:
+    output = run_promtool("check", "rules", str(RULES_FILE))
+    assert f"SUCCESS: {len(rule_files_alerts())} rules found" in output, output
+
+
+def test_promtool_unit_tests_of_every_alert() -> None:
+    tests = yaml.safe_load(RULES_TESTS.read_text())
+    firing: dict[str, int] = {}
+    quiet: dict[str, int] = {}
+    for case in tests["tests"]:
+        for check in case["alert_rule_test"]:
+            counts = firing if check["exp_alerts"] else quiet
+            counts[check["alertname"]] = counts.get(check["alertname"], 0) + 1
+    alerts = {a["alert"] for a in rule_files_alerts()}
+    assert set(firing) == alerts, "every alert has a series that makes it fire"
+    assert set(quiet) == alerts, "every alert has a series that must not make it fire"
+    assert "SUCCESS" in run_promtool("test", "rules", RULES_TESTS.name, cwd=RULES_TESTS.parent)
+
+
+def test_promtool_unit_tests_fail_on_a_wrong_expectation(tmp_path: Path) -> None:
+    """The unit tests can fail: the same tests against a rule file whose
+    token alert waits 10 minutes instead of 5."""
+    rules = RULES_FILE.read_text()
+    assert "for: 5m" in rules
+    (tmp_path / "rules.yaml").write_text(
+        rules.replace(
+            "graph_gateway_token_ready) == 0\n        for: 5m", "graph_gateway_token_ready) == 0\n        for: 10m"
+        )
+    )
+    tests = yaml.safe_load(RULES_TESTS.read_text())
+    tests["rule_files"] = ["rules.yaml"]
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    done = subprocess.run(
+        [promtool(), "test", "rules", "tests.yaml"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0 and "GraphGatewayNoGraphToken" in done.stdout + done.stderr
+
+
+def test_every_alert_is_actionable() -> None:
+    readme = README.read_text()
+    anchors = github_anchors(readme)
+    for alert in rule_files_alerts():
+        name = alert["alert"]
+        annotations = alert["annotations"]
+        assert alert["labels"]["severity"] in ("critical", "warning", "info"), name
+        assert annotations["summary"], name
+        metrics = set(re.findall(r"\bgraph_gateway_[a-z_]+", alert["expr"]))
+        assert metrics, name
+        assert metrics & set(re.findall(r"\bgraph_gateway_[a-z_]+", annotations["description"])), (
+            f"{name}: the description names the metric it alerts on"
+        )
+        assert annotations["runbook_url"] == f"README.md#{name.lower()}", name
+        assert name.lower() in anchors, f"{name}: no README section {name}"
+
+
+def test_prometheusrule_is_the_rules_file() -> None:
+    rule = render_scenario("default", RULE_ONLY).one("PrometheusRule")
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text())
+
+
+def test_prometheusrule_labels_namespace_and_runbook_base() -> None:
+    rendered = render_scenario("everything-on")
+    values = scenario_values("everything-on")["prometheusRule"]
+    rule = rendered.one("PrometheusRule")
+    for key, value in values["labels"].items():
+        assert rule["metadata"]["labels"][key] == value
+    expected = yaml.safe_load(RULES_FILE.read_text())
+    for group in expected["groups"]:
+        for r in group["rules"]:
+            r["annotations"]["runbook_url"] = values["runbookBaseUrl"] + r["annotations"]["runbook_url"]
+            r["labels"] = {**values["ruleLabels"], **r["labels"]}
+    assert rule["spec"] == expected
+    moved = render_scenario("default", (*RULE_ONLY, "prometheusRule.namespace=monitoring")).one("PrometheusRule")
+    assert moved["metadata"]["namespace"] == "monitoring"
+    severity = render_scenario("default", (*RULE_ONLY, "prometheusRule.ruleLabels.severity=page"))
+    for group in severity.one("PrometheusRule")["spec"]["groups"]:
+        for r in group["rules"]:
+            assert r["labels"]["severity"] in ("critical", "warning"), "an alert's own severity wins"
+
+
+def test_rendered_prometheusrule_passes_promtool(tmp_path: Path) -> None:
+    rule = render_scenario("everything-on").one("PrometheusRule")
+    path = tmp_path / "rendered.rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    assert "SUCCESS" in run_promtool("check", "rules", str(path))
+
+
+def test_prometheusrule_schema_rejects_bad_objects() -> None:
+    good = render_scenario("everything-on").one("PrometheusRule")
+    typo = copy.deepcopy(good)
+    typo["spec"]["groups"][0]["rules"][0]["annotation"] = {}
+    bad_for = copy.deepcopy(good)
+    bad_for["spec"]["groups"][0]["rules"][0]["for"] = "5 minutes"
+    no_expr = copy.deepcopy(good)
+    del no_expr["spec"]["groups"][0]["rules"][0]["expr"]
+    bad_label = copy.deepcopy(good)
+    bad_label["spec"]["groups"][0]["rules"][0]["labels"]["n"] = 1
+    for version in KUBE_VERSIONS:
+        assert schema_errors(good, version) == []
+        for bad in (typo, bad_for, no_expr, bad_label):
+            assert schema_errors(bad, version), bad
+
+
+def test_readme_explains_every_panel() -> None:
+    readme = README.read_text()
+    for path in DASHBOARD_FILES:
+        for panel in all_panels(json.loads(path.read_text())["panels"]):
+            if panel["type"] != "row":
+                assert f"**{panel['title']}**" in readme, f"README says nothing of the panel {panel['title']!r}"
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))

@@ -74,7 +74,11 @@ struct Inner {
     state: Mutex<State>,
     /// The most of a token answer that is read.
     max_answer_bytes: u64,
+    /// Told each request's result: `ok`, or the failure's kind.
+    observer: std::sync::OnceLock<Observer>,
 }
+
+type Observer = Box<dyn Fn(&'static str) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -129,8 +133,16 @@ impl TokenCache {
                 clock,
                 state: Mutex::new(State::default()),
                 max_answer_bytes,
+                observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells `observe` the result of every token request from now on: `ok`,
+    /// or the failure's kind (`transient`, `bad_credentials`, `forbidden`).
+    /// Only the first observer set is kept.
+    pub fn on_request(&self, observe: impl Fn(&'static str) + Send + Sync + 'static) {
+        let _ = self.inner.observer.set(Box::new(observe));
     }
 
     pub fn credential(&self) -> &Credential {
@@ -272,6 +284,12 @@ impl Inner {
         let mut s = self.lock();
         s.in_flight = None;
         let kind = self.credential.kind.name();
+        if let Some(observe) = self.observer.get() {
+            observe(match &result {
+                Ok(_) => "ok",
+                Err(e) => e.kind().as_str(),
+            });
+        }
         match result {
             Ok(token) => {
                 tracing::info!(
