@@ -460,7 +460,11 @@ async fn a_call_the_caller_did_not_sample_exports_nothing_but_logs_its_trace_id(
         .expect("updated");
     let spans = receiver
         .wait_for(
-            |s| named(s, UPDATE_SPAN).iter().any(|s| s.trace_id == CALLER_TRACE),
+            |s| {
+                named(s, UPDATE_SPAN)
+                    .iter()
+                    .any(|s| s.trace_id == CALLER_TRACE)
+            },
             Duration::from_secs(30),
         )
         .await;

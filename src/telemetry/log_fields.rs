@@ -188,7 +188,10 @@ mod tests {
             span.record("request_id", "second");
             span.in_scope(|| tracing::info!("inside"));
         });
-        assert_eq!(span, serde_json::json!({"name": "rpc", "request_id": "second"}));
+        assert_eq!(
+            span,
+            serde_json::json!({"name": "rpc", "request_id": "second"})
+        );
     }
 
     #[test]

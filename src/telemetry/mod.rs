@@ -10,9 +10,9 @@ pub mod otel;
 use crate::cli::{LogArgs, LogFormat};
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{Directive, ParseError};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::layer::{Context, Filter};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 

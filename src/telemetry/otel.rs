@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use crate::cli::TraceArgs;
 
-
 /// The transports OTLP names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
