@@ -10,7 +10,7 @@
 mod common;
 
 use common::metrics::Scrape;
-use common::process::Running;
+use common::process::{emulator_and_gateway, Running};
 use graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID;
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use serde_json::{json, Value};
@@ -21,11 +21,6 @@ use tonic::transport::Channel;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/helm/graph-grpc-gateway");
-
-fn field(line: &str, name: &str) -> String {
-    let v: Value = serde_json::from_str(line).expect("json log line");
-    v[name].as_str().expect(name).to_owned()
-}
 
 /// The metric names in a PromQL expression: `graph_gateway_*` and `process_*`.
 fn metric_names(expr: &str, into: &mut BTreeSet<String>) {
@@ -172,49 +167,23 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
-        let (emulator_process, emulator, gateway, grpc, admin) =
-            tokio::task::spawn_blocking(|| {
-                let emulator =
-                    Running::spawn(&["emulator", "--addr", "127.0.0.1:0", "--require-auth"]);
-                let line = emulator.wait_for_line("Graph emulator serving", PATIENCE);
-                let base = field(&line, "base_url")
-                    .trim_end_matches("/beta")
-                    .to_owned();
-                let env = vec![
-                    (
-                        "AZURE_TENANT_ID",
-                        "11111111-1111-1111-1111-111111111111".to_owned(),
-                    ),
-                    (
-                        "AZURE_CLIENT_ID",
-                        "22222222-2222-2222-2222-222222222222".to_owned(),
-                    ),
-                    ("AZURE_CLIENT_SECRET", "dashboards-test-secret".to_owned()),
-                    ("AZURE_AUTHORITY_HOST", base.clone()),
-                    ("GRAPH_BASE_URL", format!("{base}/beta")),
-                    ("GATEWAY_PLAINTEXT", "true".to_owned()),
-                    ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
-                    ("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()),
-                ];
-                let gateway = Running::spawn_with_env(
-                    &[
-                        "serve",
-                        "--grpc-addr",
-                        "127.0.0.1:0",
-                        "--admin-addr",
-                        "127.0.0.1:0",
-                        "--log-format",
-                        "json",
-                    ],
-                    &env,
-                );
-                let line = gateway.wait_for_line("graph-grpc-gateway serving", PATIENCE);
-                let grpc = field(&line, "grpc_addr");
-                let admin = format!("http://{}", field(&line, "admin_addr"));
-                (emulator, base, gateway, grpc, admin)
-            })
-            .await
-            .expect("started");
+        let started = tokio::task::spawn_blocking(|| {
+            emulator_and_gateway(
+                &["--require-auth"],
+                "dashboards-test-secret",
+                Vec::new(),
+                &[],
+            )
+        })
+        .await
+        .expect("started");
+        let grpc = started.grpc_addr;
+        let (emulator_process, emulator, gateway, admin) = (
+            started.emulator,
+            started.emulator_url,
+            started.gateway,
+            started.admin_url,
+        );
         let client = SecurityConfigurationTaskServiceClient::connect(format!("http://{grpc}"))
             .await
             .expect("connects");

@@ -8,7 +8,7 @@
 mod common;
 
 use common::otlp::{OtlpReceiver, ReceivedSpan};
-use common::process::Running;
+use common::process::{emulator_and_gateway, Running};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::{
     SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
@@ -18,17 +18,11 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tonic::transport::Channel;
 
-const PATIENCE: Duration = Duration::from_secs(60);
 const SECRET: &str = "trace-test-client-secret-6f1d";
 /// A task field value: it must never be exported.
 const FIELD_VALUE: &str = "private-display-name-9c2e";
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-fn field(line: &str, name: &str) -> String {
-    let v: Value = serde_json::from_str(line).expect("json log line");
-    v[name].as_str().expect(name).to_owned()
-}
 
 /// An emulator process, and a gateway process against it exporting traces
 /// to `endpoint` by `protocol`.
@@ -52,59 +46,34 @@ impl Stack {
         more: Vec<(&'static str, String)>,
     ) -> Self {
         let protocol = protocol.to_owned();
-        let (emulator_process, emulator, gateway, grpc, admin) =
-            tokio::task::spawn_blocking(move || {
-                let emulator = Running::spawn(&["emulator", "--addr", "127.0.0.1:0"]);
-                let line = emulator.wait_for_line("Graph emulator serving", PATIENCE);
-                let base = field(&line, "base_url")
-                    .trim_end_matches("/beta")
-                    .to_owned();
-                let mut env = vec![
-                    (
-                        "AZURE_TENANT_ID",
-                        "11111111-1111-1111-1111-111111111111".to_owned(),
-                    ),
-                    (
-                        "AZURE_CLIENT_ID",
-                        "22222222-2222-2222-2222-222222222222".to_owned(),
-                    ),
-                    ("AZURE_CLIENT_SECRET", SECRET.to_owned()),
-                    ("AZURE_AUTHORITY_HOST", base.clone()),
-                    ("GRAPH_BASE_URL", format!("{base}/beta")),
-                    ("GATEWAY_PLAINTEXT", "true".to_owned()),
-                    ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
-                    ("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()),
-                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-                    ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-                    ("OTEL_SERVICE_NAME", "gateway-under-test".to_owned()),
-                    (
-                        "OTEL_RESOURCE_ATTRIBUTES",
-                        "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
-                    ),
-                ];
-                env.extend(more);
-                let gateway = Running::spawn_with_env(
-                    &[
-                        "serve",
-                        "--grpc-addr",
-                        "127.0.0.1:0",
-                        "--admin-addr",
-                        "127.0.0.1:0",
-                        "--log-format",
-                        "json",
-                        "--log",
-                        // Every call's own line ("call finished") is debug.
-                        "info,graph_grpc_gateway::service=debug",
-                    ],
-                    &env,
-                );
-                let line = gateway.wait_for_line("graph-grpc-gateway serving", PATIENCE);
-                let grpc = field(&line, "grpc_addr");
-                let admin = format!("http://{}", field(&line, "admin_addr"));
-                (emulator, base, gateway, grpc, admin)
-            })
-            .await
-            .expect("started");
+        let started = tokio::task::spawn_blocking(move || {
+            let mut env = vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                ("OTEL_SERVICE_NAME", "gateway-under-test".to_owned()),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
+                ),
+            ];
+            env.extend(more);
+            // Every call's own line ("call finished") is debug.
+            emulator_and_gateway(
+                &[],
+                SECRET,
+                env,
+                &["--log", "info,graph_grpc_gateway::service=debug"],
+            )
+        })
+        .await
+        .expect("started");
+        let grpc = started.grpc_addr;
+        let (emulator_process, emulator, gateway, admin) = (
+            started.emulator,
+            started.emulator_url,
+            started.gateway,
+            started.admin_url,
+        );
         let client = SecurityConfigurationTaskServiceClient::connect(format!("http://{grpc}"))
             .await
             .expect("connects");

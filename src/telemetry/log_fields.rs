@@ -116,21 +116,7 @@ impl<'w> FormatFields<'w> for LogFields {
 #[cfg(test)]
 mod tests {
     use super::LogFields;
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("not poisoned").extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::telemetry::tests::Lines;
 
     /// The `span` object of the one JSON line `run` logs.
     fn span_of(run: impl FnOnce()) -> serde_json::Value {

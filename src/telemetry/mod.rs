@@ -159,7 +159,7 @@ mod tests {
 
     /// Lines written by a subscriber, kept for the test to read.
     #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
+    pub(super) struct Lines(pub(super) Arc<Mutex<Vec<u8>>>);
 
     impl Write for Lines {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -172,3 +172,76 @@ fn forward(
         }
     });
 }
+
+/// An emulator process and a gateway process in front of it over HTTP.
+pub struct GatewayProcesses {
+    pub emulator: Running,
+    /// The emulator's root URL (Graph's routes are under `/beta`).
+    pub emulator_url: String,
+    pub gateway: Running,
+    pub grpc_addr: String,
+    /// `http://` and the admin port.
+    pub admin_url: String,
+}
+
+/// A string field of a JSON log line.
+pub fn log_field(line: &str, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).expect("json log line");
+    v[name].as_str().expect(name).to_owned()
+}
+
+/// Starts `emulator` on a loopback port with `emulator_args`, then `serve`
+/// against it (plaintext gRPC, no caller policy, JSON log lines, retries
+/// 10 ms apart) with `secret` as the client secret, `env` and `serve_args`.
+/// Blocks until both serve.
+pub fn emulator_and_gateway(
+    emulator_args: &[&str],
+    secret: &str,
+    env: Vec<(&'static str, String)>,
+    serve_args: &[&str],
+) -> GatewayProcesses {
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let mut args = vec!["emulator", "--addr", "127.0.0.1:0"];
+    args.extend_from_slice(emulator_args);
+    let emulator = Running::spawn(&args);
+    let line = emulator.wait_for_line("Graph emulator serving", PATIENCE);
+    let emulator_url = log_field(&line, "base_url")
+        .trim_end_matches("/beta")
+        .to_owned();
+    let mut all = vec![
+        (
+            "AZURE_TENANT_ID",
+            "11111111-1111-1111-1111-111111111111".to_owned(),
+        ),
+        (
+            "AZURE_CLIENT_ID",
+            "22222222-2222-2222-2222-222222222222".to_owned(),
+        ),
+        ("AZURE_CLIENT_SECRET", secret.to_owned()),
+        ("AZURE_AUTHORITY_HOST", emulator_url.clone()),
+        ("GRAPH_BASE_URL", format!("{emulator_url}/beta")),
+        ("GATEWAY_PLAINTEXT", "true".to_owned()),
+        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+        ("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()),
+    ];
+    all.extend(env);
+    let mut args = vec![
+        "serve",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ];
+    args.extend_from_slice(serve_args);
+    let gateway = Running::spawn_with_env(&args, &all);
+    let line = gateway.wait_for_line("graph-grpc-gateway serving", PATIENCE);
+    GatewayProcesses {
+        emulator,
+        emulator_url,
+        grpc_addr: log_field(&line, "grpc_addr"),
+        admin_url: format!("http://{}", log_field(&line, "admin_addr")),
+        gateway,
+    }
+}
