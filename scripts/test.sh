@@ -25,7 +25,7 @@ step() {
 step "install tools (scripts/tools.sh)"
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
-command -v grpcurl >/dev/null && command -v buf >/dev/null && command -v promtool >/dev/null
+command -v grpcurl >/dev/null && command -v buf >/dev/null && command -v promtool >/dev/null && command -v wrk >/dev/null && command -v h2load >/dev/null
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check

@@ -31,6 +31,13 @@
 #            `apt-get download` and unpacked with `dpkg -x`; only promtool is
 #            kept, in .cache/tools/promtool (the chart tests run
 #            `promtool check rules` and `promtool test rules` on the alerts).
+#   wrk, h2load
+#            Debian's wrk (4.1) and nghttp2-client (h2load, nghttp2 1.52),
+#            fetched with `apt-get download` and unpacked into
+#            .cache/tools/loadgen with the libraries ldd finds missing
+#            (libluajit, libev, libjemalloc); wrappers in .cache/tools/bin put
+#            them on LD_LIBRARY_PATH. The independent load generators of the
+#            load tool's `loadgen` scenario (PERFORMANCE.md).
 # Optional tools (only when named):
 #   cargo-fuzz  crates.io cargo-fuzz, `cargo install --locked` into
 #            .cache/tools/cargo-fuzz (for scripts/fuzz.sh; the fuzz targets
@@ -104,6 +111,17 @@ REDIS_VERSION="7.0.15"
 # promtool: exact Debian version (bookworm main); same fallback as redis.
 PROMETHEUS_DEB_VERSION="2.42.0+ds-5+b6"
 PROMETHEUS_VERSION="2.42.0"
+
+# wrk and h2load: exact Debian versions (bookworm, bookworm-security); same
+# fallback as redis.
+WRK_DEB_VERSION="4.1.0-3+b2"
+NGHTTP2_DEB_VERSION="1.52.0-1+deb12u3"
+# Libraries they link that a slim Debian image may lack (as REDIS_LIBS).
+LOADGEN_LIBS=(
+  "libluajit-5.1.so.2 libluajit-5.1-2 2.1.0~beta3+git20220320+dfsg-4.1+deb12u1"
+  "libev.so.4 libev4 1:4.33-1"
+  "libjemalloc.so.2 libjemalloc2 5.3.0-1"
+)
 
 # Libraries redis-server links that a slim Debian image may lack: soname,
 # package, exact version (bookworm main). Only the ones ldd reports missing
@@ -397,6 +415,62 @@ install_promtool() {
   echo "scripts/tools.sh: installed promtool ${out%% *}" >&2
 }
 
+install_loadgen() {
+  local dir="$TOOLS/loadgen" stamp want root lib debs entry soname pkg version missing out name deb
+  stamp="$dir/.installed"
+  want="wrk=$WRK_DEB_VERSION nghttp2-client=$NGHTTP2_DEB_VERSION $(printf '%s;' "${LOADGEN_LIBS[@]}")"
+  if stamp_matches "$stamp" "$want" && [[ -x "$BIN/wrk" && -x "$BIN/h2load" ]]; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found (wrk and h2load come from Debian's archive)"
+  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack wrk and h2load)"
+
+  rm -rf "$dir" "$BIN/wrk" "$BIN/h2load"
+  debs="$dir/debs"
+  root="$dir/root"
+  mkdir -p "$debs" "$root"
+  : >"$LOGS/loadgen-apt.log"
+  (cd "$debs" && apt_fetch "$LOGS/loadgen-apt.log" wrk "$WRK_DEB_VERSION" &&
+    apt_fetch "$LOGS/loadgen-apt.log" nghttp2-client "$NGHTTP2_DEB_VERSION") ||
+    die "apt-get could not download wrk / nghttp2-client"
+  for deb in "$debs"/*.deb; do
+    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
+  done
+  lib="$root/usr/lib/$(uname -m)-linux-gnu"
+  missing="$(ldd "$root/usr/bin/wrk" "$root/usr/bin/h2load" | awk '/not found/ { print $1 }' | sort -u)"
+  for entry in "${LOADGEN_LIBS[@]}"; do
+    read -r soname pkg version <<<"$entry"
+    if grep -qxF "$soname" <<<"$missing"; then
+      (cd "$debs" && apt_fetch "$LOGS/loadgen-apt.log" "$pkg" "$version") ||
+        die "apt-get could not download $pkg"
+    fi
+  done
+  for deb in "$debs"/*.deb; do
+    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
+  done
+  out="$(LD_LIBRARY_PATH="$lib" ldd "$root/usr/bin/wrk" "$root/usr/bin/h2load" | awk '/not found/ { print $1 }')"
+  [[ -z "$out" ]] || die "wrk / h2load still miss libraries: $out"
+  rm -rf "$debs"
+
+  for name in wrk h2load; do
+    cat >"$dir/$name" <<EOF_WRAPPER
+#!/bin/sh
+# Written by scripts/tools.sh: Debian's $name unpacked under .cache/tools/loadgen.
+here="\$(dirname "\$(readlink -f "\$0")")"
+LD_LIBRARY_PATH="\$here/root/usr/lib/$(uname -m)-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$here/root/usr/bin/$name" "\$@"
+EOF_WRAPPER
+    chmod +x "$dir/$name"
+    link "$dir/$name" "$name"
+  done
+
+  out="$("$BIN/wrk" -v 2>&1 || true)"
+  [[ "$out" == "wrk "*"4.1.0"* ]] || die "wrk -v printed: ${out%%$'\n'*}"
+  out="$("$BIN/h2load" --version 2>&1)" || die "h2load --version failed: $out"
+  [[ "$out" == "h2load nghttp2/1.52.0"* ]] || die "h2load --version printed: $out"
+  printf '%s\n' "$want" >"$stamp"
+  echo "scripts/tools.sh: installed wrk 4.1.0 and h2load (nghttp2 1.52.0)" >&2
+}
+
 mkdir -p "$BIN" "$LOGS"
 # Serialise concurrent runs (e.g. two scripts sourcing this at once).
 if command -v flock >/dev/null; then
@@ -417,3 +491,4 @@ install_buf
 install_helm_test
 install_redis
 install_promtool
+install_loadgen
