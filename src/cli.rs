@@ -94,6 +94,14 @@ impl RuntimeArgs {
     pub fn build(&self) -> std::io::Result<tokio::runtime::Runtime> {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.enable_all();
+        if let Some(n) = self.checked_workers()? {
+            builder.worker_threads(n.get());
+        }
+        builder.build()
+    }
+
+    /// The configured worker count, if one is set and within its range.
+    fn checked_workers(&self) -> std::io::Result<Option<std::num::NonZeroUsize>> {
         if let Some(n) = self.worker_threads {
             if let Some(problem) = settings::GATEWAY_WORKER_THREADS.problem(n.get()) {
                 return Err(std::io::Error::new(
@@ -101,9 +109,64 @@ impl RuntimeArgs {
                     problem,
                 ));
             }
-            builder.worker_threads(n.get());
         }
-        builder.build()
+        Ok(self.worker_threads)
+    }
+}
+
+/// How `serve` spreads calls over its worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Threading {
+    /// One single-threaded runtime per worker, each serving the connections
+    /// it accepted on its own `SO_REUSEPORT` listener: a call is served on
+    /// one thread from its first byte to its answer, with no cross-thread
+    /// wake-ups. A connection's calls share one core.
+    PerCore,
+    /// One work-stealing runtime for everything: a connection's calls are
+    /// spread over every worker, at the cost of wake-ups between them.
+    Shared,
+}
+
+/// `serve`'s threads.
+#[derive(Debug, Clone, Args)]
+pub struct ServeRuntimeArgs {
+    #[command(flatten)]
+    pub threads: RuntimeArgs,
+    /// `per-core` (the default) or `shared`; see PERFORMANCE.md.
+    #[arg(long, env = "GATEWAY_THREADING", value_enum, default_value = "per-core")]
+    pub threading: Threading,
+}
+
+/// The runtime `serve` starts on, and the gRPC workers it runs besides it.
+pub struct ServeRuntime {
+    pub runtime: tokio::runtime::Runtime,
+    /// Per-core workers other than the runtime's own thread (0 when shared).
+    pub extra_workers: usize,
+}
+
+impl ServeRuntimeArgs {
+    /// Per core: a single-threaded runtime for the main thread (admin,
+    /// background work and the first gRPC worker), and the count of gRPC
+    /// workers to start beside it. Shared: the multi-threaded runtime.
+    pub fn build(&self) -> std::io::Result<ServeRuntime> {
+        match self.threading {
+            Threading::Shared => Ok(ServeRuntime {
+                runtime: self.threads.build()?,
+                extra_workers: 0,
+            }),
+            Threading::PerCore => {
+                let workers = match self.threads.checked_workers()? {
+                    Some(n) => n.get(),
+                    None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+                };
+                Ok(ServeRuntime {
+                    runtime: tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?,
+                    extra_workers: workers - 1,
+                })
+            }
+        }
     }
 }
 
@@ -190,7 +253,7 @@ pub struct ServeArgs {
     pub trace: TraceArgs,
 
     #[command(flatten)]
-    pub runtime: RuntimeArgs,
+    pub runtime: ServeRuntimeArgs,
 
     /// On SIGTERM/SIGINT, how long the gateway reports NOT_SERVING (gRPC
     /// health, /readyz) while still accepting and serving new connections,

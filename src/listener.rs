@@ -206,6 +206,19 @@ impl Drop for Life {
     }
 }
 
+/// The connections that may be open at once, shared by every listener of
+/// the gRPC port (one per worker thread), so the cap is the port's.
+#[derive(Debug, Clone)]
+pub struct ConnectionSlots(Arc<Semaphore>);
+
+impl ConnectionSlots {
+    pub fn new(max_connections: usize) -> Self {
+        Self(Arc::new(Semaphore::new(
+            max_connections.clamp(1, Semaphore::MAX_PERMITS),
+        )))
+    }
+}
+
 /// Accepts connections in the background and yields them ready for HTTP/2.
 /// At `max_connections` open, accepting pauses (the kernel's backlog holds
 /// new ones) until one closes. The accept loop ends when the stream is
@@ -213,12 +226,12 @@ impl Drop for Life {
 pub fn incoming(
     listener: TcpListener,
     tls: Option<Arc<TlsReloader>>,
-    max_connections: usize,
+    slots: ConnectionSlots,
     lifetimes: Lifetimes,
     report: Arc<Report>,
 ) -> ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel(64);
-    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    let slots = slots.0;
     tokio::spawn(async move {
         loop {
             let permit = tokio::select! {

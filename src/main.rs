@@ -1,7 +1,7 @@
 //! `graph-grpc-gateway serve` and `graph-grpc-gateway emulator`.
 
 use clap::Parser;
-use graph_grpc_gateway::cli::{Cli, Command, EmulatorArgs};
+use graph_grpc_gateway::cli::{Cli, Command, EmulatorArgs, ServeRuntime};
 use graph_grpc_gateway::config::{self, Config};
 use graph_grpc_gateway::server::Gateway;
 use graph_grpc_gateway::{emulator, telemetry};
@@ -11,10 +11,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match &cli.command {
         Command::Serve(args) => args.runtime.build(),
-        Command::Emulator(args) => args.runtime.build(),
+        Command::Emulator(args) => args.runtime.build().map(|runtime| ServeRuntime {
+            runtime,
+            extra_workers: 0,
+        }),
     };
     match runtime {
-        Ok(runtime) => runtime.block_on(run(cli)),
+        Ok(ServeRuntime {
+            runtime,
+            extra_workers,
+        }) => runtime.block_on(run(cli, extra_workers)),
         Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
             // A setting out of its range, refused like the others.
             eprintln!("graph-grpc-gateway: invalid configuration:\n  - {e}");
@@ -27,7 +33,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, extra_workers: usize) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             let trace = match telemetry::otel::TraceSettings::from_args(&args.trace) {
@@ -48,7 +54,7 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match serve(config).await {
+            match serve(config, extra_workers).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "stopped with an error");
@@ -74,9 +80,9 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, extra_workers: usize) -> anyhow::Result<()> {
     let stop = shutdown_signal()?;
-    let gateway = Gateway::start(config).await?;
+    let gateway = Gateway::start_with_workers(config, extra_workers).await?;
     stop.await;
     tracing::info!("shutdown requested");
     // Abandoning calls at the drain bound is still an orderly, requested stop.

@@ -18,6 +18,7 @@ use crate::security::jwt::JwtVerifier;
 use crate::security::tls::TlsReloader;
 use crate::service::TaskService;
 use anyhow::Context;
+use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,8 @@ use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use url::Url;
+
+mod workers;
 
 const SERVICE_NAME: &str = crate::methods::SERVICE;
 
@@ -51,13 +54,22 @@ pub struct Gateway {
     /// Held while readiness is read and reported, so a report of the old
     /// state cannot land after the shutdown's NOT_SERVING.
     health_turn: Arc<tokio::sync::Mutex<()>>,
-    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    grpc: JoinHandle<Result<(), String>>,
+    /// The per-core workers beside the main runtime's server.
+    workers: workers::Workers,
     admin: JoinHandle<std::io::Result<()>>,
 }
 
 impl Gateway {
-    /// Binds the listeners and starts serving.
+    /// Binds the listeners and starts serving, on the current runtime alone.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
+        Self::start_with_workers(config, 0).await
+    }
+
+    /// Binds the listeners and starts serving: on the current runtime and,
+    /// per core, on `extra_workers` more threads with listeners of their
+    /// own on the same port ([`workers`]).
+    pub async fn start_with_workers(config: Config, extra_workers: usize) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::default());
         let use_proxy = !matches!(config.graph, GraphTarget::Emulator);
         let http = graph::http_client(use_proxy).context("building the HTTP client")?;
@@ -147,8 +159,7 @@ impl Gateway {
             }
         };
 
-        let grpc_listener = TcpListener::bind(config.grpc_addr)
-            .await
+        let grpc_listener = workers::bind(config.grpc_addr, extra_workers > 0)
             .with_context(|| format!("binding gRPC address {}", config.grpc_addr))?;
         let admin_listener = TcpListener::bind(config.admin_addr)
             .await
@@ -194,33 +205,54 @@ impl Gateway {
         }
         let report = listener::Report::spawn(metrics.clone());
         let lifetimes = config.inbound.lifetimes;
-        let incoming = listener::incoming(
-            grpc_listener,
-            tls,
-            config.inbound.max_connections,
-            lifetimes,
-            report.clone(),
-        );
-        let grpc = tokio::spawn(
-            tonic::transport::Server::builder()
-                .max_concurrent_streams(config.inbound.max_concurrent_streams)
+        let slots = listener::ConnectionSlots::new(config.inbound.max_connections);
+        let calls = listener::CallLayer::new(config.inbound.max_concurrent_calls, report.clone());
+        let inbound = config.inbound.clone();
+        // One gRPC server per listener (the main thread's, and each
+        // worker's), all over the same services, caps and policy.
+        let serve = move |listener: TcpListener, shutdown: BoxFuture<'static, ()>| {
+            let incoming = listener::incoming(
+                listener,
+                tls.clone(),
+                slots.clone(),
+                lifetimes,
+                report.clone(),
+            );
+            let router = tonic::transport::Server::builder()
+                .max_concurrent_streams(inbound.max_concurrent_streams)
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
                 .http2_keepalive_interval(Some(lifetimes.keepalive_interval))
                 .http2_keepalive_timeout(Some(lifetimes.keepalive_timeout))
                 // GOAWAY at the age; the grace after it is the listener's
                 // (tonic's own grace would skip the GOAWAY).
                 .max_connection_age(lifetimes.max_age)
-                .layer(listener::CallLayer::new(
-                    config.inbound.max_concurrent_calls,
-                    report,
-                ))
-                .layer(AccessLayer(access))
-                .add_service(health_service)
-                .add_service(reflection_v1)
-                .add_service(reflection_v1alpha)
-                .add_service(tasks)
-                .serve_with_incoming_shutdown(incoming, grpc_stop),
-        );
+                .layer(calls.clone())
+                .layer(AccessLayer(access.clone()))
+                .add_service(health_service.clone())
+                .add_service(reflection_v1.clone())
+                .add_service(reflection_v1alpha.clone())
+                .add_service(tasks.clone());
+            async move {
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+                    .map_err(|e| format!("gRPC server: {e}"))
+            }
+        };
+        let workers = {
+            let serve = serve.clone();
+            let stopped = stopped.clone();
+            workers::Workers::start(extra_workers, grpc_addr, move |listener| {
+                let mut stopped = stopped.clone();
+                serve(
+                    listener,
+                    Box::pin(async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    }),
+                )
+            })?
+        };
+        let grpc = tokio::spawn(serve(grpc_listener, Box::pin(grpc_stop)));
         let admin_stop = {
             let mut stopped = stopped.clone();
             async move {
@@ -238,7 +270,7 @@ impl Gateway {
             stopped,
             health_turn.clone(),
         ));
-        tracing::info!(%grpc_addr, %admin_addr, "graph-grpc-gateway serving");
+        tracing::info!(%grpc_addr, %admin_addr, grpc_threads = workers.len() + 1, "graph-grpc-gateway serving");
         Ok(Self {
             grpc_addr,
             admin_addr,
@@ -252,6 +284,7 @@ impl Gateway {
             health,
             health_turn,
             grpc,
+            workers,
             admin,
         })
     }
@@ -273,17 +306,22 @@ impl Gateway {
         }
         tracing::info!(drain_timeout = ?self.drain_timeout, "draining: no new connections; in-flight calls may finish");
         let _ = self.stop.send(true);
-        let (mut grpc, mut admin) = (self.grpc, self.admin);
+        let (mut grpc, mut admin, mut workers) = (self.grpc, self.admin, self.workers);
         let drained = tokio::time::timeout(self.drain_timeout, async {
-            ((&mut grpc).await, (&mut admin).await)
+            (
+                (&mut grpc).await,
+                workers.finished().await,
+                (&mut admin).await,
+            )
         })
         .await;
         if let Some(emulator) = self.emulator {
             emulator.shutdown().await;
         }
         match drained {
-            Ok((grpc, admin)) => {
-                grpc.context("gRPC server task")?.context("gRPC server")?;
+            Ok((grpc, workers, admin)) => {
+                grpc.context("gRPC server task")?.map_err(anyhow::Error::msg)?;
+                workers.map_err(anyhow::Error::msg)?;
                 admin
                     .context("admin server task")?
                     .context("admin server")?;
@@ -299,6 +337,7 @@ impl Gateway {
                     );
                 }
                 grpc.abort();
+                workers.abort();
                 admin.abort();
                 tracing::warn!(drain_timeout = ?self.drain_timeout, "calls still in flight after the drain timeout were abandoned; stopped");
                 Ok(Drain::Abandoned)
