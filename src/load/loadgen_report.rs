@@ -248,7 +248,7 @@ impl LoadgenReport {
         let per_phase = match self.calls {
             Some(n) => format!("h2load {n} requests, wrk {}s", self.duration.as_secs()),
             None => format!(
-                "{}s (h2load: the warm-up's rate times that, as a request count)",
+                "{}s (h2load: the warm-up's rate times that, as a request count, so its phases run longer or shorter as the rate changes: see s below)",
                 self.duration.as_secs()
             ),
         };
@@ -358,11 +358,11 @@ impl LoadgenReport {
 
         let _ = writeln!(
             out,
-            "\n| round | c | path | requests | req/s | emulator CPU µs/req | gateway CPU µs/call | gateway cores busy | p50 ms | p99 ms | failed |"
+            "\n| round | c | path | requests | s | req/s | emulator CPU µs/req | gateway CPU µs/call | gateway cores busy | p50 ms | p99 ms | failed |"
         );
         let _ = writeln!(
             out,
-            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for round in 1..=self.rounds {
             for &c in &self.concurrencies {
@@ -373,8 +373,9 @@ impl LoadgenReport {
                 {
                     let _ = writeln!(
                         out,
-                        "| {round} | {c} | direct (wrk) | {} | {:.0} | {:.1} | - | - | {:.3} | {:.3} | {} |",
+                        "| {round} | {c} | direct (wrk) | {} | {:.2} | {:.0} | {:.1} | - | - | {:.3} | {:.3} | {} |",
                         d.requests,
+                        d.elapsed.as_secs_f64(),
                         d.rps(),
                         d.emulator_us(),
                         d.p50_us as f64 / 1000.0,
@@ -389,9 +390,10 @@ impl LoadgenReport {
                 {
                     let _ = writeln!(
                         out,
-                        "| {round} | {c} | {} (h2load) | {} | {:.0} | {:.1} | {:.1} | {:.2} | {:.3} | {:.3} | {} |",
+                        "| {round} | {c} | {} (h2load) | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.2} | {:.3} | {:.3} | {} |",
                         g.target.name(),
                         g.calls,
+                        g.elapsed.as_secs_f64(),
                         g.rps(),
                         g.emulator_us(),
                         g.gateway_us(),
@@ -484,6 +486,62 @@ mod tests {
         let mut short_log = gateway_run(100, 100, 0);
         short_log.log_rows = 99;
         assert!(short_log.problem().is_some());
+    }
+
+    #[test]
+    fn every_table_row_has_as_many_cells_as_its_header() {
+        let direct = DirectRun {
+            round: 1,
+            concurrency: 64,
+            requests: 1000,
+            elapsed: Duration::from_secs(1),
+            emulator_cpu: Duration::from_millis(40),
+            p50_us: 500,
+            p99_us: 900,
+            socket_errors: 0,
+            non_2xx: 0,
+        };
+        let baseline = GatewayRun {
+            target: Target::Baseline,
+            ..gateway_run(100, 100, 0)
+        };
+        let report = LoadgenReport {
+            concurrencies: vec![64],
+            duration: Duration::from_secs(1),
+            calls: None,
+            warmup: 10,
+            direct_warmup: Duration::ZERO,
+            rounds: 1,
+            wrk_threads: 1,
+            direct: vec![direct],
+            gateway: vec![gateway_run(100, 100, 0), baseline],
+        };
+        let text = report.render();
+        let mut tables = 0;
+        for table in text.split("\n\n") {
+            let rows: Vec<&str> = table.lines().filter(|l| l.starts_with('|')).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            tables += 1;
+            let cells = rows[0].matches('|').count();
+            for row in &rows {
+                assert_eq!(row.matches('|').count(), cells, "{row:?} in:\n{text}");
+            }
+        }
+        assert_eq!(tables, 2, "{text}");
+        assert!(
+            text.contains("| c=64: gateway CPU µs per call | - | 1000.0 | 1000.0 |"),
+            "{text}"
+        );
+        assert!(text.contains("| c=64: gateway CPU per call / emulator CPU per direct PATCH | - | 25.00x | 25.00x |"), "{text}");
+        assert!(
+            text.contains(
+                "| c=64: added latency p50 / p99 ms | - | +0.500 / +1.100 | +0.500 / +1.100 |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("phases with failed requests: 0"), "{text}");
     }
 
     #[test]
