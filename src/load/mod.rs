@@ -7,9 +7,11 @@
 //! and three replicas, next to the budget off: [`budget`]), `lease` (what
 //! a Redis round trip per budget token costs against a lease of several:
 //! [`lease`]) and `batch` (many updates in one batch call against as many
-//! single calls, with latency at Graph: [`batch`]) and `tracing` (the
+//! single calls, with latency at Graph: [`batch`]), `tracing` (the
 //! gateway's CPU per call with trace export off, sampled and always on:
-//! [`trace_export`]).
+//! [`trace_export`]) and `loadgen` (the gateway and direct HTTP measured
+//! with wrk and h2load, load generators from outside the project:
+//! [`loadgen`]).
 
 pub mod batch;
 mod batch_report;
@@ -17,6 +19,8 @@ pub mod budget;
 mod budget_report;
 pub mod floor;
 pub mod lease;
+pub mod loadgen;
+mod loadgen_report;
 mod otlp_sink;
 mod procs;
 mod redis_server;
@@ -140,6 +144,11 @@ pub enum Scenario {
     /// off, sampled at 10% and at 100%, exporting to an OTLP collector the
     /// tool runs, the three in alternating rounds.
     Tracing(trace_export::TracingArgs),
+    /// A second opinion from load generators outside the project: wrk
+    /// sending the gateway's PATCH straight to the emulator, h2load sending
+    /// gRPC Updates through the gateway over one HTTP/2 connection, at
+    /// concurrency 64 and 1.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -159,6 +168,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         Some(Scenario::Lease(lease)) => return lease::run(lease).await,
         Some(Scenario::Batch(batch)) => return batch::run(&bin, batch).await,
         Some(Scenario::Tracing(tracing)) => return trace_export::run(&bin, tracing).await,
+        Some(Scenario::Loadgen(loadgen)) => return loadgen::run(&bin, loadgen).await,
         None => {}
     }
     anyhow::ensure!(

@@ -204,7 +204,7 @@ pub async fn run(bin: &Path, args: &TracingArgs) -> anyhow::Result<()> {
 }
 
 /// Starts a gateway; answers it with its gRPC and admin addresses.
-fn start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(Proc, String, String)> {
+pub(super) fn start(bin: &Path, env: &[(&str, String)]) -> anyhow::Result<(Proc, String, String)> {
     let gateway = Proc::spawn(
         bin,
         &[
