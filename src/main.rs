@@ -7,6 +7,12 @@ use graph_grpc_gateway::server::Gateway;
 use graph_grpc_gateway::{emulator, telemetry};
 use std::process::ExitCode;
 
+/// With the `mimalloc` feature, mimalloc instead of glibc's malloc
+/// (PERFORMANCE.md has both, on CPU per call and resident memory).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match &cli.command {

@@ -92,8 +92,12 @@ impl Gateway {
             Arc::new(graph::auth::SystemClock),
             config.graph_stack.token_max_answer_bytes,
         );
+        // Graph calls: a client (and connection pool) per thread, so each
+        // per-core worker sends on connections its own runtime drives.
+        let graph_http = graph::Clients::per_thread(move || graph::http_client(use_proxy))
+            .context("building the HTTP client")?;
         let graph_client = GraphClient::new(
-            http.clone(),
+            graph_http,
             &base_url,
             Some(Arc::new(tokens.clone())),
             config.graph_timeout,

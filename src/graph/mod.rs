@@ -7,6 +7,8 @@ pub mod auth;
 pub mod batch;
 mod batching;
 pub mod body;
+mod pool;
+pub use pool::Clients;
 mod error;
 pub mod stack;
 
@@ -126,9 +128,10 @@ pub fn http_client(use_proxy: bool) -> Result<reqwest::Client, reqwest::Error> {
 }
 
 impl GraphClient {
-    /// A client for the Graph API at `base_url` (e.g. `https://graph.microsoft.com/beta`).
+    /// A client for the Graph API at `base_url` (e.g. `https://graph.microsoft.com/beta`),
+    /// sending with `http`: one client for every thread, or one per thread.
     pub fn new(
-        http: reqwest::Client,
+        http: impl Into<Clients>,
         base_url: &Url,
         tokens: Option<Arc<TokenCache>>,
         call_timeout: Duration,
@@ -152,7 +155,7 @@ impl GraphClient {
         Self {
             collection_url: with_path(base_url, &[COLLECTION_PATH]),
             stack: stack::build(
-                http,
+                http.into(),
                 tokens,
                 settings,
                 gate.clone(),

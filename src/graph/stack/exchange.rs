@@ -32,9 +32,9 @@ pub struct Limits {
 }
 
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
-pub fn service(client: reqwest::Client, limits: Limits) -> GraphService {
+pub fn service(clients: crate::graph::Clients, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
-        let client = client.clone();
+        let client = clients.get().clone();
         let span = attempt_span(&req);
         async move { exchange(&client, req, limits).instrument(span).await }
     }))

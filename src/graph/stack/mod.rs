@@ -157,7 +157,7 @@ pub struct SharedBudget {
 
 /// Builds the stack around `http`.
 pub fn build(
-    http: reqwest::Client,
+    http: crate::graph::Clients,
     tokens: Option<Arc<TokenCache>>,
     settings: &StackSettings,
     gate: Arc<ThrottleGate>,

@@ -1,0 +1,102 @@
+//! The HTTP clients Graph calls are sent with: one per thread that sends
+//! them, so each per-core worker has a connection pool of its own. A pooled
+//! connection is driven by the runtime that opened it; a call that borrowed
+//! one opened by another worker would wake that worker twice (request out,
+//! answer in), which costs more than the call's own work (PERFORMANCE.md).
+
+use std::sync::Arc;
+use thread_local::ThreadLocal;
+
+/// Where a Graph call gets its client.
+#[derive(Clone)]
+pub struct Clients(Arc<Inner>);
+
+enum Inner {
+    /// One client (and pool) for every thread.
+    Shared(reqwest::Client),
+    /// A client per thread, made by `make` on a thread's first call; `first`
+    /// if `make` cannot make one (it made `first` with the same settings).
+    PerThread {
+        first: reqwest::Client,
+        make: Box<dyn Fn() -> Option<reqwest::Client> + Send + Sync>,
+        clients: ThreadLocal<reqwest::Client>,
+    },
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match &*self.0 {
+            Inner::Shared(_) => "Clients::Shared",
+            Inner::PerThread { .. } => "Clients::PerThread",
+        })
+    }
+}
+
+impl Clients {
+    /// A client per thread, each made by `make`; `make` is tried once now,
+    /// and its error is the answer if it fails.
+    pub fn per_thread<E>(
+        make: impl Fn() -> Result<reqwest::Client, E> + Send + Sync + 'static,
+    ) -> Result<Self, E> {
+        let first = make()?;
+        Ok(Self(Arc::new(Inner::PerThread {
+            first,
+            make: Box::new(move || make().ok()),
+            clients: ThreadLocal::new(),
+        })))
+    }
+
+    /// This thread's client.
+    pub fn get(&self) -> &reqwest::Client {
+        match &*self.0 {
+            Inner::Shared(client) => client,
+            Inner::PerThread {
+                first,
+                make,
+                clients,
+            } => clients.get_or(|| make().unwrap_or_else(|| first.clone())),
+        }
+    }
+}
+
+impl From<reqwest::Client> for Clients {
+    /// One client for every thread.
+    fn from(client: reqwest::Client) -> Self {
+        Self(Arc::new(Inner::Shared(client)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn each_thread_gets_its_own_client_and_keeps_it() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let counter = made.clone();
+        let clients = Clients::per_thread(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            reqwest::Client::builder().build()
+        })
+        .expect("builds");
+        assert_eq!(made.load(Ordering::SeqCst), 1, "made once up front");
+        let _ = clients.get();
+        let _ = clients.get();
+        assert_eq!(made.load(Ordering::SeqCst), 2, "one more for this thread");
+        let other = clients.clone();
+        std::thread::spawn(move || {
+            let _ = other.get();
+            let _ = other.get();
+        })
+        .join()
+        .expect("joined");
+        assert_eq!(made.load(Ordering::SeqCst), 3, "one for the other thread");
+    }
+
+    #[test]
+    fn a_shared_client_is_every_threads() {
+        let clients = Clients::from(reqwest::Client::new());
+        assert!(std::ptr::eq(clients.get(), clients.clone().get()));
+    }
+}
