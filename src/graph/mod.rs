@@ -131,7 +131,7 @@ impl GraphClient {
     /// A client for the Graph API at `base_url` (e.g. `https://graph.microsoft.com/beta`),
     /// sending with `http`: one client for every thread, or one per thread.
     pub fn new(
-        http: impl Into<Clients>,
+        http: impl Into<Clients<reqwest::Client>>,
         base_url: &Url,
         tokens: Option<Arc<TokenCache>>,
         call_timeout: Duration,

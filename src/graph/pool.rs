@@ -7,23 +7,30 @@
 use std::sync::Arc;
 use thread_local::ThreadLocal;
 
-/// Where a Graph call gets its client.
-#[derive(Clone)]
-pub struct Clients(Arc<Inner>);
+/// Where a Graph call gets its client `C`.
+pub struct Clients<C: Send>(Arc<Inner<C>>);
 
-enum Inner {
+impl<C: Send> Clone for Clients<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+type Make<C> = Box<dyn Fn() -> Option<C> + Send + Sync>;
+
+enum Inner<C: Send> {
     /// One client (and pool) for every thread.
-    Shared(reqwest::Client),
+    Shared(C),
     /// A client per thread, made by `make` on a thread's first call; `first`
     /// if `make` cannot make one (it made `first` with the same settings).
     PerThread {
-        first: reqwest::Client,
-        make: Box<dyn Fn() -> Option<reqwest::Client> + Send + Sync>,
-        clients: ThreadLocal<reqwest::Client>,
+        first: C,
+        make: Make<C>,
+        clients: ThreadLocal<C>,
     },
 }
 
-impl std::fmt::Debug for Clients {
+impl<C: Send> std::fmt::Debug for Clients<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match &*self.0 {
             Inner::Shared(_) => "Clients::Shared",
@@ -32,11 +39,11 @@ impl std::fmt::Debug for Clients {
     }
 }
 
-impl Clients {
+impl<C: Clone + Send + Sync> Clients<C> {
     /// A client per thread, each made by `make`; `make` is tried once now,
     /// and its error is the answer if it fails.
     pub fn per_thread<E>(
-        make: impl Fn() -> Result<reqwest::Client, E> + Send + Sync + 'static,
+        make: impl Fn() -> Result<C, E> + Send + Sync + 'static,
     ) -> Result<Self, E> {
         let first = make()?;
         Ok(Self(Arc::new(Inner::PerThread {
@@ -47,7 +54,7 @@ impl Clients {
     }
 
     /// This thread's client.
-    pub fn get(&self) -> &reqwest::Client {
+    pub fn get(&self) -> &C {
         match &*self.0 {
             Inner::Shared(client) => client,
             Inner::PerThread {
@@ -59,7 +66,7 @@ impl Clients {
     }
 }
 
-impl From<reqwest::Client> for Clients {
+impl From<reqwest::Client> for Clients<reqwest::Client> {
     /// One client for every thread.
     fn from(client: reqwest::Client) -> Self {
         Self(Arc::new(Inner::Shared(client)))

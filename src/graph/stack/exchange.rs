@@ -32,7 +32,7 @@ pub struct Limits {
 }
 
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
-pub fn service(clients: crate::graph::Clients, limits: Limits) -> GraphService {
+pub fn service(clients: crate::graph::Clients<reqwest::Client>, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = clients.get().clone();
         let span = attempt_span(&req);

@@ -157,7 +157,7 @@ pub struct SharedBudget {
 
 /// Builds the stack around `http`.
 pub fn build(
-    http: crate::graph::Clients,
+    http: crate::graph::Clients<reqwest::Client>,
     tokens: Option<Arc<TokenCache>>,
     settings: &StackSettings,
     gate: Arc<ThrottleGate>,
