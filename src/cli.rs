@@ -133,7 +133,12 @@ pub struct ServeRuntimeArgs {
     #[command(flatten)]
     pub threads: RuntimeArgs,
     /// `per-core` (the default) or `shared`; see PERFORMANCE.md.
-    #[arg(long, env = "GATEWAY_THREADING", value_enum, default_value = "per-core")]
+    #[arg(
+        long,
+        env = "GATEWAY_THREADING",
+        value_enum,
+        default_value = "per-core"
+    )]
     pub threading: Threading,
 }
 

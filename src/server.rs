@@ -324,7 +324,8 @@ impl Gateway {
         }
         match drained {
             Ok((grpc, workers, admin)) => {
-                grpc.context("gRPC server task")?.map_err(anyhow::Error::msg)?;
+                grpc.context("gRPC server task")?
+                    .map_err(anyhow::Error::msg)?;
                 workers.map_err(anyhow::Error::msg)?;
                 admin
                     .context("admin server task")?

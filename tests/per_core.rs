@@ -101,7 +101,9 @@ async fn connections_spread_over_every_worker_and_sigterm_drains_them_all() {
     for _ in 0..CONNECTIONS {
         let mut client = connect(addr).await;
         calls.push(tokio::spawn(async move {
-            client.get_security_configuration_task(get(EXAMPLE_TASK_ID)).await
+            client
+                .get_security_configuration_task(get(EXAMPLE_TASK_ID))
+                .await
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -23,18 +23,20 @@ enum Inner<C: Send> {
     Shared(C),
     /// A client per thread, made by `make` on a thread's first call; `first`
     /// if `make` cannot make one (it made `first` with the same settings).
-    PerThread {
-        first: C,
-        make: Make<C>,
-        clients: ThreadLocal<C>,
-    },
+    PerThread(Box<PerThread<C>>),
+}
+
+struct PerThread<C: Send> {
+    first: C,
+    make: Make<C>,
+    clients: ThreadLocal<C>,
 }
 
 impl<C: Send> std::fmt::Debug for Clients<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match &*self.0 {
             Inner::Shared(_) => "Clients::Shared",
-            Inner::PerThread { .. } => "Clients::PerThread",
+            Inner::PerThread(_) => "Clients::PerThread",
         })
     }
 }
@@ -46,22 +48,20 @@ impl<C: Clone + Send + Sync> Clients<C> {
         make: impl Fn() -> Result<C, E> + Send + Sync + 'static,
     ) -> Result<Self, E> {
         let first = make()?;
-        Ok(Self(Arc::new(Inner::PerThread {
+        Ok(Self(Arc::new(Inner::PerThread(Box::new(PerThread {
             first,
             make: Box::new(move || make().ok()),
             clients: ThreadLocal::new(),
-        })))
+        })))))
     }
 
     /// This thread's client.
     pub fn get(&self) -> &C {
         match &*self.0 {
             Inner::Shared(client) => client,
-            Inner::PerThread {
-                first,
-                make,
-                clients,
-            } => clients.get_or(|| make().unwrap_or_else(|| first.clone())),
+            Inner::PerThread(p) => p
+                .clients
+                .get_or(|| (p.make)().unwrap_or_else(|| p.first.clone())),
         }
     }
 }
