@@ -61,6 +61,8 @@ impl Gateway {
         let metrics = Arc::new(Metrics::default());
         let use_proxy = !matches!(config.graph, GraphTarget::Emulator);
         let http = graph::http_client(use_proxy).context("building the HTTP client")?;
+        let graph_http =
+            graph::GraphHttp::new(use_proxy).context("building the Graph HTTP client")?;
         let (emulator, base_url, credential) = match &config.graph {
             GraphTarget::Emulator => {
                 let running = emulator_with_tokens().await?;
@@ -81,7 +83,7 @@ impl Gateway {
             config.graph_stack.token_max_answer_bytes,
         );
         let graph_client = GraphClient::new(
-            http.clone(),
+            graph_http,
             &base_url,
             Some(Arc::new(tokens.clone())),
             config.graph_timeout,
