@@ -233,13 +233,11 @@ impl Chunks for GraphBody {
         }
     }
 
-    fn chunk(&mut self) -> impl Future<Output = Result<Option<Bytes>, GraphBodyError>> + Send {
-        async move {
-            if self.inflate.is_some() {
-                self.inflated().await
-            } else {
-                self.frame().await
-            }
+    async fn chunk(&mut self) -> Result<Option<Bytes>, GraphBodyError> {
+        if self.inflate.is_some() {
+            self.inflated().await
+        } else {
+            self.frame().await
         }
     }
 }
