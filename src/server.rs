@@ -94,8 +94,8 @@ impl Gateway {
         );
         // Graph calls: a client (and connection pool) per thread, so each
         // per-core worker sends on connections its own runtime drives.
-        let graph_http = graph::Clients::per_thread(move || graph::http_client(use_proxy))
-            .context("building the HTTP client")?;
+        let graph_http = graph::Clients::per_thread(move || graph::GraphHttp::new(use_proxy))
+            .context("building the Graph HTTP client")?;
         let graph_client = GraphClient::new(
             graph_http,
             &base_url,

@@ -46,7 +46,7 @@ fn client(
     let mut settings = common::fast_retries();
     settings.budget = budget;
     let client = GraphClient::new(
-        graph::http_client(false).expect("client"),
+        graph::GraphHttp::new(false).expect("client"),
         &running.base_url.parse().expect("url"),
         None,
         Duration::from_secs(20),

@@ -220,7 +220,7 @@ async fn a_write_answered_too_large_says_graph_took_it() {
         .await
         .expect("emulator");
     let client = GraphClient::new(
-        graph::http_client(false).expect("client"),
+        graph::GraphHttp::new(false).expect("client"),
         &running.base_url.parse().expect("url"),
         None,
         Duration::from_secs(10),

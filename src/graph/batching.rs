@@ -26,7 +26,6 @@ use super::stack::{GrantSlot, GraphRequest, Resend};
 use super::{CallContext, GraphClient, GraphError, GraphResponse, Sent};
 use crate::budget::{Cost, Grant, Lane};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -333,7 +332,7 @@ impl GraphClient {
         slot.put(grants);
         let req = GraphRequest {
             method: http::Method::POST,
-            url: self.batch_url.clone(),
+            uri: self.batch_uri.clone()?,
             body: Some(batch::envelope(items).into()),
             client_request_id: ctx.client_request_id.as_str().into(),
             deadline,
@@ -427,6 +426,6 @@ fn take_ready(pending: &mut Vec<Pending>, now: Instant) -> Vec<Pending> {
 }
 
 /// The shared batch URL of a Graph base: `{base}/$batch`.
-pub(super) fn batch_url(base: &url::Url) -> Arc<url::Url> {
-    Arc::new(super::with_path(base, &["/$batch"]))
+pub(super) fn batch_url(base: &url::Url) -> url::Url {
+    super::with_path(base, &["/$batch"])
 }

@@ -11,6 +11,7 @@ mod pool;
 pub use pool::Clients;
 mod error;
 pub mod stack;
+pub mod transport;
 
 pub use auth::{TokenCache, TokenError, TokenErrorKind, TokenHealth};
 pub use batching::{ItemAnswer, CHUNKS_IN_FLIGHT};
@@ -18,11 +19,13 @@ pub use error::{
     clip, parse_retry_after, AnswerTooLarge, GraphError, GraphFailure, Overload, MAX_MESSAGE_BYTES,
 };
 pub use stack::{Admission, RetrySettings, StackSettings, ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
+pub use transport::GraphHttp;
 
 use crate::metrics::Metrics;
 use crate::translate::IdSegment;
 use bytes::Bytes;
-use http::Method;
+use http::uri::{Authority, Scheme};
+use http::{Method, Uri};
 use stack::{GraphRequest, GraphService, Resend};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -84,9 +87,13 @@ pub struct GraphResponse {
 
 /// Talks to one Graph endpoint (the real one or the emulator).
 pub struct GraphClient {
-    /// Parsed once: a task URL only replaces the path, so no call parses a
-    /// scheme or host again.
+    /// For list queries, which Url encodes as it sets them.
     collection_url: Url,
+    /// The scheme and host of every request, parsed once: a task URI only
+    /// adds to the collection's path, so no call parses a URL.
+    target: Option<(Scheme, Authority)>,
+    /// The collection's path, as the URL has it.
+    collection_path: String,
     stack: GraphService,
     /// The whole call's budget, retries included, when the caller sets no
     /// shorter deadline.
@@ -98,13 +105,14 @@ pub struct GraphClient {
     pace: Option<Arc<crate::budget::Budget>>,
     metrics: Arc<Metrics>,
     /// `{base}/$batch`.
-    batch_url: Arc<Url>,
+    batch_uri: Result<Uri, GraphError>,
     /// How a batch's throttled items are sent again.
     retry_settings: RetrySettings,
     max_retry_after: Duration,
 }
 
-/// The HTTP client shared by Graph calls and token requests. `HTTPS_PROXY`,
+/// The HTTP client of token and key-set requests (Graph calls have their
+/// own, [`GraphHttp`], which does the same on hyper directly). `HTTPS_PROXY`,
 /// `HTTP_PROXY` and `NO_PROXY` are honoured unless `use_proxy` is false (the
 /// in-process emulator is on loopback and must never go through a proxy).
 pub fn http_client(use_proxy: bool) -> Result<reqwest::Client, reqwest::Error> {
@@ -131,7 +139,7 @@ impl GraphClient {
     /// A client for the Graph API at `base_url` (e.g. `https://graph.microsoft.com/beta`),
     /// sending with `http`: one client for every thread, or one per thread.
     pub fn new(
-        http: impl Into<Clients<reqwest::Client>>,
+        http: impl Into<Clients<GraphHttp>>,
         base_url: &Url,
         tokens: Option<Arc<TokenCache>>,
         call_timeout: Duration,
@@ -152,10 +160,26 @@ impl GraphClient {
             });
             Arc::new(crate::budget::Budget::new(b, store, metrics.clone()))
         });
+        let collection_url = with_path(base_url, &[COLLECTION_PATH]);
+        let collection_uri = request_uri(&collection_url);
+        let target = collection_uri.as_ref().ok().and_then(|uri| {
+            let parts = uri.clone().into_parts();
+            Some((parts.scheme?, parts.authority?))
+        });
+        let http: Clients<GraphHttp> = http.into();
+        let http = match &collection_uri {
+            Ok(uri) => {
+                let uri = uri.clone();
+                http.map(move |client| client.for_target(&uri))
+            }
+            Err(_) => http,
+        };
         Self {
-            collection_url: with_path(base_url, &[COLLECTION_PATH]),
+            collection_path: collection_url.path().to_owned(),
+            collection_url,
+            target,
             stack: stack::build(
-                http.into(),
+                http,
                 tokens,
                 settings,
                 gate.clone(),
@@ -168,7 +192,7 @@ impl GraphClient {
             call_timeout,
             gate,
             metrics,
-            batch_url: batching::batch_url(base_url),
+            batch_uri: request_uri(&batching::batch_url(base_url)),
             retry_settings: settings.retry.clone(),
             max_retry_after: settings.max_retry_after,
         }
@@ -202,7 +226,8 @@ impl GraphClient {
         id: &IdSegment,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        self.send(Method::GET, self.task_url(id), None, ctx).await
+        self.send(Method::GET, self.task_uri(id, ""), None, ctx)
+            .await
     }
 
     /// `PATCH /deviceAppManagement/deviceAppManagementTasks/{id}`.
@@ -212,7 +237,7 @@ impl GraphClient {
         body: impl Into<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        self.send(Method::PATCH, self.task_url(id), Some(body.into()), ctx)
+        self.send(Method::PATCH, self.task_uri(id, ""), Some(body.into()), ctx)
             .await
     }
 
@@ -224,13 +249,8 @@ impl GraphClient {
         body: impl Into<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        self.send(
-            Method::POST,
-            self.collection_url.clone(),
-            Some(body.into()),
-            ctx,
-        )
-        .await
+        self.send(Method::POST, self.uri(&[]), Some(body.into()), ctx)
+            .await
     }
 
     /// `DELETE /deviceAppManagement/deviceAppManagementTasks/{id}`.
@@ -239,7 +259,7 @@ impl GraphClient {
         id: &IdSegment,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        self.send(Method::DELETE, self.task_url(id), None, ctx)
+        self.send(Method::DELETE, self.task_uri(id, ""), None, ctx)
             .await
     }
 
@@ -251,27 +271,48 @@ impl GraphClient {
     ) -> Result<GraphResponse, GraphError> {
         let mut url = self.collection_url.clone();
         url.set_query(Some(query));
-        self.send(Method::GET, url, None, ctx).await
+        self.send(Method::GET, request_uri(&url), None, ctx).await
     }
 
-    fn task_url(&self, id: &IdSegment) -> Url {
-        with_path(&self.collection_url, &["/", id.as_str()])
+    /// `{collection}/{id}{rest}`.
+    fn task_uri(&self, id: &IdSegment, rest: &str) -> Result<Uri, GraphError> {
+        self.uri(&["/", id.as_str(), rest])
+    }
+
+    /// The collection's URI with `parts` appended to its path: no URL is
+    /// parsed (a task id is a GUID, which needs no encoding).
+    fn uri(&self, parts: &[&str]) -> Result<Uri, GraphError> {
+        let (scheme, authority) = self.target.clone().ok_or_else(unusable_url)?;
+        let mut path = String::with_capacity(
+            self.collection_path.len() + parts.iter().map(|p| p.len()).sum::<usize>(),
+        );
+        path.push_str(&self.collection_path);
+        for part in parts {
+            path.push_str(part);
+        }
+        Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(path)
+            .build()
+            .map_err(|_| unusable_url())
     }
 
     async fn send(
         &self,
         method: Method,
-        url: Url,
+        uri: Result<Uri, GraphError>,
         body: Option<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
+        let uri = uri?;
         let deadline = self.deadline(ctx);
         let method_name = method_name(&method);
         let resend = Resend::for_method(&method);
         let cost = crate::budget::Cost::for_method(&method);
         let req = GraphRequest {
             method,
-            url: Arc::new(url),
+            uri,
             body,
             client_request_id: ctx.client_request_id.as_str().into(),
             deadline,
@@ -309,8 +350,8 @@ impl GraphClient {
         body: impl Into<Bytes>,
         ctx: &CallContext,
     ) -> Result<GraphResponse, GraphError> {
-        let url = with_path(&self.collection_url, &["/", id.as_str(), "/updateStatus"]);
-        self.send(Method::POST, url, Some(body.into()), ctx).await
+        let uri = self.task_uri(id, "/updateStatus");
+        self.send(Method::POST, uri, Some(body.into()), ctx).await
     }
 }
 
@@ -322,6 +363,16 @@ fn answered_status(result: &Result<GraphResponse, GraphError>) -> Option<u16> {
         Err(GraphError::AnswerTooLarge(a)) => Some(a.status),
         Err(_) => None,
     }
+}
+
+/// A URL as the request URI it is sent with.
+fn request_uri(url: &Url) -> Result<Uri, GraphError> {
+    Uri::try_from(url.as_str()).map_err(|_| unusable_url())
+}
+
+/// A Graph URL that is no request URI: nothing was sent.
+fn unusable_url() -> GraphError {
+    GraphError::Connect("the Graph URL is not a valid request URI".into())
 }
 
 /// `base` with `parts` appended to its path (which has no trailing slash).

@@ -16,7 +16,7 @@ impl<C: Send> Clone for Clients<C> {
     }
 }
 
-type Make<C> = Box<dyn Fn() -> Option<C> + Send + Sync>;
+type Make<C> = Arc<dyn Fn() -> Option<C> + Send + Sync>;
 
 enum Inner<C: Send> {
     /// One client (and pool) for every thread.
@@ -41,7 +41,7 @@ impl<C: Send> std::fmt::Debug for Clients<C> {
     }
 }
 
-impl<C: Clone + Send + Sync> Clients<C> {
+impl<C: Clone + Send + Sync + 'static> Clients<C> {
     /// A client per thread, each made by `make`; `make` is tried once now,
     /// and its error is the answer if it fails.
     pub fn per_thread<E>(
@@ -50,9 +50,26 @@ impl<C: Clone + Send + Sync> Clients<C> {
         let first = make()?;
         Ok(Self(Arc::new(Inner::PerThread(Box::new(PerThread {
             first,
-            make: Box::new(move || make().ok()),
+            make: Arc::new(move || make().ok()),
             clients: ThreadLocal::new(),
         })))))
+    }
+
+    /// The same clients, each passed through `f` once it is made.
+    pub fn map(&self, f: impl Fn(C) -> C + Send + Sync + 'static) -> Self {
+        match &*self.0 {
+            Inner::Shared(client) => Self(Arc::new(Inner::Shared(f(client.clone())))),
+            Inner::PerThread(p) => {
+                let f = Arc::new(f);
+                let make = p.make.clone();
+                let first = f(p.first.clone());
+                Self(Arc::new(Inner::PerThread(Box::new(PerThread {
+                    first,
+                    make: Arc::new(move || make().map(|c| f(c))),
+                    clients: ThreadLocal::new(),
+                }))))
+            }
+        }
     }
 
     /// This thread's client.
@@ -66,9 +83,9 @@ impl<C: Clone + Send + Sync> Clients<C> {
     }
 }
 
-impl From<reqwest::Client> for Clients<reqwest::Client> {
+impl From<super::GraphHttp> for Clients<super::GraphHttp> {
     /// One client for every thread.
-    fn from(client: reqwest::Client) -> Self {
+    fn from(client: super::GraphHttp) -> Self {
         Self(Arc::new(Inner::Shared(client)))
     }
 }
@@ -103,7 +120,20 @@ mod tests {
 
     #[test]
     fn a_shared_client_is_every_threads() {
-        let clients = Clients::from(reqwest::Client::new());
+        let clients = Clients::from(super::super::GraphHttp::new(false).expect("client"));
         assert!(std::ptr::eq(clients.get(), clients.clone().get()));
+    }
+
+    #[test]
+    fn a_mapped_client_is_made_then_mapped_on_each_thread() {
+        let clients = Clients::per_thread(|| Ok::<_, ()>(1u32))
+            .expect("made")
+            .map(|n| n + 10);
+        assert_eq!(*clients.get(), 11);
+        let other = clients.clone();
+        let there = std::thread::spawn(move || *other.get())
+            .join()
+            .expect("joined");
+        assert_eq!(there, 11);
     }
 }

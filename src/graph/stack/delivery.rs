@@ -39,27 +39,32 @@ impl Delivery {
     }
 }
 
-/// Reads reqwest's error and its causes.
-pub fn classify(e: &reqwest::Error) -> Delivery {
+/// Reads the HTTP client's error and its causes.
+pub fn classify(e: &hyper_util::client::legacy::Error) -> Delivery {
     // A connect timeout is a connect error too: nothing was written.
     if e.is_connect() {
         return Delivery::NotSent;
     }
+    let mut timed_out = false;
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>() {
             if h.is_canceled() {
                 return Delivery::NotSent;
             }
+            timed_out |= h.is_timeout();
         }
         if let Some(h2) = s.downcast_ref::<h2::Error>() {
             if never_processed(h2) {
                 return Delivery::NotSent;
             }
         }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
         source = s.source();
     }
-    if e.is_timeout() {
+    if timed_out {
         Delivery::TimedOut
     } else {
         Delivery::MaybeSent

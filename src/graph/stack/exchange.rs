@@ -6,9 +6,11 @@
 //! JSON is a few hundred bytes; what does not fit maps by status).
 
 use super::{GraphRequest, GraphService};
-use crate::graph::body::{self, BodyError};
+use crate::graph::body::{self, BodyError, GraphBody};
+use crate::graph::transport::{self, GraphHttp};
 use crate::graph::{AnswerTooLarge, GraphError, GraphFailure, GraphResponse};
 use http::header::{self, HeaderName, HeaderValue};
+use http_body_util::Full;
 use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
@@ -32,7 +34,7 @@ pub struct Limits {
 }
 
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
-pub fn service(clients: crate::graph::Clients<reqwest::Client>, limits: Limits) -> GraphService {
+pub fn service(clients: crate::graph::Clients<GraphHttp>, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = clients.get().clone();
         let span = attempt_span(&req);
@@ -41,38 +43,54 @@ pub fn service(clients: crate::graph::Clients<reqwest::Client>, limits: Limits) 
 }
 
 async fn exchange(
-    client: &reqwest::Client,
+    client: &GraphHttp,
     req: GraphRequest,
     limits: Limits,
 ) -> Result<GraphResponse, GraphError> {
-    let mut builder = client
-        .request(req.method, (*req.url).clone())
-        .header(CLIENT_REQUEST_ID, &*req.client_request_id)
-        .header(RETURN_CLIENT_REQUEST_ID, TRUE)
-        .header(header::ACCEPT, JSON);
-    if let Some(auth) = req.authorization {
-        builder = builder.header(header::AUTHORIZATION, auth);
+    let body = match &req.body {
+        Some(body) => Full::new(body.clone()),
+        None => Full::default(),
+    };
+    let mut request = http::Request::new(body);
+    *request.method_mut() = req.method.clone();
+    *request.uri_mut() = req.uri.clone();
+    let headers = request.headers_mut();
+    headers.reserve(12);
+    headers.insert(header::USER_AGENT, transport::USER_AGENT_VALUE);
+    headers.insert(header::ACCEPT_ENCODING, transport::GZIP);
+    let client_request_id = HeaderValue::from_str(&req.client_request_id)
+        .map_err(|_| GraphError::Connect("the client-request-id is not a header value".into()))?;
+    headers.insert(CLIENT_REQUEST_ID, client_request_id);
+    headers.insert(RETURN_CLIENT_REQUEST_ID, TRUE);
+    headers.insert(header::ACCEPT, JSON);
+    if let Some(auth) = &req.authorization {
+        headers.insert(header::AUTHORIZATION, auth.clone());
     }
     if req.attempt > 0 {
-        builder = builder.header(RETRY_ATTEMPT, req.attempt);
+        headers.insert(RETRY_ATTEMPT, HeaderValue::from(req.attempt));
     }
-    if let Some(body) = req.body {
-        builder = builder.header(header::CONTENT_TYPE, JSON).body(body);
+    if req.body.is_some() {
+        headers.insert(header::CONTENT_TYPE, JSON);
+    }
+    if let Some(auth) = client.proxy_authorization() {
+        headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
     }
     // From here on the request may reach Graph. An error means no response
     // arrived: whether the request can have reached Graph decides what may
     // be done next (see `delivery`).
     let already_sent = req.sent.mark();
-    let resp = builder.send().await.map_err(|e| {
-        let error = super::delivery::classify(&e).error(describe(e));
+    let resp = client.send(request).await.map_err(|e| {
+        let error = super::delivery::classify(&e).error(describe(&e));
         if matches!(error, GraphError::Connect(_)) && !already_sent {
             req.sent.unmark();
         }
         error
     })?;
-    let status = resp.status().as_u16();
+    let (parts, incoming) = resp.into_parts();
+    let status = parts.status.as_u16();
     let header_text = |name: &str| {
-        resp.headers()
+        parts
+            .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
@@ -92,9 +110,10 @@ async fn exchange(
             span.record("otel.status_code", "ERROR");
         }
     }
+    let resp = GraphBody::new(&parts.headers, incoming);
     if (200..300).contains(&status) {
         // Graph took the request; only its answer was lost (or refused).
-        let body = match body::read_limited(resp, limits.max_answer_bytes).await {
+        let body = match body::read_limited_from(resp, limits.max_answer_bytes).await {
             Ok(body) => body,
             Err(BodyError::TooLarge { limit }) => {
                 return Err(GraphError::AnswerTooLarge(AnswerTooLarge {
@@ -103,7 +122,7 @@ async fn exchange(
                     request_id,
                 }))
             }
-            Err(BodyError::Broken(e)) => return Err(GraphError::Body(describe(e))),
+            Err(BodyError::Broken(e)) => return Err(GraphError::Body(describe(&e))),
         };
         Ok(GraphResponse {
             status,
@@ -113,7 +132,7 @@ async fn exchange(
     } else {
         // A failure whose body broke off, or was too long to read whole,
         // still maps by its status.
-        let body = body::read_prefix(resp, ERROR_BODY_BYTES).await;
+        let body = body::read_prefix_from(resp, ERROR_BODY_BYTES).await;
         Err(GraphError::Status(Box::new(GraphFailure::from_response(
             status,
             request_id,
@@ -125,7 +144,6 @@ async fn exchange(
     }
 }
 
-/// The error and its causes, without the URL (which names the task).
 /// One attempt's client span, after OpenTelemetry's HTTP conventions:
 /// named by the method and the route with `{id}` for each task id, never
 /// the URL itself (no ids, no query, which may hold a filter's values).
@@ -138,7 +156,7 @@ fn attempt_span(req: &GraphRequest) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         http.request.method = req.method.as_str(),
         url.template = tracing::field::Empty,
-        server.address = req.url.host_str().unwrap_or_default(),
+        server.address = req.uri.host().unwrap_or_default(),
         http.response.status_code = tracing::field::Empty,
         http.request.resend_count = req.attempt,
         retry.attempt = req.attempt,
@@ -147,7 +165,7 @@ fn attempt_span(req: &GraphRequest) -> tracing::Span {
         graph.client_request_id = &*req.client_request_id,
     );
     if !span.is_disabled() {
-        let template = url_template(req.url.path());
+        let template = url_template(req.uri.path());
         span.record(
             "otel.name",
             tracing::field::display(format_args!("{} {template}", req.method)),
@@ -171,10 +189,11 @@ pub fn url_template(path: &str) -> String {
         .join("/")
 }
 
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
+/// The error and its causes. Neither hyper's errors nor the connector's
+/// repeat the URL or a header value.
+fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
+    let mut source = e.source();
     while let Some(s) = source {
         out.push_str(": ");
         out.push_str(&s.to_string());

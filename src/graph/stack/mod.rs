@@ -37,8 +37,9 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct GraphRequest {
     pub method: ::http::Method,
-    /// Shared, so a retry re-sends it without copying.
-    pub url: Arc<url::Url>,
+    /// Absolute; cheap to clone (shared bytes), so a retry re-sends it
+    /// without copying.
+    pub uri: ::http::Uri,
     /// `Bytes`, so a retry re-sends it without copying.
     pub body: Option<Bytes>,
     pub client_request_id: Arc<str>,
@@ -157,7 +158,7 @@ pub struct SharedBudget {
 
 /// Builds the stack around `http`.
 pub fn build(
-    http: crate::graph::Clients<reqwest::Client>,
+    http: crate::graph::Clients<super::GraphHttp>,
     tokens: Option<Arc<TokenCache>>,
     settings: &StackSettings,
     gate: Arc<ThrottleGate>,

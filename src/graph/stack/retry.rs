@@ -298,7 +298,7 @@ mod tests {
         );
         let req = GraphRequest {
             method: http::Method::POST,
-            url: Arc::new("http://127.0.0.1/beta/x".parse().expect("url")),
+            uri: http::Uri::from_static("http://127.0.0.1/beta/x"),
             body: Some(bytes::Bytes::from_static(b"{}")),
             client_request_id: "c".into(),
             deadline: Instant::now() + Duration::from_secs(60),
