@@ -323,8 +323,58 @@ apt_fetch() {
   run "$log" apt-get download "$pkg" || return 1
 }
 
+# unpack_debs DIR LOG BINARIES LIBS PACKAGE=VERSION...: download each pinned
+# package (apt_fetch) and unpack it into DIR/root; then fetch and unpack the
+# libraries of the array named LIBS ("soname package version" entries) that
+# ldd finds missing for the space-separated BINARIES (paths under DIR/root),
+# and check that none is missing any more. The .debs are removed after.
+unpack_debs() {
+  local dir="$1" log="$2" binaries="$3" libs_name="$4" spec pkg version entry soname missing out deb bin paths=()
+  shift 4
+  local -n libs="$libs_name"
+  mkdir -p "$dir/debs" "$dir/root"
+  : >"$log"
+  for spec in "$@"; do
+    (cd "$dir/debs" && apt_fetch "$log" "${spec%%=*}" "${spec#*=}") ||
+      die "apt-get could not download ${spec%%=*}"
+  done
+  for deb in "$dir"/debs/*.deb; do
+    dpkg -x "$deb" "$dir/root" || die "dpkg -x failed on $deb"
+  done
+  for bin in $binaries; do paths+=("$dir/root/$bin"); done
+  missing="$(ldd "${paths[@]}" | awk '/not found/ { print $1 }' | sort -u)"
+  for entry in "${libs[@]}"; do
+    read -r soname pkg version <<<"$entry"
+    if grep -qxF "$soname" <<<"$missing"; then
+      (cd "$dir/debs" && apt_fetch "$log" "$pkg" "$version") ||
+        die "apt-get could not download $pkg"
+    fi
+  done
+  for deb in "$dir"/debs/*.deb; do
+    dpkg -x "$deb" "$dir/root" || die "dpkg -x failed on $deb"
+  done
+  out="$(LD_LIBRARY_PATH="$dir/root/usr/lib/$(uname -m)-linux-gnu" ldd "${paths[@]}" | awk '/not found/ { print $1 }')"
+  [[ -z "$out" ]] || die "$binaries still miss libraries: $out"
+  rm -rf "$dir/debs"
+}
+
+# wrap DIR NAME: a wrapper DIR/NAME that execs DIR/root/usr/bin/NAME with the
+# unpacked libraries on LD_LIBRARY_PATH (`exec` keeps the process id, so a
+# signal sent to it reaches the program itself), linked as $BIN/NAME.
+wrap() {
+  local dir="$1" name="$2"
+  cat >"$dir/$name" <<EOF_WRAPPER
+#!/bin/sh
+# Written by scripts/tools.sh: Debian's $name unpacked under .cache/tools/$(basename "$dir").
+here="\$(dirname "\$(readlink -f "\$0")")"
+LD_LIBRARY_PATH="\$here/root/usr/lib/$(uname -m)-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$here/root/usr/bin/$name" "\$@"
+EOF_WRAPPER
+  chmod +x "$dir/$name"
+  link "$dir/$name" "$name"
+}
+
 install_redis() {
-  local dir="$TOOLS/redis" stamp want root lib debs entry soname pkg version missing out name
+  local dir="$TOOLS/redis" stamp want out name
   stamp="$dir/.installed"
   want="redis-server=$REDIS_DEB_VERSION redis-tools=$REDIS_DEB_VERSION $(printf '%s;' "${REDIS_LIBS[@]}")"
   if stamp_matches "$stamp" "$want" && [[ -x "$BIN/redis-server" && -x "$BIN/redis-cli" ]]; then
@@ -334,47 +384,12 @@ install_redis() {
   command -v dpkg >/dev/null || die "dpkg not found (needed to unpack redis-server)"
 
   rm -rf "$dir" "$BIN/redis-server" "$BIN/redis-cli"
-  debs="$dir/debs"
-  root="$dir/root"
-  mkdir -p "$debs" "$root"
-  : >"$LOGS/redis-apt.log"
-  (cd "$debs" && apt_fetch "$LOGS/redis-apt.log" redis-server "$REDIS_DEB_VERSION" &&
-    apt_fetch "$LOGS/redis-apt.log" redis-tools "$REDIS_DEB_VERSION") ||
-    die "apt-get could not download redis-server / redis-tools"
-  for deb in "$debs"/*.deb; do
-    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
-  done
-
-  # Fetch the libraries this machine lacks (ldd on the real binary; Debian's
-  # redis-server is a symlink to redis-check-rdb, which picks its role from
-  # argv[0]).
-  lib="$root/usr/lib/$(uname -m)-linux-gnu"
-  missing="$(ldd "$root/usr/bin/redis-check-rdb" | awk '/not found/ { print $1 }')"
-  for entry in "${REDIS_LIBS[@]}"; do
-    read -r soname pkg version <<<"$entry"
-    if grep -qxF "$soname" <<<"$missing"; then
-      (cd "$debs" && apt_fetch "$LOGS/redis-apt.log" "$pkg" "$version") ||
-        die "apt-get could not download $pkg"
-    fi
-  done
-  for deb in "$debs"/*.deb; do
-    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
-  done
-  out="$(LD_LIBRARY_PATH="$lib" ldd "$root/usr/bin/redis-check-rdb" | awk '/not found/ { print $1 }')"
-  [[ -z "$out" ]] || die "redis-server still misses libraries: $out"
-  rm -rf "$debs"
-
-  # Wrappers, not symlinks: the libraries must be on LD_LIBRARY_PATH. `exec`
-  # keeps the process id, so tests can signal the server through it.
+  # Debian's redis-server is a symlink to redis-check-rdb, which picks its
+  # role from argv[0]: ldd reads the real binary.
+  unpack_debs "$dir" "$LOGS/redis-apt.log" usr/bin/redis-check-rdb REDIS_LIBS \
+    "redis-server=$REDIS_DEB_VERSION" "redis-tools=$REDIS_DEB_VERSION"
   for name in redis-server redis-cli; do
-    cat >"$dir/$name" <<EOF_WRAPPER
-#!/bin/sh
-# Written by scripts/tools.sh: Debian's $name unpacked under .cache/tools/redis.
-here="\$(dirname "\$(readlink -f "\$0")")"
-LD_LIBRARY_PATH="\$here/root/usr/lib/$(uname -m)-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$here/root/usr/bin/$name" "\$@"
-EOF_WRAPPER
-    chmod +x "$dir/$name"
-    link "$dir/$name" "$name"
+    wrap "$dir" "$name"
   done
 
   out="$("$BIN/redis-server" --version 2>&1)" || die "redis-server --version failed: $out"
@@ -416,7 +431,7 @@ install_promtool() {
 }
 
 install_loadgen() {
-  local dir="$TOOLS/loadgen" stamp want root lib debs entry soname pkg version missing out name deb
+  local dir="$TOOLS/loadgen" stamp want out name
   stamp="$dir/.installed"
   want="wrk=$WRK_DEB_VERSION nghttp2-client=$NGHTTP2_DEB_VERSION $(printf '%s;' "${LOADGEN_LIBS[@]}")"
   if stamp_matches "$stamp" "$want" && [[ -x "$BIN/wrk" && -x "$BIN/h2load" ]]; then
@@ -426,41 +441,10 @@ install_loadgen() {
   command -v dpkg >/dev/null || die "dpkg not found (needed to unpack wrk and h2load)"
 
   rm -rf "$dir" "$BIN/wrk" "$BIN/h2load"
-  debs="$dir/debs"
-  root="$dir/root"
-  mkdir -p "$debs" "$root"
-  : >"$LOGS/loadgen-apt.log"
-  (cd "$debs" && apt_fetch "$LOGS/loadgen-apt.log" wrk "$WRK_DEB_VERSION" &&
-    apt_fetch "$LOGS/loadgen-apt.log" nghttp2-client "$NGHTTP2_DEB_VERSION") ||
-    die "apt-get could not download wrk / nghttp2-client"
-  for deb in "$debs"/*.deb; do
-    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
-  done
-  lib="$root/usr/lib/$(uname -m)-linux-gnu"
-  missing="$(ldd "$root/usr/bin/wrk" "$root/usr/bin/h2load" | awk '/not found/ { print $1 }' | sort -u)"
-  for entry in "${LOADGEN_LIBS[@]}"; do
-    read -r soname pkg version <<<"$entry"
-    if grep -qxF "$soname" <<<"$missing"; then
-      (cd "$debs" && apt_fetch "$LOGS/loadgen-apt.log" "$pkg" "$version") ||
-        die "apt-get could not download $pkg"
-    fi
-  done
-  for deb in "$debs"/*.deb; do
-    dpkg -x "$deb" "$root" || die "dpkg -x failed on $deb"
-  done
-  out="$(LD_LIBRARY_PATH="$lib" ldd "$root/usr/bin/wrk" "$root/usr/bin/h2load" | awk '/not found/ { print $1 }')"
-  [[ -z "$out" ]] || die "wrk / h2load still miss libraries: $out"
-  rm -rf "$debs"
-
+  unpack_debs "$dir" "$LOGS/loadgen-apt.log" "usr/bin/wrk usr/bin/h2load" LOADGEN_LIBS \
+    "wrk=$WRK_DEB_VERSION" "nghttp2-client=$NGHTTP2_DEB_VERSION"
   for name in wrk h2load; do
-    cat >"$dir/$name" <<EOF_WRAPPER
-#!/bin/sh
-# Written by scripts/tools.sh: Debian's $name unpacked under .cache/tools/loadgen.
-here="\$(dirname "\$(readlink -f "\$0")")"
-LD_LIBRARY_PATH="\$here/root/usr/lib/$(uname -m)-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "\$here/root/usr/bin/$name" "\$@"
-EOF_WRAPPER
-    chmod +x "$dir/$name"
-    link "$dir/$name" "$name"
+    wrap "$dir" "$name"
   done
 
   out="$("$BIN/wrk" -v 2>&1 || true)"

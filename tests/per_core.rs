@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::process::{emulator_and_gateway, GatewayProcesses, Running};
+use common::process::{blocking, emulator_and_gateway, GatewayProcesses};
 use common::{connect, get};
 use graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID;
 use std::collections::BTreeMap;
@@ -48,19 +48,6 @@ async fn gauge(admin_url: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("{name} not in /metrics"))
-}
-
-/// Runs `f` on `gw` off the async runtime (its log reader blocks).
-async fn blocking<T: Send + 'static>(
-    gw: Running,
-    f: impl FnOnce(&Running) -> T + Send + 'static,
-) -> (Running, T) {
-    tokio::task::spawn_blocking(move || {
-        let out = f(&gw);
-        (gw, out)
-    })
-    .await
-    .expect("joined")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

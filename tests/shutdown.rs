@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::process::{serve_emulator, Running};
+use common::process::{blocking, serve_emulator, Running};
 use common::{config, connect, get, Harness};
 use graph_grpc_gateway::config::GraphTarget;
 use graph_grpc_gateway::emulator::seed;
@@ -40,19 +40,6 @@ async fn health(addr: &str) -> Vec<i32> {
         statuses.push(status);
     }
     statuses
-}
-
-/// Runs `f` on `gw` off the async runtime (its log reader blocks).
-async fn blocking<T: Send + 'static>(
-    gw: Running,
-    f: impl FnOnce(&Running) -> T + Send + 'static,
-) -> (Running, T) {
-    tokio::task::spawn_blocking(move || {
-        let out = f(&gw);
-        (gw, out)
-    })
-    .await
-    .expect("joined")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,6 +173,19 @@ fn forward(
     });
 }
 
+/// Runs `f` on `gw` off the async runtime (its log reader blocks).
+pub async fn blocking<T: Send + 'static>(
+    gw: Running,
+    f: impl FnOnce(&Running) -> T + Send + 'static,
+) -> (Running, T) {
+    tokio::task::spawn_blocking(move || {
+        let out = f(&gw);
+        (gw, out)
+    })
+    .await
+    .expect("joined")
+}
+
 /// An emulator process and a gateway process in front of it over HTTP.
 pub struct GatewayProcesses {
     pub emulator: Running,
