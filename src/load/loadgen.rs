@@ -33,7 +33,7 @@
 
 use super::loadgen_report::{DirectRun, GatewayRun, LoadgenReport, Target};
 use super::procs::Proc;
-use super::{gateway_env, realistic_update, start_emulator, token, TENANT};
+use super::{measured_gateway_env, realistic_update, start_emulator, token, TENANT};
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 use prost::Message;
@@ -165,19 +165,9 @@ pub async fn run(bin: &Path, args: &LoadgenArgs) -> anyhow::Result<()> {
         wrk_script(&patch.body, &format!("Bearer {graph_token}")).as_bytes(),
     )?;
 
-    let mut env = gateway_env(&graph_base, &authority);
+    let mut env = measured_gateway_env(&graph_base, &authority, max_concurrency);
     env.extend([
-        // Loopback measurement: no caller policy, said out loud.
-        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
         ("GATEWAY_PLAINTEXT", "true".to_owned()),
-        // Nothing paces the writes but the gateway and the emulator: with
-        // Intune's budget every write would wait its turn.
-        ("GRAPH_BUDGET", "off".to_owned()),
-        (
-            "GATEWAY_MAX_CONCURRENT_STREAMS",
-            max_concurrency.max(128).to_string(),
-        ),
-        ("GRAPH_MAX_QUEUED", max_concurrency.max(1024).to_string()),
         ("GATEWAY_SHUTDOWN_DELAY", "0s".to_owned()),
     ]);
     let mut gateways = Vec::new();

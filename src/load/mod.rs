@@ -181,24 +181,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let (emulator, graph_base, authority) = start_emulator(&bin, &[])?;
 
     // The gateway, as in production but against the emulator.
-    let mut env = gateway_env(&graph_base, &authority);
-    env.extend([
-        // Loopback benchmark: no caller policy, said out loud.
-        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
-        // What a call costs, not Intune's pace (100 writes per 20 s, which
-        // would hold every call past the first hundred for its turn): the
-        // `budget` scenario measures that.
-        ("GRAPH_BUDGET", "off".to_owned()),
-        // Every call the tool keeps in flight is in flight at the gateway
-        // too: its one connection may carry them all.
-        (
-            "GATEWAY_MAX_CONCURRENT_STREAMS",
-            args.concurrency.max(128).to_string(),
-        ),
-        // Calls past the gateway's Graph cap wait their turn rather than
-        // being refused, as a burst would in production.
-        ("GRAPH_MAX_QUEUED", args.concurrency.max(1024).to_string()),
-    ]);
+    let mut env = measured_gateway_env(&graph_base, &authority, args.concurrency);
     if let Some(n) = args.graph_max_in_flight {
         env.push(("GRAPH_MAX_IN_FLIGHT", n.to_string()));
     }
@@ -651,6 +634,30 @@ fn gateway_env(graph_base: &str, authority: &str) -> Vec<(&'static str, String)>
         ("AZURE_AUTHORITY_HOST", authority.to_owned()),
         ("GRAPH_BASE_URL", graph_base.to_owned()),
     ]
+}
+
+/// The gateway's environment for measuring what its calls cost against the
+/// emulator, with `concurrency` calls in flight: [`gateway_env`], no caller
+/// policy (said out loud), Intune's budget off (it would make every write
+/// past the first hundred wait its turn: the `budget` scenario measures
+/// that), every call in flight at once on one connection, and calls past the
+/// Graph cap waiting their turn rather than refused, as a burst would.
+fn measured_gateway_env(
+    graph_base: &str,
+    authority: &str,
+    concurrency: usize,
+) -> Vec<(&'static str, String)> {
+    let mut env = gateway_env(graph_base, authority);
+    env.extend([
+        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+        ("GRAPH_BUDGET", "off".to_owned()),
+        (
+            "GATEWAY_MAX_CONCURRENT_STREAMS",
+            concurrency.max(128).to_string(),
+        ),
+        ("GRAPH_MAX_QUEUED", concurrency.max(1024).to_string()),
+    ]);
+    env
 }
 
 /// Starts a gateway (`serve` on loopback ports) and returns it with its

@@ -22,7 +22,9 @@
 use super::otlp_sink::OtlpSink;
 use super::procs::{json_field, Proc};
 use super::trace_export_report::{Config, ConfigResult, TracingReport};
-use super::{gateway_env, measure, start_emulator, token, Grpc, Rpc, Shape, Workload, TENANT};
+use super::{
+    measure, measured_gateway_env, start_emulator, token, Grpc, Rpc, Shape, Workload, TENANT,
+};
 use anyhow::{bail, Context};
 use std::path::Path;
 use std::sync::Arc;
@@ -94,19 +96,9 @@ pub async fn run(bin: &Path, args: &TracingArgs) -> anyhow::Result<()> {
         .into_iter()
         .chain(Config::ALL);
     for config in configs {
-        let mut env = gateway_env(&graph_base, &authority);
+        let mut env = measured_gateway_env(&graph_base, &authority, args.concurrency);
         env.extend([
-            // Loopback measurement: no caller policy, said out loud.
-            ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
             ("GATEWAY_PLAINTEXT", "true".to_owned()),
-            // Nothing paces the writes but the gateway and the emulator:
-            // Intune's budget would make every configuration wait alike.
-            ("GRAPH_BUDGET", "off".to_owned()),
-            (
-                "GATEWAY_MAX_CONCURRENT_STREAMS",
-                args.concurrency.max(128).to_string(),
-            ),
-            ("GRAPH_MAX_QUEUED", args.concurrency.max(1024).to_string()),
             // Stopped at the end only to export what is queued.
             ("GATEWAY_SHUTDOWN_DELAY", "0s".to_owned()),
             ("OTEL_SERVICE_NAME", config.service_name().to_owned()),
