@@ -93,9 +93,14 @@ impl Gateway {
             config.graph_stack.token_max_answer_bytes,
         );
         // Graph calls: a client (and connection pool) per thread, so each
-        // per-core worker sends on connections its own runtime drives.
-        let graph_http = graph::Clients::per_thread(move || graph::GraphHttp::new(use_proxy))
+        // per-core worker sends on connections its own runtime drives; the
+        // TLS configuration (the root store read once) is shared.
+        let graph_http = graph::GraphHttpConfig::new(use_proxy)
             .context("building the Graph HTTP client")?;
+        let graph_http = graph::Clients::per_thread(move || {
+            Ok::<_, std::convert::Infallible>(graph_http.client())
+        })
+        .unwrap_or_else(|never| match never {});
         let graph_client = GraphClient::new(
             graph_http,
             &base_url,

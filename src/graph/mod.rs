@@ -19,7 +19,7 @@ pub use error::{
     clip, parse_retry_after, AnswerTooLarge, GraphError, GraphFailure, Overload, MAX_MESSAGE_BYTES,
 };
 pub use stack::{Admission, RetrySettings, StackSettings, ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
-pub use transport::GraphHttp;
+pub use transport::{GraphHttp, GraphHttpConfig};
 
 use crate::metrics::Metrics;
 use crate::translate::IdSegment;

@@ -73,35 +73,60 @@ impl std::fmt::Debug for GraphHttp {
     }
 }
 
-impl GraphHttp {
-    /// A client that honours the proxy variables of the environment when
-    /// `use_proxy` is true, and reaches every host directly otherwise.
+/// What every Graph client of the process shares: the TLS configuration,
+/// with the system's root certificates loaded once, and the proxy rules.
+/// Each client made from it ([`Self::client`]) has its own connection pool,
+/// so a per-core worker's client costs a pool, not another read of the
+/// root store.
+#[derive(Clone)]
+pub struct GraphHttpConfig {
+    tls: rustls::ClientConfig,
+    proxy: Option<Arc<ProxyMatcher>>,
+}
+
+impl std::fmt::Debug for GraphHttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphHttpConfig")
+            .field("proxy", &self.proxy.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GraphHttpConfig {
+    /// Clients that honour the proxy variables of the environment when
+    /// `use_proxy` is true, and reach every host directly otherwise.
     pub fn new(use_proxy: bool) -> Result<Self, BuildError> {
         Self::with_proxy(use_proxy.then(ProxyMatcher::from_env))
     }
 
-    /// A client that sends what `proxy` intercepts through its proxy, and
+    /// Clients that send what `proxy` intercepts through its proxy, and
     /// everything else (or everything, when `None`) directly.
     pub fn with_proxy(proxy: Option<ProxyMatcher>) -> Result<Self, BuildError> {
-        let tls = tls_config()?;
+        Ok(Self {
+            tls: tls_config()?,
+            proxy: proxy.map(Arc::new),
+        })
+    }
+
+    /// A client with a connection pool of its own.
+    pub fn client(&self) -> GraphHttp {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
         // A proxy itself may be `https://`; it speaks HTTP/1.1 only.
         let to_proxy = HttpsConnectorBuilder::new()
-            .with_tls_config(tls.clone())
+            .with_tls_config(self.tls.clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp.clone());
-        let proxy = proxy.map(Arc::new);
         let route = Route {
             direct: tcp,
             to_proxy,
-            proxy: proxy.clone(),
+            proxy: self.proxy.clone(),
         };
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
+            .with_tls_config(self.tls.clone())
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -111,11 +136,25 @@ impl GraphHttp {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build(Connector { https });
-        Ok(Self {
+        GraphHttp {
             client,
-            proxy,
+            proxy: self.proxy.clone(),
             proxy_authorization: None,
-        })
+        }
+    }
+}
+
+impl GraphHttp {
+    /// A client that honours the proxy variables of the environment when
+    /// `use_proxy` is true, and reaches every host directly otherwise.
+    pub fn new(use_proxy: bool) -> Result<Self, BuildError> {
+        Ok(GraphHttpConfig::new(use_proxy)?.client())
+    }
+
+    /// A client that sends what `proxy` intercepts through its proxy, and
+    /// everything else (or everything, when `None`) directly.
+    pub fn with_proxy(proxy: Option<ProxyMatcher>) -> Result<Self, BuildError> {
+        Ok(GraphHttpConfig::with_proxy(proxy)?.client())
     }
 
     /// The client for requests to `target`'s scheme and host (which is

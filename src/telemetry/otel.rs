@@ -277,36 +277,41 @@ pub fn tracer(settings: &TraceSettings) -> (opentelemetry_sdk::trace::SdkTracer,
 /// The caller's W3C trace context (`traceparent`, `tracestate`) and
 /// `baggage`, read from gRPC metadata.
 pub fn extract(metadata: &tonic::metadata::MetadataMap) -> opentelemetry::Context {
+    extract_headers(metadata.as_ref())
+}
+
+/// The same, read from an HTTP/2 request's headers (before tonic reads
+/// them as metadata), without copying them.
+pub fn extract_headers(headers: &http::HeaderMap) -> opentelemetry::Context {
+    propagator().extract(&Headers(headers))
+}
+
+fn propagator() -> &'static TextMapCompositePropagator {
     static PROPAGATOR: LazyLock<TextMapCompositePropagator> = LazyLock::new(|| {
         TextMapCompositePropagator::new(vec![
             Box::new(TraceContextPropagator::new()),
             Box::new(BaggagePropagator::new()),
         ])
     });
-    PROPAGATOR.extract(&Metadata(metadata))
+    &PROPAGATOR
 }
 
-/// The same, read from an HTTP/2 request's headers (before tonic reads
-/// them as metadata).
-pub fn extract_headers(headers: &http::HeaderMap) -> opentelemetry::Context {
-    let md = tonic::metadata::MetadataMap::from_headers(headers.clone());
-    extract(&md)
-}
+/// Headers as gRPC metadata has them: binary (`-bin`) entries are not text.
+struct Headers<'a>(&'a http::HeaderMap);
 
-struct Metadata<'a>(&'a tonic::metadata::MetadataMap);
-
-impl Extractor for Metadata<'_> {
+impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
+        if key.ends_with("-bin") {
+            return None;
+        }
         self.0.get(key).and_then(|v| v.to_str().ok())
     }
 
     fn keys(&self) -> Vec<&str> {
         self.0
             .keys()
-            .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
+            .map(http::HeaderName::as_str)
+            .filter(|k| !k.ends_with("-bin"))
             .collect()
     }
 }
