@@ -2,8 +2,10 @@
 //! to a real OTLP receiver served by the test on loopback, in front of an
 //! emulator process. A traced call is one trace under the caller's span,
 //! with its children in order and their attributes; a retried call shows
-//! each attempt; nothing secret or private is in the exported bytes; log
-//! lines carry the trace's ids; a dead collector fails no call.
+//! each attempt; nothing secret or private is in the exported bytes (a
+//! task's id only when `GATEWAY_TRACE_URL_FULL` asks for the full URL); a
+//! call that waits for Intune's budget shows the wait; log lines carry the
+//! trace's ids; a dead collector fails no call.
 
 mod common;
 
@@ -265,6 +267,7 @@ async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
             attr("graph.request_id").is_some_and(|id| !id.is_empty()),
             "{span:?}"
         );
+        assert_eq!(attr("url.full"), None, "off unless asked for: {span:?}");
     }
     assert_eq!(
         attempts[0]
@@ -312,7 +315,9 @@ fn descends_from(span: &ReceivedSpan, ancestor: &str, spans: &[ReceivedSpan]) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_its_own() {
     let receiver = OtlpReceiver::start().await;
-    let mut stack = Stack::start(receiver.http_endpoint(), "http/protobuf").await;
+    // Off as the chart writes it when tracing.recordFullUrl is false.
+    let off = vec![("GATEWAY_TRACE_URL_FULL", "false".to_owned())];
+    let mut stack = Stack::start_with(receiver.http_endpoint(), "http/protobuf", off).await;
     stack
         .client
         .update_security_configuration_task(rename("over http"))
@@ -329,6 +334,7 @@ async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_
     assert_ne!(server.trace_id, CALLER_TRACE);
     let attempt = named(&spans, PATCH_SPAN)[0];
     assert_eq!(attempt.trace_id, server.trace_id);
+    assert!(!attempt.attributes.contains_key("url.full"), "{attempt:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,5 +457,60 @@ async fn a_call_the_caller_did_not_sample_exports_nothing_but_logs_its_trace_id(
     assert!(
         transcript.contains(&format!("\"trace_id\":\"{UNSAMPLED_TRACE}\"")),
         "the unsampled call's log lines carry its trace id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_full_url_asked_for_each_attempt_records_it_and_nothing_secret() {
+    let receiver = OtlpReceiver::start().await;
+    let on = vec![("GATEWAY_TRACE_URL_FULL", "true".to_owned())];
+    let mut stack = Stack::start_with(receiver.grpc_endpoint(), "grpc", on).await;
+    stack
+        .client
+        .update_security_configuration_task(traced(rename(FIELD_VALUE)))
+        .await
+        .expect("updated");
+    let spans = receiver
+        .wait_for(
+            |s| {
+                named(s, PATCH_SPAN)
+                    .iter()
+                    .any(|p| p.trace_id == CALLER_TRACE)
+            },
+            Duration::from_secs(30),
+        )
+        .await;
+    let attempt = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == CALLER_TRACE)
+        .expect("the call's PATCH");
+    let route = format!(
+        "/beta/deviceAppManagement/deviceAppManagementTasks/{}",
+        graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID
+    );
+    let full = attempt
+        .attributes
+        .get("url.full")
+        .unwrap_or_else(|| panic!("no url.full: {attempt:?}"));
+    assert!(full.ends_with(&route), "{full}");
+    assert_eq!(*full, format!("{}{route}", stack.emulator));
+    assert_eq!(
+        attempt.attributes.get("url.template").map(String::as_str),
+        Some("/beta/deviceAppManagement/deviceAppManagementTasks/{id}")
+    );
+    // The attempt span only: no other span carries a URL.
+    for span in spans.iter().filter(|s| s.name != PATCH_SPAN) {
+        assert!(!span.attributes.contains_key("url.full"), "{span:?}");
+    }
+    // The id now leaves in the URL; still no secret, token or field value.
+    let exported = String::from_utf8_lossy(&receiver.raw_bytes()).into_owned();
+    assert!(exported.contains(&route), "the full URL was exported");
+    for private in [SECRET, FIELD_VALUE, "tenant-hint", "Bearer"] {
+        assert!(!exported.contains(private), "{private} was exported");
+    }
+    let transcript = stack.gateway.transcript.lock().expect("lock").join("\n");
+    assert!(
+        transcript.contains("GATEWAY_TRACE_URL_FULL"),
+        "the gateway says at start that it records the URL"
     );
 }

@@ -323,6 +323,7 @@ mod tests {
             resource_attributes: String::new(),
             traces_sampler: "parentbased_always_on".into(),
             traces_sampler_arg: None,
+            trace_url_full: false,
         }
     }
 
