@@ -4,8 +4,8 @@
 //! with its children in order and their attributes; a retried call shows
 //! each attempt; nothing secret or private is in the exported bytes (a
 //! task's id only when `GATEWAY_TRACE_URL_FULL` asks for the full URL); a
-//! call that waits for Intune's budget shows the wait; log lines carry the
-//! trace's ids; a dead collector fails no call.
+//! call that waits for Intune's budget or for a Graph call slot shows the
+//! wait; log lines carry the trace's ids; a dead collector fails no call.
 
 mod common;
 
@@ -99,6 +99,17 @@ impl Stack {
             .expect("queued");
     }
 
+    /// The Graph requests the emulator has had.
+    async fn received(&self) -> u64 {
+        let answer: Value = reqwest::get(format!("{}/_emulator/requests", self.emulator))
+            .await
+            .expect("requests")
+            .json()
+            .await
+            .expect("JSON");
+        answer["received"].as_u64().expect("a count")
+    }
+
     async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.admin))
             .await
@@ -124,12 +135,20 @@ fn rename(name: &str) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> 
 }
 
 fn traced(
+    req: tonic::Request<UpdateSecurityConfigurationTaskRequest>,
+) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
+    traced_in(req, CALLER_TRACE)
+}
+
+/// As [`traced`], in the caller's trace `trace`.
+fn traced_in(
     mut req: tonic::Request<UpdateSecurityConfigurationTaskRequest>,
+    trace: &str,
 ) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
     let md = req.metadata_mut();
     md.insert(
         "traceparent",
-        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        format!("00-{trace}-{CALLER_SPAN}-01")
             .parse()
             .expect("ascii"),
     );
@@ -513,4 +532,107 @@ async fn with_the_full_url_asked_for_each_attempt_records_it_and_nothing_secret(
         transcript.contains("GATEWAY_TRACE_URL_FULL"),
         "the gateway says at start that it records the URL"
     );
+}
+
+/// Polls `what` until it holds; panics naming `waiting_for` when `limit`
+/// passes first.
+async fn until<F: std::future::Future<Output = bool>>(
+    waiting_for: &str,
+    limit: Duration,
+    mut what: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !what().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{waiting_for}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waits_for_a_graph_call_slot_shows_the_wait_in_its_trace() {
+    const HOLDER_TRACE: &str = "6af92f3577b34da6a3ce929d0e0e4736";
+    const WAITER_TRACE: &str = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let receiver = OtlpReceiver::start().await;
+    let one_slot = vec![("GRAPH_MAX_IN_FLIGHT", "1".to_owned())];
+    let stack = Stack::start_with(receiver.grpc_endpoint(), "grpc", one_slot).await;
+    // Graph holds the first PATCH's answer back (the task is updated at
+    // once): its call keeps the only slot for that long.
+    stack
+        .faults(json!([{"body": "Unchanged", "delay_ms": 5000}]))
+        .await;
+    let before = stack.received().await;
+    let stack = &stack;
+    let call = |name: &'static str, trace: &'static str| {
+        let mut client = stack.client.clone();
+        tokio::spawn(async move {
+            client
+                .update_security_configuration_task(traced_in(rename(name), trace))
+                .await
+        })
+    };
+    let holder = call("holds the only slot", HOLDER_TRACE);
+    until(
+        "Graph has the first call's PATCH",
+        Duration::from_secs(20),
+        move || async move { stack.received().await > before },
+    )
+    .await;
+    let waiter = call("waits for the slot", WAITER_TRACE);
+    until(
+        "the second call waits for a slot",
+        Duration::from_secs(20),
+        move || async move { stack.metric("graph_gateway_graph_queued").await == 1.0 },
+    )
+    .await;
+    for handle in [holder, waiter] {
+        handle.await.expect("joined").expect("updated");
+    }
+    assert_eq!(stack.metric("graph_gateway_graph_queued").await, 0.0);
+
+    let in_trace = |spans: &[ReceivedSpan], name: &str, trace: &str| {
+        named(spans, name)
+            .into_iter()
+            .filter(|s| s.trace_id == trace)
+            .count()
+    };
+    let spans = receiver
+        .wait_for(
+            |s| {
+                [HOLDER_TRACE, WAITER_TRACE]
+                    .iter()
+                    .all(|t| in_trace(s, UPDATE_SPAN, t) == 1 && in_trace(s, PATCH_SPAN, t) == 1)
+            },
+            Duration::from_secs(30),
+        )
+        .await;
+    let waits = named(&spans, "graph slot wait");
+    assert_eq!(waits.len(), 1, "one call waited: {waits:?}");
+    let wait = waits[0];
+    assert_eq!(wait.trace_id, WAITER_TRACE, "the second call waited");
+    let server = named(&spans, UPDATE_SPAN)
+        .into_iter()
+        .find(|s| s.trace_id == WAITER_TRACE)
+        .expect("the second call's server span");
+    assert_eq!(
+        wait.parent_span_id, server.span_id,
+        "the wait is a child of the call's server span"
+    );
+    let patch = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == WAITER_TRACE)
+        .expect("the second call's PATCH");
+    assert!(
+        wait.end_unix_nanos <= patch.start_unix_nanos,
+        "the wait, then the request: {wait:?} {patch:?}"
+    );
+    // It waited for the first call's answer.
+    let held = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == HOLDER_TRACE)
+        .expect("the first call's PATCH");
+    assert!(held.end_unix_nanos <= patch.start_unix_nanos);
+    assert!(wait.start_unix_nanos < held.end_unix_nanos);
 }
