@@ -47,7 +47,8 @@ pub struct LogArgs {
 }
 
 /// Trace export over OTLP, by OpenTelemetry's own environment names
-/// (see `telemetry::otel`). Off unless an endpoint is set.
+/// (see `telemetry::otel`), and what the gateway's spans record
+/// (`GATEWAY_TRACE_URL_FULL`). Off unless an endpoint is set.
 #[derive(Debug, Clone, Args)]
 pub struct TraceArgs {
     /// OTLP collector endpoint, e.g. `http://otel-collector:4317` (gRPC)
@@ -76,6 +77,11 @@ pub struct TraceArgs {
     /// The ratio of a `*traceidratio` sampler, 0 to 1 (default 1).
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
     pub traces_sampler_arg: Option<String>,
+    /// The gateway's own: also record each Graph attempt's full URL
+    /// (`url.full`: scheme, host, path and query, so task ids and a list's
+    /// `$filter` values) on its span. Off: only `url.template`.
+    #[arg(long, env = "GATEWAY_TRACE_URL_FULL")]
+    pub trace_url_full: bool,
 }
 
 /// The async runtime the process runs on.

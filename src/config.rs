@@ -149,6 +149,7 @@ impl Config {
         settings::GATEWAY_MAX_MESSAGE_BYTES.check(args.max_message_bytes, &mut problems);
         settings::GATEWAY_DRAIN_TIMEOUT.check(args.drain_timeout, &mut problems);
         let mut graph_stack = stack_settings(&args.resilience, &mut problems);
+        graph_stack.trace_url_full = args.trace.trace_url_full;
         if args.emulator && args.resilience.graph_budget.is_none() {
             graph_stack.budget = None;
         }
@@ -340,6 +341,7 @@ fn stack_settings(args: &ResilienceArgs, problems: &mut Vec<String>) -> StackSet
         token_max_answer_bytes: args.azure_token_max_answer_bytes,
         budget: budget_settings(args, problems),
         budget_store: None,
+        trace_url_full: false,
     }
 }
 
@@ -599,6 +601,14 @@ mod tests {
                 let _ = std::fs::remove_dir_all(dir);
             }
         }
+    }
+
+    #[test]
+    fn attempt_spans_record_the_full_url_only_when_asked() {
+        let c = Config::from_args(serve(&["--emulator"])).expect("valid");
+        assert!(!c.graph_stack.trace_url_full, "off by default");
+        let c = Config::from_args(serve(&["--emulator", "--trace-url-full"])).expect("valid");
+        assert!(c.graph_stack.trace_url_full);
     }
 
     #[test]

@@ -146,6 +146,12 @@ impl Gateway {
                 graph.upgrade()?.budget().map(crate::budget::Budget::mode)
             });
         }
+        if config.graph_stack.trace_url_full {
+            tracing::warn!(
+                traces_exported = crate::telemetry::otel::on(),
+                "Graph attempt spans record url.full (GATEWAY_TRACE_URL_FULL): traces hold task ids and list filters"
+            );
+        }
         let idempotency = idempotency(&config, &metrics);
         let service = TaskService::new(graph_client, metrics.clone()).with_idempotency(idempotency);
         let updates = service.updates();

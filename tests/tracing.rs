@@ -2,8 +2,10 @@
 //! to a real OTLP receiver served by the test on loopback, in front of an
 //! emulator process. A traced call is one trace under the caller's span,
 //! with its children in order and their attributes; a retried call shows
-//! each attempt; nothing secret or private is in the exported bytes; log
-//! lines carry the trace's ids; a dead collector fails no call.
+//! each attempt; nothing secret or private is in the exported bytes (a
+//! task's id only when `GATEWAY_TRACE_URL_FULL` asks for the full URL); a
+//! call that waits for Intune's budget or for a Graph call slot shows the
+//! wait; log lines carry the trace's ids; a dead collector fails no call.
 
 mod common;
 
@@ -97,6 +99,17 @@ impl Stack {
             .expect("queued");
     }
 
+    /// The Graph requests the emulator has had.
+    async fn received(&self) -> u64 {
+        let answer: Value = reqwest::get(format!("{}/_emulator/requests", self.emulator))
+            .await
+            .expect("requests")
+            .json()
+            .await
+            .expect("JSON");
+        answer["received"].as_u64().expect("a count")
+    }
+
     async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.admin))
             .await
@@ -122,12 +135,20 @@ fn rename(name: &str) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> 
 }
 
 fn traced(
+    req: tonic::Request<UpdateSecurityConfigurationTaskRequest>,
+) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
+    traced_in(req, CALLER_TRACE)
+}
+
+/// As [`traced`], in the caller's trace `trace`.
+fn traced_in(
     mut req: tonic::Request<UpdateSecurityConfigurationTaskRequest>,
+    trace: &str,
 ) -> tonic::Request<UpdateSecurityConfigurationTaskRequest> {
     let md = req.metadata_mut();
     md.insert(
         "traceparent",
-        format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+        format!("00-{trace}-{CALLER_SPAN}-01")
             .parse()
             .expect("ascii"),
     );
@@ -265,6 +286,7 @@ async fn a_traced_call_is_one_trace_under_the_callers_span_with_each_attempt() {
             attr("graph.request_id").is_some_and(|id| !id.is_empty()),
             "{span:?}"
         );
+        assert_eq!(attr("url.full"), None, "off unless asked for: {span:?}");
     }
     assert_eq!(
         attempts[0]
@@ -312,7 +334,9 @@ fn descends_from(span: &ReceivedSpan, ancestor: &str, spans: &[ReceivedSpan]) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_its_own() {
     let receiver = OtlpReceiver::start().await;
-    let mut stack = Stack::start(receiver.http_endpoint(), "http/protobuf").await;
+    // Off as the chart writes it when tracing.recordFullUrl is false.
+    let off = vec![("GATEWAY_TRACE_URL_FULL", "false".to_owned())];
+    let mut stack = Stack::start_with(receiver.http_endpoint(), "http/protobuf", off).await;
     stack
         .client
         .update_security_configuration_task(rename("over http"))
@@ -329,6 +353,7 @@ async fn http_protobuf_exports_the_same_trace_and_a_call_without_context_starts_
     assert_ne!(server.trace_id, CALLER_TRACE);
     let attempt = named(&spans, PATCH_SPAN)[0];
     assert_eq!(attempt.trace_id, server.trace_id);
+    assert!(!attempt.attributes.contains_key("url.full"), "{attempt:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,4 +477,162 @@ async fn a_call_the_caller_did_not_sample_exports_nothing_but_logs_its_trace_id(
         transcript.contains(&format!("\"trace_id\":\"{UNSAMPLED_TRACE}\"")),
         "the unsampled call's log lines carry its trace id"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_full_url_asked_for_each_attempt_records_it_and_nothing_secret() {
+    let receiver = OtlpReceiver::start().await;
+    let on = vec![("GATEWAY_TRACE_URL_FULL", "true".to_owned())];
+    let mut stack = Stack::start_with(receiver.grpc_endpoint(), "grpc", on).await;
+    stack
+        .client
+        .update_security_configuration_task(traced(rename(FIELD_VALUE)))
+        .await
+        .expect("updated");
+    let spans = receiver
+        .wait_for(
+            |s| {
+                named(s, PATCH_SPAN)
+                    .iter()
+                    .any(|p| p.trace_id == CALLER_TRACE)
+            },
+            Duration::from_secs(30),
+        )
+        .await;
+    let attempt = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == CALLER_TRACE)
+        .expect("the call's PATCH");
+    let route = format!(
+        "/beta/deviceAppManagement/deviceAppManagementTasks/{}",
+        graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID
+    );
+    let full = attempt
+        .attributes
+        .get("url.full")
+        .unwrap_or_else(|| panic!("no url.full: {attempt:?}"));
+    assert!(full.ends_with(&route), "{full}");
+    assert_eq!(*full, format!("{}{route}", stack.emulator));
+    assert_eq!(
+        attempt.attributes.get("url.template").map(String::as_str),
+        Some("/beta/deviceAppManagement/deviceAppManagementTasks/{id}")
+    );
+    // The attempt span only: no other span carries a URL.
+    for span in spans.iter().filter(|s| s.name != PATCH_SPAN) {
+        assert!(!span.attributes.contains_key("url.full"), "{span:?}");
+    }
+    // The id now leaves in the URL; still no secret, token or field value.
+    let exported = String::from_utf8_lossy(&receiver.raw_bytes()).into_owned();
+    assert!(exported.contains(&route), "the full URL was exported");
+    for private in [SECRET, FIELD_VALUE, "tenant-hint", "Bearer"] {
+        assert!(!exported.contains(private), "{private} was exported");
+    }
+    let transcript = stack.gateway.transcript.lock().expect("lock").join("\n");
+    assert!(
+        transcript.contains("GATEWAY_TRACE_URL_FULL"),
+        "the gateway says at start that it records the URL"
+    );
+}
+
+/// Polls `what` until it holds; panics naming `waiting_for` when `limit`
+/// passes first.
+async fn until<F: std::future::Future<Output = bool>>(
+    waiting_for: &str,
+    limit: Duration,
+    mut what: impl FnMut() -> F,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !what().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{waiting_for}: not within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waits_for_a_graph_call_slot_shows_the_wait_in_its_trace() {
+    const HOLDER_TRACE: &str = "6af92f3577b34da6a3ce929d0e0e4736";
+    const WAITER_TRACE: &str = "7bf92f3577b34da6a3ce929d0e0e4736";
+    let receiver = OtlpReceiver::start().await;
+    let one_slot = vec![("GRAPH_MAX_IN_FLIGHT", "1".to_owned())];
+    let stack = Stack::start_with(receiver.grpc_endpoint(), "grpc", one_slot).await;
+    // Graph holds the first PATCH's answer back (the task is updated at
+    // once): its call keeps the only slot for that long.
+    stack
+        .faults(json!([{"body": "Unchanged", "delay_ms": 5000}]))
+        .await;
+    let before = stack.received().await;
+    let stack = &stack;
+    let call = |name: &'static str, trace: &'static str| {
+        let mut client = stack.client.clone();
+        tokio::spawn(async move {
+            client
+                .update_security_configuration_task(traced_in(rename(name), trace))
+                .await
+        })
+    };
+    let holder = call("holds the only slot", HOLDER_TRACE);
+    until(
+        "Graph has the first call's PATCH",
+        Duration::from_secs(20),
+        move || async move { stack.received().await > before },
+    )
+    .await;
+    let waiter = call("waits for the slot", WAITER_TRACE);
+    until(
+        "the second call waits for a slot",
+        Duration::from_secs(20),
+        move || async move { stack.metric("graph_gateway_graph_queued").await == 1.0 },
+    )
+    .await;
+    for handle in [holder, waiter] {
+        handle.await.expect("joined").expect("updated");
+    }
+    assert_eq!(stack.metric("graph_gateway_graph_queued").await, 0.0);
+
+    let in_trace = |spans: &[ReceivedSpan], name: &str, trace: &str| {
+        named(spans, name)
+            .into_iter()
+            .filter(|s| s.trace_id == trace)
+            .count()
+    };
+    let spans = receiver
+        .wait_for(
+            |s| {
+                [HOLDER_TRACE, WAITER_TRACE]
+                    .iter()
+                    .all(|t| in_trace(s, UPDATE_SPAN, t) == 1 && in_trace(s, PATCH_SPAN, t) == 1)
+            },
+            Duration::from_secs(30),
+        )
+        .await;
+    let waits = named(&spans, "graph slot wait");
+    assert_eq!(waits.len(), 1, "one call waited: {waits:?}");
+    let wait = waits[0];
+    assert_eq!(wait.trace_id, WAITER_TRACE, "the second call waited");
+    let server = named(&spans, UPDATE_SPAN)
+        .into_iter()
+        .find(|s| s.trace_id == WAITER_TRACE)
+        .expect("the second call's server span");
+    assert_eq!(
+        wait.parent_span_id, server.span_id,
+        "the wait is a child of the call's server span"
+    );
+    let patch = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == WAITER_TRACE)
+        .expect("the second call's PATCH");
+    assert!(
+        wait.end_unix_nanos <= patch.start_unix_nanos,
+        "the wait, then the request: {wait:?} {patch:?}"
+    );
+    // It waited for the first call's answer.
+    let held = named(&spans, PATCH_SPAN)
+        .into_iter()
+        .find(|p| p.trace_id == HOLDER_TRACE)
+        .expect("the first call's PATCH");
+    assert!(held.end_unix_nanos <= patch.start_unix_nanos);
+    assert!(wait.start_unix_nanos < held.end_unix_nanos);
 }

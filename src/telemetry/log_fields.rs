@@ -1,7 +1,8 @@
 //! Span fields as JSON log lines show them: a span's own fields, without
-//! the ones written for the trace exporter (`otel.*`, and the `rpc.*`
+//! the ones written for the trace exporter (`otel.*`, the `rpc.*`
 //! attributes of OpenTelemetry's conventions, which the plain `rpc` field
-//! already says), and added to cheaply.
+//! already says, and `url.full`, which `GATEWAY_TRACE_URL_FULL` asks of
+//! traces only), and added to cheaply.
 //!
 //! tracing-subscriber's JSON fields parse and re-serialize a span's fields
 //! each time one is recorded; a server span records up to six after it
@@ -21,7 +22,7 @@ pub struct LogFields;
 
 /// Whether log lines show the field `name`.
 fn shown(name: &str) -> bool {
-    !(name.starts_with("otel.") || name.starts_with("rpc."))
+    !(name.starts_with("otel.") || name.starts_with("rpc.") || name == "url.full")
 }
 
 /// Collects the shown fields as JSON values.
@@ -163,6 +164,24 @@ mod tests {
                 "trace_id": "0af7651916cd43dd8448eb211c80319c",
                 "request_id": "quote\"d",
             })
+        );
+    }
+
+    #[test]
+    fn the_full_url_of_an_attempt_stays_out_and_its_template_comes_in() {
+        let span = span_of(|| {
+            let span = tracing::info_span!(
+                "graph request",
+                url.template = tracing::field::Empty,
+                url.full = tracing::field::Empty,
+            );
+            span.record("url.template", "/beta/tasks/{id}");
+            span.record("url.full", "https://graph.example/beta/tasks/5d630f12");
+            span.in_scope(|| tracing::info!("inside"));
+        });
+        assert_eq!(
+            span,
+            serde_json::json!({"name": "graph request", "url.template": "/beta/tasks/{id}"})
         );
     }
 

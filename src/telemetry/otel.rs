@@ -328,6 +328,7 @@ mod tests {
             resource_attributes: String::new(),
             traces_sampler: "parentbased_always_on".into(),
             traces_sampler_arg: None,
+            trace_url_full: false,
         }
     }
 

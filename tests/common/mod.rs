@@ -142,6 +142,7 @@ pub fn fast_retries() -> StackSettings {
         token_max_answer_bytes: 64 * 1024,
         budget: None,
         budget_store: None,
+        trace_url_full: false,
     }
 }
 

@@ -1336,6 +1336,7 @@ MORE_RENDERS: dict[str, dict[str, Any]] = {
                 "sampler": "always_on",
                 "serviceName": "unused",
                 "resourceAttributes": {"team": "platform"},
+                "recordFullUrl": True,
             },
             "networkPolicy": {"enabled": True},
         },
@@ -2010,6 +2011,8 @@ OTEL_ENV = frozenset(
         "OTEL_RESOURCE_ATTRIBUTES",
     }
 )
+# The gateway's own trace setting (tracing.recordFullUrl), passed with them.
+TRACE_URL_FULL = "GATEWAY_TRACE_URL_FULL"
 # What the downward API gives the pod in these tests' stand-in for Kubernetes.
 POD_FIELDS = {
     "metadata.name": "gw-graph-grpc-gateway-5d8f7-x2k9q",
@@ -2089,6 +2092,7 @@ def decode_resource_attributes(text: str) -> list[tuple[str, str]]:
 def test_no_trace_variables_without_an_endpoint(case: str) -> None:
     env = render_case(case).env()
     assert not [name for name in env if name.startswith("OTEL_")], sorted(env)
+    assert TRACE_URL_FULL not in env, sorted(env)
     assert not set(DOWNWARD_API_ENV) & set(env), sorted(env)
 
 
@@ -2109,9 +2113,14 @@ def test_trace_variables_pass_the_values_on(case: str) -> None:
         assert float(container["OTEL_TRACES_SAMPLER_ARG"]) == float(tracing["samplerArg"])
     else:
         assert "OTEL_TRACES_SAMPLER_ARG" not in env, "the sampler takes no argument"
+    # As the gateway's flag parser reads a boolean: exactly "true" or "false".
+    assert env[TRACE_URL_FULL] == {
+        "name": TRACE_URL_FULL,
+        "value": "true" if tracing["recordFullUrl"] else "false",
+    }
     for name, field in DOWNWARD_API_ENV.items():
         assert env[name] == {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field}}}
-    for name in (*OTEL_ENV, *DOWNWARD_API_ENV):
+    for name in (*OTEL_ENV, TRACE_URL_FULL, *DOWNWARD_API_ENV):
         assert env.get(name, {}).get("from") != "configMap", f"{name} must be in the container's env"
 
 
@@ -2130,6 +2139,7 @@ def test_trace_variables_of_the_grpc_file() -> None:
             "team=platform%2C%20security%20%3D%20ops"
         ),
     }
+    assert env[TRACE_URL_FULL]["value"] == "true"
 
 
 def test_trace_variables_of_the_http_file() -> None:
@@ -2144,6 +2154,7 @@ def test_trace_variables_of_the_http_file() -> None:
             "k8s.deployment.name=gw-graph-grpc-gateway,service.version=0.1.0"
         ),
     }
+    assert env[TRACE_URL_FULL]["value"] == "false", "off unless asked for"
 
 
 @pytest.mark.parametrize("case", list(ALL_RENDERS))
@@ -2282,11 +2293,16 @@ def test_tracing_defaults() -> None:
         "samplerArg": "1.0",
         "serviceName": "graph-grpc-gateway",
         "resourceAttributes": {},
+        "recordFullUrl": False,
     }
     sets = ("tracing.otlpEndpoint=http://otel-collector.monitoring:4317",)
     env = render(("existing-secret.yaml",), sets).env()
     assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "1.0"
     assert env["OTEL_SERVICE_NAME"]["value"] == "graph-grpc-gateway"
+    assert env["GATEWAY_TRACE_URL_FULL"]["value"] == "false"
+    # --set gives a boolean, which the gateway reads as written.
+    on = render(("existing-secret.yaml",), (*sets, "tracing.recordFullUrl=true")).env()
+    assert on["GATEWAY_TRACE_URL_FULL"]["value"] == "true"
 
 
 @pytest.mark.parametrize(
@@ -2352,6 +2368,8 @@ def test_network_policy_opens_the_collector_port(endpoint: str, protocol: str, p
         ({"resourceAttributes": {"team": "tab\there"}}, "/tracing/resourceAttributes/team"),
         ({"resourceAttributes": {"team": "two\nlines"}}, "/tracing/resourceAttributes/team"),
         ({"resourceAttributes": []}, "/tracing/resourceAttributes"),
+        ({"recordFullUrl": "true"}, "/tracing/recordFullUrl"),
+        ({"recordFullUrl": 1}, "/tracing/recordFullUrl"),
         ({"enabled": True}, "enabled"),
     ],
 )
@@ -2505,6 +2523,7 @@ def test_readme_tracing_example() -> None:
         "| `tracing.samplerArg` | `OTEL_TRACES_SAMPLER_ARG` | `\"1.0\"` |",
         "| `tracing.serviceName` | `OTEL_SERVICE_NAME` | `graph-grpc-gateway` |",
         "| `tracing.resourceAttributes` | `OTEL_RESOURCE_ATTRIBUTES` | `{}` |",
+        "| `tracing.recordFullUrl` | `GATEWAY_TRACE_URL_FULL` | `false` |",
     ):
         assert row in text, row
     for version in KUBE_VERSIONS:

@@ -31,13 +31,15 @@ pub struct Limits {
     pub max_retry_after: Duration,
     /// A success body past this is refused.
     pub max_answer_bytes: u64,
+    /// Whether the attempt's span records `url.full` too.
+    pub trace_url_full: bool,
 }
 
 /// Sends one attempt. Non-success statuses become [`GraphError::Status`].
 pub fn service(clients: crate::graph::Clients<GraphHttp>, limits: Limits) -> GraphService {
     GraphService::new(tower::service_fn(move |req: GraphRequest| {
         let client = clients.get().clone();
-        let span = attempt_span(&req);
+        let span = attempt_span(&req, limits.trace_url_full);
         async move { exchange(&client, req, limits).instrument(span).await }
     }))
 }
@@ -145,10 +147,11 @@ async fn exchange(
 }
 
 /// One attempt's client span, after OpenTelemetry's HTTP conventions:
-/// named by the method and the route with `{id}` for each task id, never
-/// the URL itself (no ids, no query, which may hold a filter's values).
+/// named by the method and the route with `{id}` for each task id. The URL
+/// itself (its ids, and a query that may hold a filter's values) only with
+/// `url_full` (`GATEWAY_TRACE_URL_FULL`), as `url.full`.
 /// A debug span: made only when traces are exported.
-fn attempt_span(req: &GraphRequest) -> tracing::Span {
+fn attempt_span(req: &GraphRequest, url_full: bool) -> tracing::Span {
     let span = tracing::debug_span!(
         "graph request",
         otel.name = tracing::field::Empty,
@@ -156,6 +159,7 @@ fn attempt_span(req: &GraphRequest) -> tracing::Span {
         otel.status_code = tracing::field::Empty,
         http.request.method = req.method.as_str(),
         url.template = tracing::field::Empty,
+        url.full = tracing::field::Empty,
         server.address = req.uri.host().unwrap_or_default(),
         http.response.status_code = tracing::field::Empty,
         http.request.resend_count = req.attempt,
@@ -171,8 +175,33 @@ fn attempt_span(req: &GraphRequest) -> tracing::Span {
             tracing::field::display(format_args!("{} {template}", req.method)),
         );
         span.record("url.template", template.as_str());
+        if url_full {
+            span.record("url.full", full_url(&req.uri).as_str());
+        }
     }
     span
+}
+
+/// `url.full` as OpenTelemetry's HTTP conventions write it: scheme, host,
+/// port, path and query; never a user name or password.
+fn full_url(uri: &http::Uri) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(host) = uri.host() {
+        out.push_str(host);
+    }
+    if let Some(port) = uri.port_u16() {
+        let _ = write!(out, ":{port}");
+    }
+    out.push_str(
+        uri.path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str),
+    );
+    out
 }
 
 /// A Graph path with every segment that is a task id as `{id}`.
@@ -200,4 +229,30 @@ fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_url;
+
+    #[test]
+    fn the_full_url_keeps_the_path_and_query_but_never_a_user() {
+        for (uri, want) in [
+            (
+                "https://graph.microsoft.com/beta/deviceAppManagement/deviceAppManagementTasks/5d630f12-0f12-5d63-120f-635d120f635d",
+                "https://graph.microsoft.com/beta/deviceAppManagement/deviceAppManagementTasks/5d630f12-0f12-5d63-120f-635d120f635d",
+            ),
+            (
+                "http://127.0.0.1:8081/beta/deviceAppManagement/deviceAppManagementTasks?$filter=status%20eq%20'pending'&$top=50",
+                "http://127.0.0.1:8081/beta/deviceAppManagement/deviceAppManagementTasks?$filter=status%20eq%20'pending'&$top=50",
+            ),
+            (
+                "https://user:password@[fd00::1]:8443/beta/x?a=1",
+                "https://[fd00::1]:8443/beta/x?a=1",
+            ),
+        ] {
+            let uri: http::Uri = uri.parse().expect("a URI");
+            assert_eq!(full_url(&uri), want);
+        }
+    }
 }

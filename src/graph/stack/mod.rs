@@ -147,6 +147,9 @@ pub struct StackSettings {
     /// Where replicas share the budget (when it is on) and the `request_id`
     /// memory, if they do.
     pub budget_store: Option<SharedBudget>,
+    /// Whether each attempt's span also records its full URL, `url.full`
+    /// (`GATEWAY_TRACE_URL_FULL`); off, only `url.template`.
+    pub trace_url_full: bool,
 }
 
 /// The budget shared through Redis, and whose budget it is.
@@ -171,6 +174,7 @@ pub fn build(
         exchange::Limits {
             max_retry_after: settings.max_retry_after,
             max_answer_bytes: settings.max_answer_bytes,
+            trace_url_full: settings.trace_url_full,
         },
     );
     let svc = timeout::layer(svc, settings.attempt_timeout);
