@@ -95,8 +95,8 @@ impl Gateway {
         // Graph calls: a client (and connection pool) per thread, so each
         // per-core worker sends on connections its own runtime drives; the
         // TLS configuration (the root store read once) is shared.
-        let graph_http = graph::GraphHttpConfig::new(use_proxy)
-            .context("building the Graph HTTP client")?;
+        let graph_http =
+            graph::GraphHttpConfig::new(use_proxy).context("building the Graph HTTP client")?;
         let graph_http = graph::Clients::per_thread(move || {
             Ok::<_, std::convert::Infallible>(graph_http.client())
         })

@@ -188,7 +188,7 @@ impl GraphHttp {
 /// it cannot parse are skipped; only a store with none usable and some
 /// unusable is an error), TLS 1.2 and 1.3, the process's crypto provider
 /// or ring.
-fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, BuildError> {
     let mut roots = rustls::RootCertStore::empty();
     let loaded = rustls_native_certs::load_native_certs();
     let (mut valid, mut invalid) = (0usize, 0usize);

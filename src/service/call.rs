@@ -174,7 +174,6 @@ impl Call {
 /// trace context `parent` (a new trace without one), and carrying its
 /// trace and span ids for the log lines written in it.
 pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
-    use tracing_opentelemetry::OpenTelemetrySpanExt;
     let service = crate::methods::SERVICE;
     let span = tracing::info_span!(
         "rpc",
@@ -191,17 +190,9 @@ pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    let _ = span.set_parent(parent);
-    let cx = span.context();
-    let ids = opentelemetry::trace::TraceContextExt::span(&cx)
-        .span_context()
-        .clone();
-    if ids.is_valid() {
-        span.record("trace_id", tracing::field::display(ids.trace_id()));
-        span.record("span_id", tracing::field::display(ids.span_id()));
-    }
-    if !ids.is_sampled() {
-        crate::telemetry::mark_unsampled(&span);
+    if let Some(ids) = crate::telemetry::spans::set_parent(&span, &parent) {
+        span.record("trace_id", tracing::field::display(ids.trace_id));
+        span.record("span_id", tracing::field::display(ids.span_id));
     }
     span
 }

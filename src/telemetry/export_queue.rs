@@ -1,4 +1,4 @@
-//! The span processor: ended spans go into a bounded queue in memory, and
+//! The span queue: ended spans go into a bounded queue in memory, and
 //! one thread, with a small runtime of its own, exports them in batches.
 //!
 //! A span's end costs a lock and a push: the export thread is woken only
@@ -7,11 +7,9 @@
 //! span itself). A slow or dead collector fills the queue; spans that find
 //! it full are dropped and counted, and no call waits for the collector.
 
-use super::otel::{TraceSettings, Transport, SPANS};
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter, SpanProcessor};
-use opentelemetry_sdk::Resource;
+use super::collector::Collector;
+use super::otel::{TraceSettings, SPANS};
+use super::otlp::Record;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,15 +21,14 @@ const BATCH_SPANS: usize = 512;
 /// How long a span waits for others to share its export.
 const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// How long one export may take before its spans count as failed.
-const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the calls hand the export thread.
 #[derive(Debug, Default)]
 struct Pending {
-    spans: Vec<SpanData>,
+    spans: Vec<Record>,
     /// When the oldest queued span came.
     since: Option<Instant>,
-    resource: Option<Resource>,
     /// Callers waiting for everything queued to be exported.
     flushes: Vec<mpsc::Sender<()>>,
     /// The processor is gone: export what is left and stop.
@@ -51,14 +48,15 @@ impl Shared {
     }
 }
 
-/// The span processor the tracer provider is built with.
+/// The queue the trace layer hands ended spans to.
 #[derive(Debug)]
 pub struct Queue {
     shared: Arc<Shared>,
 }
 
 impl Queue {
-    pub fn start(settings: TraceSettings) -> Self {
+    /// The queue, and its export thread started.
+    pub fn start(settings: TraceSettings) -> Arc<Self> {
         let shared = Arc::new(Shared::default());
         let theirs = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
@@ -68,28 +66,34 @@ impl Queue {
             tracing::warn!(error = %e, "cannot start the trace exporter; spans will be dropped");
             shared.lock().closed = true;
         }
-        Self { shared }
+        Arc::new(Self { shared })
     }
 
-    fn flush(&self, timeout: Duration) -> OTelSdkResult {
+    /// Waits until what is queued now was exported (or failed), for
+    /// `timeout` at most.
+    pub fn flush(&self, timeout: Duration) -> Result<(), Duration> {
         let (ack, done) = mpsc::channel();
         {
             let mut pending = self.shared.lock();
             if pending.closed {
-                return Err(OTelSdkError::AlreadyShutdown);
+                return Ok(());
             }
             pending.flushes.push(ack);
         }
         self.shared.wake.notify_one();
-        done.recv_timeout(timeout)
-            .map_err(|_| OTelSdkError::Timeout(timeout))
+        done.recv_timeout(timeout).map_err(|_| timeout)
+    }
+
+    /// Exports what is queued, within `timeout`, and stops the thread.
+    pub fn shutdown(&self, timeout: Duration) {
+        let _ = self.flush(timeout);
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
     }
 }
 
-impl SpanProcessor for Queue {
-    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
-
-    fn on_end(&self, span: SpanData) {
+impl super::spans::Sink for Queue {
+    fn push(&self, span: Record) {
         let queued = {
             let mut pending = self.shared.lock();
             if pending.closed || pending.spans.len() >= QUEUE_SPANS {
@@ -108,19 +112,6 @@ impl SpanProcessor for Queue {
             Some(_) => {}
         }
     }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.flush(EXPORT_TIMEOUT)
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.flush(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.shared.lock().resource = Some(resource.clone());
-        self.shared.wake.notify_one();
-    }
 }
 
 impl Drop for Queue {
@@ -132,8 +123,7 @@ impl Drop for Queue {
 
 /// What the export thread takes from the queue in one go.
 struct Taken {
-    spans: Vec<SpanData>,
-    resource: Option<Resource>,
+    spans: Vec<Record>,
     flushes: Vec<mpsc::Sender<()>>,
     closed: bool,
 }
@@ -148,7 +138,6 @@ fn take(shared: &Shared) -> Taken {
         let now = Instant::now();
         if pending.closed
             || !pending.flushes.is_empty()
-            || pending.resource.is_some()
             || pending.spans.len() >= BATCH_SPANS
             || due.is_some_and(|due| due <= now)
         {
@@ -168,24 +157,24 @@ fn take(shared: &Shared) -> Taken {
     pending.since = None;
     Taken {
         spans: std::mem::take(&mut pending.spans),
-        resource: pending.resource.take(),
         flushes: std::mem::take(&mut pending.flushes),
         closed: pending.closed,
     }
 }
 
 /// The export thread: a current-thread runtime of its own (the OTLP
-/// clients need one), batches of up to [`BATCH_SPANS`].
+/// clients need one), batches of up to [`BATCH_SPANS`], each written into
+/// one buffer kept from batch to batch.
 fn export_loop(settings: &TraceSettings, shared: &Shared) {
     let built = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
         .and_then(|rt| {
-            let exporter = rt.block_on(async { exporter(settings) });
-            exporter.map(|e| (rt, e)).map_err(|e| e.to_string())
+            let collector = rt.block_on(async { Collector::new(settings) });
+            collector.map(|c| (rt, c))
         });
-    let (runtime, mut exporter) = match built {
+    let (runtime, collector) = match built {
         Ok(built) => built,
         Err(e) => {
             tracing::warn!(error = %e, "cannot start the trace exporter; spans will be dropped");
@@ -196,15 +185,13 @@ fn export_loop(settings: &TraceSettings, shared: &Shared) {
             return;
         }
     };
+    let envelope = settings.envelope();
+    let mut buf = Vec::new();
     loop {
         let taken = take(shared);
-        if let Some(resource) = &taken.resource {
-            exporter.set_resource(resource);
-        }
-        let mut spans = taken.spans;
-        while !spans.is_empty() {
-            let rest = spans.split_off(spans.len().min(BATCH_SPANS));
-            export(&runtime, &exporter, std::mem::replace(&mut spans, rest));
+        for batch in taken.spans.chunks(BATCH_SPANS) {
+            envelope.encode(batch, &mut buf);
+            export(&runtime, &collector, &buf, batch.len() as u64);
         }
         for ack in taken.flushes {
             let _ = ack.send(());
@@ -217,10 +204,10 @@ fn export_loop(settings: &TraceSettings, shared: &Shared) {
     }
 }
 
-fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, spans: Vec<SpanData>) {
-    let n = spans.len() as u64;
+fn export(runtime: &tokio::runtime::Runtime, collector: &Collector, request: &[u8], n: u64) {
+    let body = bytes::Bytes::copy_from_slice(request);
     let result = runtime
-        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(spans)).await });
+        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, collector.send(body)).await });
     match result {
         Ok(Ok(())) => {
             SPANS.exported.inc_by(n);
@@ -233,65 +220,5 @@ fn export(runtime: &tokio::runtime::Runtime, exporter: &Exporter, spans: Vec<Spa
             SPANS.dropped("export_failed", n);
             tracing::debug!(spans = n, "an export to the trace collector timed out");
         }
-    }
-}
-
-type Exporter = opentelemetry_otlp::SpanExporter;
-
-fn exporter(settings: &TraceSettings) -> Result<Exporter, opentelemetry_otlp::ExporterBuildError> {
-    let url = settings.export_url();
-    match settings.transport {
-        Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build(),
-        Transport::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_http_client(HttpClient::default())
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(url)
-            .with_timeout(EXPORT_TIMEOUT)
-            .build(),
-    }
-}
-
-/// The OTLP/HTTP exporter's client: the gateway's own reqwest.
-#[derive(Debug, Clone)]
-struct HttpClient(reqwest::Client);
-
-impl Default for HttpClient {
-    fn default() -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(EXPORT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self(client)
-    }
-}
-
-#[tonic::async_trait]
-impl opentelemetry_http::HttpClient for HttpClient {
-    async fn send_bytes(
-        &self,
-        request: http::Request<bytes::Bytes>,
-    ) -> Result<http::Response<bytes::Bytes>, opentelemetry_http::HttpError> {
-        let (parts, body) = request.into_parts();
-        let mut req = self
-            .0
-            .request(parts.method, parts.uri.to_string())
-            .body(body);
-        for (name, value) in &parts.headers {
-            req = req.header(name, value);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await?;
-        let mut out = http::Response::new(body);
-        *out.status_mut() = status;
-        *out.headers_mut() = headers;
-        Ok(out)
     }
 }

@@ -3,9 +3,12 @@
 //! OpenTelemetry traces ([`otel`]).
 
 mod batch;
+mod collector;
 mod export_queue;
 mod log_fields;
 pub mod otel;
+pub mod otlp;
+pub mod spans;
 
 use crate::cli::{LogArgs, LogFormat};
 use tracing::subscriber::Interest;
@@ -30,8 +33,7 @@ pub struct LogGuard(
 /// costs the trace layer its server span only, not one per step.
 struct Exported;
 
-/// Marks a server span whose trace is not sampled.
-pub struct Unsampled;
+use spans::Unsampled;
 
 fn exported(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span() && meta.target().starts_with(env!("CARGO_CRATE_NAME"))
@@ -57,18 +59,6 @@ where
             Interest::never()
         }
     }
-}
-
-/// Marks `span` as the server span of a trace that is not sampled.
-pub fn mark_unsampled(span: &tracing::Span) {
-    span.with_subscriber(|(id, dispatch)| {
-        if let Some(span) = dispatch
-            .downcast_ref::<tracing_subscriber::Registry>()
-            .and_then(|registry| registry.span(id))
-        {
-            span.extensions_mut().insert(Unsampled);
-        }
-    });
 }
 
 /// Installs the global subscriber; a second call (as in tests) is a no-op.
@@ -105,20 +95,8 @@ pub fn init(args: &LogArgs, trace: Option<&otel::TraceSettings>) -> LogGuard {
     };
     let (traces, trace_guard) = match trace {
         Some(settings) => {
-            let (tracer, guard) = otel::tracer(settings);
-            // Only what a span says of itself: the code location, thread,
-            // target and busy/idle times the layer adds by default cost a
-            // clock read or an attribute on every enter, exit or span, and
-            // the gateway reads no OpenTelemetry context that it would
-            // have to attach on every poll.
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_location(false)
-                .with_threads(false)
-                .with_target(false)
-                .with_tracked_inactivity(false)
-                .with_context_activation(false)
-                .with_filter(Exported);
+            let (layer, guard) = otel::layer(settings);
+            let layer = layer.with_filter(Exported);
             (Some(layer), Some(guard))
         }
         None => (None, None),

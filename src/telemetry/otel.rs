@@ -12,15 +12,12 @@
 //! is slowed or failed by it.
 
 use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry::KeyValue;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::Sampler;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use crate::cli::TraceArgs;
@@ -155,16 +152,18 @@ impl TraceSettings {
         }
     }
 
-    fn resource(&self) -> Resource {
-        Resource::builder_empty()
-            .with_service_name(self.service_name.clone())
-            .with_attributes(
+    /// The resource (`service.name` first, then the other attributes)
+    /// and scope every export carries.
+    pub(super) fn envelope(&self) -> super::otlp::Envelope {
+        super::otlp::Envelope::new(
+            std::iter::once(("service.name", self.service_name.as_str())).chain(
                 self.resource
                     .iter()
                     .filter(|(k, _)| k != "service.name")
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
-            )
-            .build()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+            "graph-grpc-gateway",
+        )
     }
 
     /// Where spans are posted: the endpoint as given for gRPC; with
@@ -254,24 +253,20 @@ pub fn on() -> bool {
 
 /// Keeps the exporter until the process ends; dropping it exports what is
 /// queued (for a few seconds at most).
-pub struct TraceGuard(SdkTracerProvider);
+pub struct TraceGuard(Arc<super::export_queue::Queue>);
 
 impl Drop for TraceGuard {
     fn drop(&mut self) {
-        let _ = self.0.shutdown_with_timeout(Duration::from_secs(5));
+        self.0.shutdown(Duration::from_secs(5));
     }
 }
 
-/// The tracer for `settings`, exporting through the queue.
-pub fn tracer(settings: &TraceSettings) -> (opentelemetry_sdk::trace::SdkTracer, TraceGuard) {
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(settings.sampler())
-        .with_resource(settings.resource())
-        .with_span_processor(super::export_queue::Queue::start(settings.clone()))
-        .build();
+/// The trace layer for `settings`, exporting through the queue.
+pub fn layer(settings: &TraceSettings) -> (super::spans::SpanLayer, TraceGuard) {
+    let queue = super::export_queue::Queue::start(settings.clone());
+    let layer = super::spans::SpanLayer::new(settings.sampler(), queue.clone());
     ON.store(true, Ordering::Relaxed);
-    let tracer = provider.tracer("graph-grpc-gateway");
-    (tracer, TraceGuard(provider))
+    (layer, TraceGuard(queue))
 }
 
 /// The caller's W3C trace context (`traceparent`, `tracestate`) and

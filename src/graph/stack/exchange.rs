@@ -220,7 +220,7 @@ pub fn url_template(path: &str) -> String {
 
 /// The error and its causes. Neither hyper's errors nor the connector's
 /// repeat the URL or a header value.
-fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

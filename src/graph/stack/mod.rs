@@ -22,6 +22,7 @@ mod throttle;
 mod timeout;
 
 pub use admit::Admission;
+pub(crate) use exchange::describe;
 pub use retry::{budget as retry_budget, RetrySettings};
 pub use throttle::{ThrottleGate, DEFAULT_MAX_RETRY_AFTER};
 
