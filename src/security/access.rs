@@ -304,10 +304,11 @@ where
             match admitted {
                 Ok(admitted) => {
                     req.extensions_mut().insert(admitted);
-                    match span {
-                        Some(server) => inner.call(req).instrument(server).await,
-                        None => inner.call(req).await,
+                    if let Some(server) = span {
+                        req.extensions_mut()
+                            .insert(crate::service::ServerSpan(server));
                     }
+                    inner.call(req).await
                 }
                 Err(denial) => {
                     access.refused(

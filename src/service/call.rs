@@ -54,11 +54,9 @@ impl Call {
         let span = if crate::telemetry::otel::on() {
             // The access layer opened the call's server span already when
             // it checked the caller; otherwise it opens here.
-            let current = Span::current();
-            let span = if is_server_span(&current) {
-                current
-            } else {
-                server_span(rpc, crate::telemetry::otel::extract(md))
+            let span = match req.extensions().get::<ServerSpan>() {
+                Some(ServerSpan(span)) => span.clone(),
+                None => server_span(rpc, crate::telemetry::otel::extract(md)),
             };
             span.record("client_request_id", client_request_id.as_str());
             span
@@ -169,38 +167,41 @@ impl Call {
     }
 }
 
+/// A call's server span, opened by the access layer and handed to the
+/// handler in the request's extensions (not as the current span: entering
+/// it around the whole call would cost a registry lookup per layer on each
+/// poll, for nothing the handler's own spans need).
+#[derive(Debug, Clone)]
+pub struct ServerSpan(pub Span);
+
 /// The call's server span when traces are exported: named and attributed
 /// after OpenTelemetry's RPC conventions, the child of the caller's W3C
 /// trace context `parent` (a new trace without one), and carrying its
 /// trace and span ids for the log lines written in it.
 pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
     let service = crate::methods::SERVICE;
-    let span = tracing::info_span!(
-        "rpc",
-        otel.name = %format_args!("{service}/{rpc}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = rpc,
-        rpc.grpc.status_code = tracing::field::Empty,
-        rpc,
-        client_request_id = tracing::field::Empty,
-        request_id = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    if let Some(ids) = crate::telemetry::spans::set_parent(&span, &parent) {
+    let (span, ids) = crate::telemetry::spans::with_parent(parent, || {
+        tracing::info_span!(
+            "rpc",
+            otel.name = %format_args!("{service}/{rpc}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = service,
+            rpc.method = rpc,
+            rpc.grpc.status_code = tracing::field::Empty,
+            rpc,
+            client_request_id = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        )
+    });
+    if let Some(ids) = ids {
         span.record("trace_id", tracing::field::display(ids.trace_id));
         span.record("span_id", tracing::field::display(ids.span_id));
     }
     span
-}
-
-/// Whether `span` is a server span [`server_span`] opened.
-fn is_server_span(span: &Span) -> bool {
-    span.metadata()
-        .is_some_and(|m| m.name() == "rpc" && m.fields().field("rpc.system").is_some())
 }
 
 /// The gRPC code on the server span; the codes OpenTelemetry counts as a

@@ -34,7 +34,7 @@ use crate::proto::v1::{
 use crate::status::CallError;
 use crate::translate::{self, IdSegment, InvalidRequest, UnknownEnumValue};
 pub use abandon::Updates;
-pub use call::{record_code, server_span};
+pub use call::{record_code, server_span, ServerSpan};
 use call::{Call, Outcome};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};

@@ -156,7 +156,8 @@ fn take(shared: &Shared) -> Taken {
     }
     pending.since = None;
     Taken {
-        spans: std::mem::take(&mut pending.spans),
+        // The next spans go into a vector that need not grow.
+        spans: std::mem::replace(&mut pending.spans, Vec::with_capacity(BATCH_SPANS)),
         flushes: std::mem::take(&mut pending.flushes),
         closed: pending.closed,
     }

@@ -11,6 +11,7 @@ pub mod otlp;
 pub mod spans;
 
 use crate::cli::{LogArgs, LogFormat};
+use spans::Unsampled;
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{Directive, ParseError};
 use tracing_subscriber::layer::SubscriberExt;
@@ -32,8 +33,6 @@ pub struct LogGuard(
 /// the sampler left out ([`Unsampled`]), none: a call that is not sampled
 /// costs the trace layer its server span only, not one per step.
 struct Exported;
-
-use spans::Unsampled;
 
 fn exported(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span() && meta.target().starts_with(env!("CARGO_CRATE_NAME"))

@@ -55,6 +55,12 @@ pub enum Name {
     Text(Range),
 }
 
+/// Attributes a record has room for before it grows (the server span has
+/// ten, a Graph attempt eleven).
+const ATTRIBUTES: usize = 12;
+/// Text a record has room for before it grows.
+const TEXT_BYTES: usize = 256;
+
 /// One span, as recorded until it ends and as it is exported.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -90,8 +96,9 @@ impl Record {
             error: false,
             start_unix_nanos: start,
             end_unix_nanos: start,
-            attributes: Vec::new(),
-            text: String::new(),
+            // Enough for the gateway's spans: one allocation each.
+            attributes: Vec::with_capacity(ATTRIBUTES),
+            text: String::with_capacity(TEXT_BYTES),
         }
     }
 

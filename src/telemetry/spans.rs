@@ -7,8 +7,9 @@
 //! `otel.status_code = "ERROR"` marks it failed, and every other field is
 //! an attribute (the log-only `trace_id` and `span_id` fields, which
 //! repeat the span's own ids, excepted). A span with no gateway span above
-//! it starts a trace; the server span of a call takes the caller's W3C
-//! context as its parent ([`set_parent`]), and the sampler decides there.
+//! it starts a trace; the server span of a call is opened in the caller's
+//! W3C context ([`with_parent`]), and the sampler decides there, before
+//! any of its fields is recorded.
 //!
 //! Why not the bridge itself: it builds an SDK span builder per span with
 //! owned attribute values, starts an SDK span at its end, and its exporter
@@ -22,6 +23,7 @@ use opentelemetry::trace::{SpanKind, TraceContextExt, TraceId};
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -81,21 +83,6 @@ fn now_unix_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// Whether the sampler keeps a trace whose parent is `parent` (`None`: a
-/// new trace), and the trace state it gives the span.
-fn sample(
-    parent: Option<&opentelemetry::Context>,
-    trace_id: TraceId,
-    name: &str,
-) -> (bool, String) {
-    let result =
-        tracer()
-            .sampler
-            .should_sample(parent, trace_id, name, &SpanKind::Server, &[], &[]);
-    let kept = result.decision == SamplingDecision::RecordAndSample;
-    (kept, result.trace_state.header())
-}
-
 impl<S> tracing_subscriber::Layer<S> for SpanLayer
 where
     S: tracing::Subscriber + for<'a> LookupSpan<'a>,
@@ -103,6 +90,8 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let ids = &tracer().ids;
+        let start = now_unix_nanos();
+        let name = attrs.metadata().name();
         let parent = match span.parent() {
             None => None,
             Some(p) => {
@@ -115,31 +104,37 @@ where
                 theirs.get::<Open>().map(|o| (o.0.trace_id, o.0.span_id))
             }
         };
-        let start = now_unix_nanos();
-        let name = attrs.metadata().name();
-        let mut record = match parent {
+        let record = match parent {
             Some((trace_id, parent_id)) => {
                 let mut r = Record::new(trace_id, ids.new_span_id().to_bytes(), name, start);
                 r.parent_span_id = Some(parent_id);
                 r
             }
-            None => Record::new(
-                ids.new_trace_id().to_bytes(),
-                ids.new_span_id().to_bytes(),
-                name,
-                start,
-            ),
-        };
-        attrs.record(&mut Fields(&mut record));
-        let mut extensions = span.extensions_mut();
-        if parent.is_none() {
-            let (kept, state) = sample(None, TraceId::from_bytes(record.trace_id), name);
-            record.trace_state = state;
-            if !kept {
-                extensions.insert(Unsampled);
+            None => {
+                // A root: the caller's context, when the server span is
+                // being opened with one ([`with_parent`]), else a new trace.
+                let remote = PARENT.with(|p| p.borrow_mut().take());
+                let root = root(remote.as_ref(), name);
+                DECIDED.with(|d| d.set(Some(root.ids)));
+                if !root.ids.sampled {
+                    span.extensions_mut().insert(Unsampled);
+                    return;
+                }
+                let mut r = Record::new(
+                    root.ids.trace_id.to_bytes(),
+                    root.ids.span_id.to_bytes(),
+                    name,
+                    start,
+                );
+                r.parent_span_id = root.parent;
+                r.parent_remote = root.remote;
+                r.trace_state = root.trace_state;
+                r
             }
-        }
-        extensions.insert(Open(record));
+        };
+        let mut record = record;
+        attrs.record(&mut Fields(&mut record));
+        span.extensions_mut().insert(Open(record));
     }
 
     fn on_record(&self, id: &Id, values: &Values<'_>, ctx: Context<'_, S>) {
@@ -172,46 +167,68 @@ pub struct Ids {
     pub sampled: bool,
 }
 
-/// Makes `parent` (the caller's W3C context, when it sent one) the parent
-/// of `span`, a span with no gateway span above it, and samples its trace
-/// again with it: a caller's trace id and decision are followed as the
-/// sampler says. The span's ids, when it is recorded.
-pub fn set_parent(span: &tracing::Span, parent: &opentelemetry::Context) -> Option<Ids> {
-    let remote = parent.span().span_context().clone();
-    let mut ids = None;
-    span.with_subscriber(|(id, dispatch)| {
-        let Some(span) = dispatch
-            .downcast_ref::<tracing_subscriber::Registry>()
-            .and_then(|registry| registry.span(id))
-        else {
-            return;
-        };
-        let mut extensions = span.extensions_mut();
-        let Some(Open(record)) = extensions.get_mut::<Open>() else {
-            return;
-        };
-        let name = span.name();
-        let (kept, state) = if remote.is_valid() {
-            record.trace_id = remote.trace_id().to_bytes();
-            record.parent_span_id = Some(remote.span_id().to_bytes());
-            record.parent_remote = remote.is_remote();
-            sample(Some(parent), remote.trace_id(), name)
-        } else {
-            sample(None, TraceId::from_bytes(record.trace_id), name)
-        };
-        record.trace_state = state;
-        ids = Some(Ids {
-            trace_id: TraceId::from_bytes(record.trace_id),
-            span_id: opentelemetry::trace::SpanId::from_bytes(record.span_id),
-            sampled: kept,
-        });
-        if kept {
-            extensions.remove::<Unsampled>();
-        } else if extensions.get_mut::<Unsampled>().is_none() {
-            extensions.insert(Unsampled);
-        }
-    });
-    ids
+thread_local! {
+    /// The caller's context for the root span about to be opened.
+    static PARENT: RefCell<Option<opentelemetry::Context>> = const { RefCell::new(None) };
+    /// The ids the last root span opened on this thread was given.
+    static DECIDED: Cell<Option<Ids>> = const { Cell::new(None) };
+}
+
+/// What a root span starts with.
+struct Root {
+    ids: Ids,
+    parent: Option<[u8; 8]>,
+    remote: bool,
+    trace_state: String,
+}
+
+/// A root span's trace: the caller's (when `remote` is a valid context)
+/// or a new one, and whether the sampler keeps it.
+fn root(remote: Option<&opentelemetry::Context>, name: &str) -> Root {
+    let tracer = tracer();
+    let caller = remote
+        .map(|cx| cx.span().span_context().clone())
+        .filter(|sc| sc.is_valid());
+    let trace_id = caller
+        .as_ref()
+        .map_or_else(|| tracer.ids.new_trace_id(), |sc| sc.trace_id());
+    let result = tracer.sampler.should_sample(
+        remote.filter(|_| caller.is_some()),
+        trace_id,
+        name,
+        &SpanKind::Server,
+        &[],
+        &[],
+    );
+    Root {
+        ids: Ids {
+            trace_id,
+            span_id: tracer.ids.new_span_id(),
+            sampled: result.decision == SamplingDecision::RecordAndSample,
+        },
+        parent: caller.as_ref().map(|sc| sc.span_id().to_bytes()),
+        remote: caller.as_ref().is_some_and(|sc| sc.is_remote()),
+        trace_state: result.trace_state.header(),
+    }
+}
+
+/// Opens a call's server span with `open`, in the caller's trace `parent`
+/// (a new trace when it holds none), sampled as the sampler says of it.
+/// The span, and its ids when the trace layer saw it open.
+///
+/// The decision is made before the span's fields are recorded, so a call
+/// whose trace is not sampled costs the layer no record at all.
+pub fn with_parent(
+    parent: opentelemetry::Context,
+    open: impl FnOnce() -> tracing::Span,
+) -> (tracing::Span, Option<Ids>) {
+    PARENT.with(|p| *p.borrow_mut() = Some(parent));
+    DECIDED.with(|d| d.set(None));
+    let span = open();
+    // Not taken when the layer did not see the span open (no trace layer,
+    // or the span is not a root).
+    PARENT.with(|p| p.borrow_mut().take());
+    (span, DECIDED.with(Cell::take))
 }
 
 /// Writes a span's fields into its record.
@@ -354,8 +371,8 @@ mod tests {
         let mut ids = Vec::new();
         let spans = recorded(|| {
             for flags in ["01", "00"] {
-                let span = tracing::info_span!("rpc");
-                ids.push(set_parent(&span, &context(flags)).expect("recorded"));
+                let (span, decided) = with_parent(context(flags), || tracing::info_span!("rpc"));
+                ids.push(decided.expect("recorded"));
                 let _enter = span.enter();
                 tracing::info_span!("child").in_scope(|| {});
             }

@@ -206,16 +206,18 @@ fn full_url(uri: &http::Uri) -> String {
 
 /// A Graph path with every segment that is a task id as `{id}`.
 pub fn url_template(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            if crate::translate::is_guid(segment) {
-                "{id}"
-            } else {
-                segment
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/")
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(if crate::translate::is_guid(segment) {
+            "{id}"
+        } else {
+            segment
+        });
+    }
+    out
 }
 
 /// The error and its causes. Neither hyper's errors nor the connector's
@@ -233,7 +235,30 @@ pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::full_url;
+    use super::{full_url, url_template};
+
+    #[test]
+    fn a_url_template_has_id_for_each_task_id_and_nothing_else_changed() {
+        for (path, want) in [
+            (
+                "/beta/deviceAppManagement/deviceAppManagementTasks/5d630f12-0f12-5d63-120f-635d120f635d",
+                "/beta/deviceAppManagement/deviceAppManagementTasks/{id}",
+            ),
+            (
+                "/beta/deviceAppManagement/deviceAppManagementTasks",
+                "/beta/deviceAppManagement/deviceAppManagementTasks",
+            ),
+            (
+                "/beta/deviceAppManagement/deviceAppManagementTasks/5d630f12-0f12-5d63-120f-635d120f635d/updateStatus",
+                "/beta/deviceAppManagement/deviceAppManagementTasks/{id}/updateStatus",
+            ),
+            ("/beta/$batch", "/beta/$batch"),
+            ("", ""),
+            ("/", "/"),
+        ] {
+            assert_eq!(url_template(path), want, "{path}");
+        }
+    }
 
     #[test]
     fn the_full_url_keeps_the_path_and_query_but_never_a_user() {
