@@ -17,7 +17,7 @@
 mod common;
 
 use common::metrics::Scrape;
-use common::process::Running;
+use common::process::{loopback_gateway_env, spawn_gateway, wait_serving, Running};
 use common::redis::RedisServer;
 use graph_grpc_gateway::budget::redis::BudgetKey;
 use graph_grpc_gateway::emulator::{IntuneReport, IntuneUsage};
@@ -197,32 +197,18 @@ impl Replica {
 /// Starts `n` replicas sharing the budget in `redis`, against `emulator`,
 /// all spawned before any is waited for.
 fn start_replicas(n: usize, emulator: &Emulator, redis: &RedisServer) -> Vec<Replica> {
-    let env = vec![
-        ("AZURE_TENANT_ID", TENANT.to_owned()),
-        ("AZURE_CLIENT_ID", APP.to_owned()),
-        ("AZURE_CLIENT_SECRET", "replica-secret".to_owned()),
-        ("AZURE_AUTHORITY_HOST", emulator.base.clone()),
-        ("GRAPH_BASE_URL", format!("{}/beta", emulator.base)),
-        // Loopback test: no TLS, no caller policy, said out loud.
-        ("GATEWAY_PLAINTEXT", "true".to_owned()),
-        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+    let mut env = loopback_gateway_env(&emulator.base, TENANT, APP, "replica-secret");
+    env.extend([
         ("GRAPH_BUDGET", "on".to_owned()),
         ("GRAPH_WRITE_BUDGET", WRITE_BUDGET.to_owned()),
         ("GRAPH_REQUEST_BUDGET", REQUEST_BUDGET.to_owned()),
         ("GRAPH_BUDGET_REDIS_URL", redis.url()),
         ("GATEWAY_REPLICAS", n.to_string()),
-    ];
+    ]);
     let processes: Vec<Running> = (0..n)
         .map(|_| {
-            Running::spawn_with_env(
+            spawn_gateway(
                 &[
-                    "serve",
-                    "--grpc-addr",
-                    "127.0.0.1:0",
-                    "--admin-addr",
-                    "127.0.0.1:0",
-                    "--log-format",
-                    "json",
                     "--log",
                     "warn,graph_grpc_gateway::server=info,graph_grpc_gateway::budget=info",
                 ],
@@ -233,10 +219,10 @@ fn start_replicas(n: usize, emulator: &Emulator, redis: &RedisServer) -> Vec<Rep
     processes
         .into_iter()
         .map(|process| {
-            let line = process.wait_for_line("graph-grpc-gateway serving", PATIENCE);
+            let (grpc, admin) = wait_serving(&process, PATIENCE);
             Replica {
-                grpc: field(&line, "grpc_addr").parse().expect("grpc_addr"),
-                admin: format!("http://{}", field(&line, "admin_addr")),
+                grpc: grpc.parse().expect("grpc_addr"),
+                admin,
                 _process: process,
             }
         })

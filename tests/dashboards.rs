@@ -10,7 +10,7 @@
 mod common;
 
 use common::metrics::Scrape;
-use common::process::{emulator_and_gateway, Running};
+use common::process::{emulator_gateway_and_client, Running};
 use graph_grpc_gateway::emulator::seed::EXAMPLE_TASK_ID;
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use serde_json::{json, Value};
@@ -167,32 +167,19 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
-        let started = tokio::task::spawn_blocking(|| {
-            emulator_and_gateway(
-                &["--require-auth"],
-                "dashboards-test-secret",
-                Vec::new(),
-                &[],
-            )
-        })
-        .await
-        .expect("started");
-        let grpc = started.grpc_addr;
-        let (emulator_process, emulator, gateway, admin) = (
-            started.emulator,
-            started.emulator_url,
-            started.gateway,
-            started.admin_url,
-        );
-        let client = SecurityConfigurationTaskServiceClient::connect(format!("http://{grpc}"))
-            .await
-            .expect("connects");
+        let (started, client) = emulator_gateway_and_client(
+            &["--require-auth"],
+            "dashboards-test-secret",
+            Vec::new(),
+            &[],
+        )
+        .await;
         Self {
-            _emulator: emulator_process,
-            emulator,
-            _gateway: gateway,
+            _emulator: started.emulator,
+            emulator: started.emulator_url,
+            _gateway: started.gateway,
             client,
-            admin,
+            admin: started.admin_url,
         }
     }
 

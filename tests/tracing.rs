@@ -10,7 +10,7 @@
 mod common;
 
 use common::otlp::{OtlpReceiver, ReceivedSpan};
-use common::process::{emulator_and_gateway, Running};
+use common::process::{emulator_gateway_and_client, Running};
 use graph_grpc_gateway::proto::v1::security_configuration_task_service_client::SecurityConfigurationTaskServiceClient;
 use graph_grpc_gateway::proto::v1::{
     SecurityConfigurationTask, UpdateSecurityConfigurationTaskRequest,
@@ -47,44 +47,30 @@ impl Stack {
         protocol: &str,
         more: Vec<(&'static str, String)>,
     ) -> Self {
-        let protocol = protocol.to_owned();
-        let started = tokio::task::spawn_blocking(move || {
-            let mut env = vec![
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
-                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
-                ("OTEL_SERVICE_NAME", "gateway-under-test".to_owned()),
-                (
-                    "OTEL_RESOURCE_ATTRIBUTES",
-                    "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
-                ),
-            ];
-            env.extend(more);
-            // Every call's own line ("call finished") is debug.
-            emulator_and_gateway(
-                &[],
-                SECRET,
-                env,
-                &["--log", "info,graph_grpc_gateway::service=debug"],
-            )
-        })
-        .await
-        .expect("started");
-        let grpc = started.grpc_addr;
-        let (emulator_process, emulator, gateway, admin) = (
-            started.emulator,
-            started.emulator_url,
-            started.gateway,
-            started.admin_url,
-        );
-        let client = SecurityConfigurationTaskServiceClient::connect(format!("http://{grpc}"))
-            .await
-            .expect("connects");
+        let mut env = vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.to_owned()),
+            ("OTEL_SERVICE_NAME", "gateway-under-test".to_owned()),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "k8s.pod.name=gw-0,team=sec%20ops".to_owned(),
+            ),
+        ];
+        env.extend(more);
+        // Every call's own line ("call finished") is debug.
+        let (started, client) = emulator_gateway_and_client(
+            &[],
+            SECRET,
+            env,
+            &["--log", "info,graph_grpc_gateway::service=debug"],
+        )
+        .await;
         Self {
-            _emulator: emulator_process,
-            emulator,
-            gateway,
+            _emulator: started.emulator,
+            emulator: started.emulator_url,
+            gateway: started.gateway,
             client,
-            admin,
+            admin: started.admin_url,
         }
     }
 

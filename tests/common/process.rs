@@ -203,6 +203,52 @@ pub fn log_field(line: &str, name: &str) -> String {
     v[name].as_str().expect(name).to_owned()
 }
 
+/// A gateway's environment on loopback: app `client` of `tenant` with
+/// `secret`, Entra ID and Graph both at the emulator at `emulator_url`,
+/// plaintext gRPC and no caller policy (said out loud).
+pub fn loopback_gateway_env(
+    emulator_url: &str,
+    tenant: &str,
+    client: &str,
+    secret: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("AZURE_TENANT_ID", tenant.to_owned()),
+        ("AZURE_CLIENT_ID", client.to_owned()),
+        ("AZURE_CLIENT_SECRET", secret.to_owned()),
+        ("AZURE_AUTHORITY_HOST", emulator_url.to_owned()),
+        ("GRAPH_BASE_URL", format!("{emulator_url}/beta")),
+        ("GATEWAY_PLAINTEXT", "true".to_owned()),
+        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
+    ]
+}
+
+/// Spawns `serve` on free loopback ports with JSON log lines, `serve_args`
+/// and `env`; [`wait_serving`] waits for it.
+pub fn spawn_gateway(serve_args: &[&str], env: &[(&str, String)]) -> Running {
+    let mut args = vec![
+        "serve",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ];
+    args.extend_from_slice(serve_args);
+    Running::spawn_with_env(&args, env)
+}
+
+/// Waits up to `patience` for `gateway` to serve: its gRPC address and
+/// its admin URL (`http://` and the port).
+pub fn wait_serving(gateway: &Running, patience: Duration) -> (String, String) {
+    let line = gateway.wait_for_line("graph-grpc-gateway serving", patience);
+    (
+        log_field(&line, "grpc_addr"),
+        format!("http://{}", log_field(&line, "admin_addr")),
+    )
+}
+
 /// Starts `emulator` on a loopback port with `emulator_args`, then `serve`
 /// against it (plaintext gRPC, no caller policy, JSON log lines, retries
 /// 10 ms apart) with `secret` as the client secret, `env` and `serve_args`.
@@ -221,40 +267,40 @@ pub fn emulator_and_gateway(
     let emulator_url = log_field(&line, "base_url")
         .trim_end_matches("/beta")
         .to_owned();
-    let mut all = vec![
-        (
-            "AZURE_TENANT_ID",
-            "11111111-1111-1111-1111-111111111111".to_owned(),
-        ),
-        (
-            "AZURE_CLIENT_ID",
-            "22222222-2222-2222-2222-222222222222".to_owned(),
-        ),
-        ("AZURE_CLIENT_SECRET", secret.to_owned()),
-        ("AZURE_AUTHORITY_HOST", emulator_url.clone()),
-        ("GRAPH_BASE_URL", format!("{emulator_url}/beta")),
-        ("GATEWAY_PLAINTEXT", "true".to_owned()),
-        ("GATEWAY_ALLOW_UNAUTHENTICATED", "true".to_owned()),
-        ("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()),
-    ];
+    let mut all = loopback_gateway_env(
+        &emulator_url,
+        "11111111-1111-1111-1111-111111111111",
+        "22222222-2222-2222-2222-222222222222",
+        secret,
+    );
+    all.push(("GRAPH_RETRY_BASE_DELAY", "10ms".to_owned()));
     all.extend(env);
-    let mut args = vec![
-        "serve",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-    ];
-    args.extend_from_slice(serve_args);
-    let gateway = Running::spawn_with_env(&args, &all);
-    let line = gateway.wait_for_line("graph-grpc-gateway serving", PATIENCE);
+    let gateway = spawn_gateway(serve_args, &all);
+    let (grpc_addr, admin_url) = wait_serving(&gateway, PATIENCE);
     GatewayProcesses {
         emulator,
         emulator_url,
-        grpc_addr: log_field(&line, "grpc_addr"),
-        admin_url: format!("http://{}", log_field(&line, "admin_addr")),
+        grpc_addr,
+        admin_url,
         gateway,
     }
+}
+
+/// [`emulator_and_gateway`] from async code, and a gRPC client connected
+/// to the gateway.
+pub async fn emulator_gateway_and_client(
+    emulator_args: &'static [&'static str],
+    secret: &'static str,
+    env: Vec<(&'static str, String)>,
+    serve_args: &'static [&'static str],
+) -> (GatewayProcesses, super::Client) {
+    let started = tokio::task::spawn_blocking(move || {
+        emulator_and_gateway(emulator_args, secret, env, serve_args)
+    })
+    .await
+    .expect("started");
+    let client = super::Client::connect(format!("http://{}", started.grpc_addr))
+        .await
+        .expect("connects");
+    (started, client)
 }
