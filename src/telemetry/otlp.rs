@@ -3,8 +3,9 @@
 //! batch's spans, written straight from the records into one buffer.
 //!
 //! A record keeps what the gateway's spans say and nothing more: ids, a
-//! name, a kind, two times, an error mark and a few attributes whose text
-//! shares one `String`. Writing the request from it costs a pass to size
+//! name, a kind, two times, an error mark and up to [`MAX_ATTRIBUTES`]
+//! attributes, held in the record itself with their text. Writing the
+//! request from it costs a pass to size
 //! each nested message and a pass to write it, with no intermediate
 //! message values (see PERFORMANCE.md, "Tracing"). The tests decode what
 //! is written with the `opentelemetry-proto` message definitions.
@@ -55,11 +56,74 @@ pub enum Name {
     Text(Range),
 }
 
-/// Attributes a record has room for before it grows (the server span has
-/// ten, a Graph attempt eleven).
-const ATTRIBUTES: usize = 12;
-/// Text a record has room for before it grows.
-const TEXT_BYTES: usize = 256;
+/// Attributes a record holds (the server span has ten, a Graph attempt
+/// eleven); more are dropped and counted, as OTLP allows.
+pub const MAX_ATTRIBUTES: usize = 16;
+/// Text a record holds in itself; past that it moves to the heap.
+const INLINE_TEXT: usize = 320;
+
+/// A record's text: in the record up to [`INLINE_TEXT`] bytes, so a span
+/// costs no allocation of its own for it (and none is freed by the export
+/// thread, which glibc's allocator makes dear), on the heap past that.
+#[derive(Clone)]
+pub struct Text {
+    inline: [u8; INLINE_TEXT],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl Text {
+    fn new() -> Self {
+        Self {
+            inline: [0; INLINE_TEXT],
+            len: 0,
+            heap: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.heap.as_ref().map_or(self.len, String::len)
+    }
+
+    fn push_str(&mut self, s: &str) {
+        if let Some(heap) = &mut self.heap {
+            heap.push_str(s);
+        } else if self.len + s.len() <= INLINE_TEXT {
+            self.inline[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            let mut heap = String::with_capacity(2 * (self.len + s.len()));
+            heap.push_str(std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default());
+            heap.push_str(s);
+            self.heap = Some(heap);
+        }
+    }
+
+    /// `start..end`; whole `str`s are pushed, so a range is one.
+    fn get(&self, start: usize, end: usize) -> &str {
+        match &self.heap {
+            Some(heap) => heap.get(start..end).unwrap_or_default(),
+            None => self
+                .inline
+                .get(start..end)
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Text").field("len", &self.len()).finish()
+    }
+}
 
 /// One span, as recorded until it ends and as it is exported.
 #[derive(Debug, Clone)]
@@ -77,9 +141,12 @@ pub struct Record {
     pub error: bool,
     pub start_unix_nanos: u64,
     pub end_unix_nanos: u64,
-    pub attributes: Vec<(&'static str, Value)>,
+    attributes: [(&'static str, Value); MAX_ATTRIBUTES],
+    attribute_count: usize,
+    /// Attributes past [`MAX_ATTRIBUTES`], not kept.
+    dropped_attributes: u32,
     /// The text of the name and of every text attribute.
-    pub text: String,
+    text: Text,
 }
 
 impl Record {
@@ -96,9 +163,10 @@ impl Record {
             error: false,
             start_unix_nanos: start,
             end_unix_nanos: start,
-            // Enough for the gateway's spans: one allocation each.
-            attributes: Vec::with_capacity(ATTRIBUTES),
-            text: String::with_capacity(TEXT_BYTES),
+            attributes: [("", Value::Bool(false)); MAX_ATTRIBUTES],
+            attribute_count: 0,
+            dropped_attributes: 0,
+            text: Text::new(),
         }
     }
 
@@ -110,7 +178,7 @@ impl Record {
     }
 
     /// Keeps what `f` writes in the record's text.
-    pub fn keep_with(&mut self, f: impl FnOnce(&mut String)) -> Range {
+    pub fn keep_with(&mut self, f: impl FnOnce(&mut dyn std::fmt::Write)) -> Range {
         let start = self.text.len();
         f(&mut self.text);
         Range(start as u32, self.text.len() as u32)
@@ -118,17 +186,25 @@ impl Record {
 
     /// Sets attribute `key`, in place of any value it had.
     pub fn set(&mut self, key: &'static str, value: Value) {
-        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.attributes.push((key, value)),
+        let count = self.attribute_count;
+        if let Some(slot) = self.attributes[..count].iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+        } else if count < MAX_ATTRIBUTES {
+            self.attributes[count] = (key, value);
+            self.attribute_count += 1;
+        } else {
+            self.dropped_attributes += 1;
         }
+    }
+
+    /// The attributes, in the order they were first set.
+    pub fn attributes(&self) -> &[(&'static str, Value)] {
+        &self.attributes[..self.attribute_count]
     }
 
     /// The text `range` points at.
     pub fn str(&self, Range(start, end): Range) -> &str {
-        self.text
-            .get(start as usize..end as usize)
-            .unwrap_or_default()
+        self.text.get(start as usize, end as usize)
     }
 
     /// The span's name.
@@ -141,7 +217,7 @@ impl Record {
 
     /// The value of attribute `key`, as text (for tests and logs).
     pub fn attribute(&self, key: &str) -> Option<String> {
-        let (_, value) = self.attributes.iter().find(|(k, _)| *k == key)?;
+        let (_, value) = self.attributes().iter().find(|(k, _)| *k == key)?;
         Some(match *value {
             Value::Text(r) => self.str(r).to_owned(),
             Value::Int(i) => i.to_string(),
@@ -169,6 +245,7 @@ const SPAN_KIND: u32 = 6;
 const SPAN_START: u32 = 7;
 const SPAN_END: u32 = 8;
 const SPAN_ATTRIBUTES: u32 = 9;
+const SPAN_DROPPED_ATTRIBUTES: u32 = 10;
 const SPAN_STATUS: u32 = 15;
 const SPAN_FLAGS: u32 = 16;
 const STATUS_CODE: u32 = 3;
@@ -292,8 +369,12 @@ fn span_len(span: &Record) -> usize {
     len += string_len(SPAN_NAME, span.name().len());
     len += key_len(SPAN_KIND) + encoded_len_varint(span.kind as u64);
     len += 2 * (key_len(SPAN_START) + 8);
-    for (key, value) in &span.attributes {
+    for (key, value) in span.attributes() {
         len += message_len(SPAN_ATTRIBUTES, key_value_len(span, key, value));
+    }
+    if span.dropped_attributes > 0 {
+        len += key_len(SPAN_DROPPED_ATTRIBUTES)
+            + encoded_len_varint(u64::from(span.dropped_attributes));
     }
     if span.error {
         len += message_len(SPAN_STATUS, status_len());
@@ -317,7 +398,7 @@ fn encode_span(span: &Record, buf: &mut Vec<u8>) {
     buf.extend_from_slice(&span.start_unix_nanos.to_le_bytes());
     encode_key(SPAN_END, WireType::SixtyFourBit, buf);
     buf.extend_from_slice(&span.end_unix_nanos.to_le_bytes());
-    for (key, value) in &span.attributes {
+    for (key, value) in span.attributes() {
         encode_message_header(SPAN_ATTRIBUTES, key_value_len(span, key, value), buf);
         encode_string(KEY_VALUE_KEY, key, buf);
         encode_message_header(KEY_VALUE_VALUE, any_len(span, value), buf);
@@ -336,6 +417,10 @@ fn encode_span(span: &Record, buf: &mut Vec<u8>) {
                 buf.extend_from_slice(&f.to_le_bytes());
             }
         }
+    }
+    if span.dropped_attributes > 0 {
+        encode_key(SPAN_DROPPED_ATTRIBUTES, WireType::Varint, buf);
+        encode_varint(u64::from(span.dropped_attributes), buf);
     }
     if span.error {
         encode_message_header(SPAN_STATUS, status_len(), buf);
@@ -377,8 +462,11 @@ mod tests {
         r.set("token.cache_hit", Value::Bool(true));
         r.set("ratio", Value::Float(0.25));
         r.set("negative", Value::Int(-3));
+        // Past what the record holds in itself: its text moves to the heap.
         let long = r.keep(&"x".repeat(300));
         r.set("long", Value::Text(long));
+        let after = r.keep("é after");
+        r.set("after", Value::Text(after));
         r
     }
 
@@ -462,8 +550,10 @@ mod tests {
                 ("ratio".into(), Some(Any::DoubleValue(0.25))),
                 ("negative".into(), Some(Any::IntValue(-3))),
                 ("long".into(), Some(Any::StringValue("x".repeat(300)))),
+                ("after".into(), Some(Any::StringValue("é after".into()))),
             ]
         );
+        assert_eq!(s.dropped_attributes_count, 0);
         let c = &ss.spans[1];
         assert_eq!(c.name, "access");
         assert_eq!(c.kind, 1);
@@ -482,6 +572,31 @@ mod tests {
         assert!(span.parent_span_id.is_empty());
         let request = decode(&[]);
         assert!(request.resource_spans[0].scope_spans[0].spans.is_empty());
+    }
+
+    #[test]
+    fn attributes_past_the_limit_are_dropped_and_counted() {
+        let mut r = child();
+        const KEYS: [&str; MAX_ATTRIBUTES + 2] = [
+            "a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "a10", "a11", "a12", "a13",
+            "a14", "a15", "a16", "a17",
+        ];
+        for (i, key) in KEYS.into_iter().enumerate() {
+            r.set(key, Value::Int(i as i64));
+        }
+        // A key already held is replaced, not dropped.
+        r.set("a0", Value::Int(100));
+        let request = decode(&[r]);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.attributes.len(), MAX_ATTRIBUTES);
+        assert_eq!(span.dropped_attributes_count, 2);
+        assert_eq!(
+            span.attributes[0]
+                .value
+                .as_ref()
+                .and_then(|v| v.value.clone()),
+            Some(Any::IntValue(100))
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //! owned attribute values, starts an SDK span at its end, and its exporter
 //! converts each span again into protobuf messages; at full sampling that
 //! was most of a call's added CPU (see PERFORMANCE.md, "Tracing"). A
-//! record here is one allocation for its text and one for its attributes,
-//! and the exporter writes the protobuf straight from it.
+//! record here holds its attributes and their text in itself (the span's
+//! one allocation is the registry's box for it), and the exporter writes
+//! the protobuf straight from it.
 
 use super::otlp::{Kind, Name, Range, Record, Value};
 use opentelemetry::trace::{SpanKind, TraceContextExt, TraceId};
@@ -24,7 +25,6 @@ use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
 use std::cell::{Cell, RefCell};
-use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
