@@ -177,10 +177,25 @@ pub struct ServerSpan(pub Span);
 /// The call's server span when traces are exported: named and attributed
 /// after OpenTelemetry's RPC conventions, the child of the caller's W3C
 /// trace context `parent` (a new trace without one), and carrying its
-/// trace and span ids for the log lines written in it.
+/// trace and span ids for the log lines written in it. For a call the
+/// sampler leaves out, a log-only span with the same ids: the trace layer
+/// has nothing to record for it.
 pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
     let service = crate::methods::SERVICE;
-    let (span, ids) = crate::telemetry::spans::with_parent(parent, || {
+    let root = crate::telemetry::spans::decide(&parent);
+    let ids = root.ids;
+    if !ids.sampled {
+        // The call's log lines still carry the trace's ids.
+        return tracing::info_span!(
+            "rpc",
+            rpc,
+            client_request_id = tracing::field::Empty,
+            request_id = tracing::field::Empty,
+            trace_id = %ids.trace_id,
+            span_id = %ids.span_id,
+        );
+    }
+    crate::telemetry::spans::open_root(root, || {
         tracing::info_span!(
             "rpc",
             otel.name = %format_args!("{service}/{rpc}"),
@@ -193,15 +208,10 @@ pub fn server_span(rpc: &'static str, parent: opentelemetry::Context) -> Span {
             rpc,
             client_request_id = tracing::field::Empty,
             request_id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
+            trace_id = %ids.trace_id,
+            span_id = %ids.span_id,
         )
-    });
-    if let Some(ids) = ids {
-        span.record("trace_id", tracing::field::display(ids.trace_id));
-        span.record("span_id", tracing::field::display(ids.span_id));
-    }
-    span
+    })
 }
 
 /// The gRPC code on the server span; the codes OpenTelemetry counts as a

@@ -11,7 +11,6 @@ pub mod otlp;
 pub mod spans;
 
 use crate::cli::{LogArgs, LogFormat};
-use spans::Unsampled;
 use tracing::subscriber::Interest;
 use tracing_subscriber::filter::{Directive, ParseError};
 use tracing_subscriber::layer::SubscriberExt;
@@ -29,13 +28,19 @@ pub struct LogGuard(
 
 /// The spans exported as traces: the gateway's own, not its libraries'
 /// (tonic, hyper, h2), and spans only: a log event is never a span event,
-/// so no log text reaches the collector. Under a server span whose trace
-/// the sampler left out ([`Unsampled`]), none: a call that is not sampled
-/// costs the trace layer its server span only, not one per step.
+/// so no log text reaches the collector. A sampled call's server span
+/// (a span with an `rpc.system` field, opened only for a sampled call),
+/// and spans under a recorded span; no other: a call that is not sampled
+/// opens a log-only span instead, and nothing under it is made for the
+/// trace layer.
 struct Exported;
 
 fn exported(meta: &tracing::Metadata<'_>) -> bool {
     meta.is_span() && meta.target().starts_with(env!("CARGO_CRATE_NAME"))
+}
+
+fn server_span(meta: &tracing::Metadata<'_>) -> bool {
+    meta.fields().field("rpc.system").is_some()
 }
 
 impl<S> Filter<S> for Exported
@@ -44,11 +49,12 @@ where
 {
     fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &Context<'_, S>) -> bool {
         // The context sees the spans this layer sees: the nearest one is
-        // the server span, or a child of a sampled one.
+        // the server span or one under it.
         exported(meta)
-            && cx
-                .lookup_current()
-                .is_none_or(|parent| parent.extensions().get::<Unsampled>().is_none())
+            && (server_span(meta)
+                || cx
+                    .lookup_current()
+                    .is_some_and(|parent| spans::recording(&parent.extensions())))
     }
 
     fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> Interest {

@@ -6,10 +6,12 @@
 //! established: `otel.name` names the span, `otel.kind` gives its kind,
 //! `otel.status_code = "ERROR"` marks it failed, and every other field is
 //! an attribute (the log-only `trace_id` and `span_id` fields, which
-//! repeat the span's own ids, excepted). A span with no gateway span above
-//! it starts a trace; the server span of a call is opened in the caller's
-//! W3C context ([`with_parent`]), and the sampler decides there, before
-//! any of its fields is recorded.
+//! repeat the span's own ids, excepted). A trace starts at a call's server
+//! span: the sampler decides, in the caller's W3C context, before the span
+//! is opened ([`decide`]); a sampled call's server span is opened with the
+//! decision ([`open_root`]), and only spans under a recorded span are
+//! recorded (the [`super::Exported`] filter does not even let the others
+//! be made). A call that is not sampled has no span for the trace layer.
 //!
 //! Why not the bridge itself: it builds an SDK span builder per span with
 //! owned attribute values, starts an SDK span at its end, and its exporter
@@ -24,7 +26,7 @@ use opentelemetry::trace::{SpanKind, TraceContextExt, TraceId};
 use opentelemetry_sdk::trace::{
     IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, ShouldSample,
 };
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
@@ -73,9 +75,11 @@ impl SpanLayer {
 /// A span's record while it is open.
 struct Open(Record);
 
-/// Marks a span whose trace is not sampled: it and its children are not
-/// exported (the filter does not even pass the children on).
-pub struct Unsampled;
+/// Whether a span (by its extensions) is being recorded: the filter lets
+/// a span be made under such a span only.
+pub fn recording(extensions: &tracing_subscriber::registry::Extensions<'_>) -> bool {
+    extensions.get::<Open>().is_some()
+}
 
 fn now_unix_nanos() -> u64 {
     SystemTime::now()
@@ -92,18 +96,11 @@ where
         let ids = &tracer().ids;
         let start = now_unix_nanos();
         let name = attrs.metadata().name();
-        let parent = match span.parent() {
-            None => None,
-            Some(p) => {
-                let theirs = p.extensions();
-                if theirs.get::<Unsampled>().is_some() {
-                    drop(theirs);
-                    span.extensions_mut().insert(Unsampled);
-                    return;
-                }
-                theirs.get::<Open>().map(|o| (o.0.trace_id, o.0.span_id))
-            }
-        };
+        let parent = span.parent().and_then(|p| {
+            p.extensions()
+                .get::<Open>()
+                .map(|o| (o.0.trace_id, o.0.span_id))
+        });
         let record = match parent {
             Some((trace_id, parent_id)) => {
                 let mut r = Record::new(trace_id, ids.new_span_id().to_bytes(), name, start);
@@ -111,13 +108,12 @@ where
                 r
             }
             None => {
-                // A root: the caller's context, when the server span is
-                // being opened with one ([`with_parent`]), else a new trace.
-                let remote = PARENT.with(|p| p.borrow_mut().take());
-                let root = root(remote.as_ref(), name);
-                DECIDED.with(|d| d.set(Some(root.ids)));
+                // A server span, opened with its decision ([`open_root`]);
+                // without one, a new trace, sampled here.
+                let root = ROOT
+                    .with(Cell::take)
+                    .unwrap_or_else(|| decide(&opentelemetry::Context::new()));
                 if !root.ids.sampled {
-                    span.extensions_mut().insert(Unsampled);
                     return;
                 }
                 let mut r = Record::new(
@@ -148,9 +144,6 @@ where
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let mut extensions = span.extensions_mut();
-        if extensions.get_mut::<Unsampled>().is_some() {
-            return;
-        }
         if let Some(Open(mut record)) = extensions.remove::<Open>() {
             drop(extensions);
             record.end_unix_nanos = now_unix_nanos().max(record.start_unix_nanos);
@@ -168,34 +161,32 @@ pub struct Ids {
 }
 
 thread_local! {
-    /// The caller's context for the root span about to be opened.
-    static PARENT: RefCell<Option<opentelemetry::Context>> = const { RefCell::new(None) };
-    /// The ids the last root span opened on this thread was given.
-    static DECIDED: Cell<Option<Ids>> = const { Cell::new(None) };
+    /// The decision for the server span about to be opened on this thread.
+    static ROOT: Cell<Option<Root>> = const { Cell::new(None) };
 }
 
-/// What a root span starts with.
-struct Root {
-    ids: Ids,
+/// A call's trace, decided before its server span is opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub ids: Ids,
     parent: Option<[u8; 8]>,
     remote: bool,
     trace_state: String,
 }
 
-/// A root span's trace: the caller's (when `remote` is a valid context)
-/// or a new one, and whether the sampler keeps it.
-fn root(remote: Option<&opentelemetry::Context>, name: &str) -> Root {
+/// A call's trace: the caller's (when `parent` holds a valid span
+/// context) or a new one, and whether the sampler keeps it.
+pub fn decide(parent: &opentelemetry::Context) -> Root {
     let tracer = tracer();
-    let caller = remote
-        .map(|cx| cx.span().span_context().clone())
-        .filter(|sc| sc.is_valid());
+    let caller = parent.span().span_context().clone();
+    let caller = caller.is_valid().then_some(caller);
     let trace_id = caller
         .as_ref()
         .map_or_else(|| tracer.ids.new_trace_id(), |sc| sc.trace_id());
     let result = tracer.sampler.should_sample(
-        remote.filter(|_| caller.is_some()),
+        caller.as_ref().map(|_| parent),
         trace_id,
-        name,
+        "rpc",
         &SpanKind::Server,
         &[],
         &[],
@@ -212,23 +203,14 @@ fn root(remote: Option<&opentelemetry::Context>, name: &str) -> Root {
     }
 }
 
-/// Opens a call's server span with `open`, in the caller's trace `parent`
-/// (a new trace when it holds none), sampled as the sampler says of it.
-/// The span, and its ids when the trace layer saw it open.
-///
-/// The decision is made before the span's fields are recorded, so a call
-/// whose trace is not sampled costs the layer no record at all.
-pub fn with_parent(
-    parent: opentelemetry::Context,
-    open: impl FnOnce() -> tracing::Span,
-) -> (tracing::Span, Option<Ids>) {
-    PARENT.with(|p| *p.borrow_mut() = Some(parent));
-    DECIDED.with(|d| d.set(None));
+/// Opens a sampled call's server span with `open`, the trace and ids
+/// `root` decided.
+pub fn open_root(root: Root, open: impl FnOnce() -> tracing::Span) -> tracing::Span {
+    ROOT.with(|r| r.set(Some(root)));
     let span = open();
-    // Not taken when the layer did not see the span open (no trace layer,
-    // or the span is not a root).
-    PARENT.with(|p| p.borrow_mut().take());
-    (span, DECIDED.with(Cell::take))
+    // Not taken when the layer did not see the span open.
+    ROOT.with(Cell::take);
+    span
 }
 
 /// Writes a span's fields into its record.
@@ -259,6 +241,9 @@ impl Visit for Fields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if matches!(field.name(), "trace_id" | "span_id") {
+            return;
+        }
         let range = self.0.keep_with(|s| {
             let _ = write!(s, "{value:?}");
         });
@@ -371,10 +356,13 @@ mod tests {
         let mut ids = Vec::new();
         let spans = recorded(|| {
             for flags in ["01", "00"] {
-                let (span, decided) = with_parent(context(flags), || tracing::info_span!("rpc"));
-                ids.push(decided.expect("recorded"));
-                let _enter = span.enter();
-                tracing::info_span!("child").in_scope(|| {});
+                let root = decide(&context(flags));
+                ids.push(root.ids);
+                if root.ids.sampled {
+                    let span = open_root(root, || tracing::info_span!("rpc"));
+                    let _enter = span.enter();
+                    tracing::info_span!("child").in_scope(|| {});
+                }
             }
         });
         assert!(ids[0].sampled && !ids[1].sampled, "{ids:?}");
