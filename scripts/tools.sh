@@ -373,6 +373,13 @@ EOF_WRAPPER
   link "$dir/$name" "$name"
 }
 
+# need_apt_and_dpkg WHAT: stops unless apt-get and dpkg are here (WHAT is
+# fetched from Debian's archive and unpacked with them).
+need_apt_and_dpkg() {
+  command -v apt-get >/dev/null || die "apt-get not found ($1: from Debian's archive)"
+  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack $1)"
+}
+
 install_redis() {
   local dir="$TOOLS/redis" stamp want out name
   stamp="$dir/.installed"
@@ -380,8 +387,7 @@ install_redis() {
   if stamp_matches "$stamp" "$want" && [[ -x "$BIN/redis-server" && -x "$BIN/redis-cli" ]]; then
     return 0
   fi
-  command -v apt-get >/dev/null || die "apt-get not found (redis-server comes from Debian's archive)"
-  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack redis-server)"
+  need_apt_and_dpkg "redis-server"
 
   rm -rf "$dir" "$BIN/redis-server" "$BIN/redis-cli"
   # Debian's redis-server is a symlink to redis-check-rdb, which picks its
@@ -407,8 +413,7 @@ install_promtool() {
   if stamp_matches "$stamp" "$want" && [[ -x "$BIN/promtool" ]]; then
     return 0
   fi
-  command -v apt-get >/dev/null || die "apt-get not found (promtool comes from Debian's archive)"
-  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack promtool)"
+  need_apt_and_dpkg "promtool"
 
   rm -rf "$dir" "$BIN/promtool"
   mkdir -p "$dir/debs" "$dir/root"
@@ -437,8 +442,7 @@ install_loadgen() {
   if stamp_matches "$stamp" "$want" && [[ -x "$BIN/wrk" && -x "$BIN/h2load" ]]; then
     return 0
   fi
-  command -v apt-get >/dev/null || die "apt-get not found (wrk and h2load come from Debian's archive)"
-  command -v dpkg >/dev/null || die "dpkg not found (needed to unpack wrk and h2load)"
+  need_apt_and_dpkg "wrk and h2load"
 
   rm -rf "$dir" "$BIN/wrk" "$BIN/h2load"
   unpack_debs "$dir" "$LOGS/loadgen-apt.log" "usr/bin/wrk usr/bin/h2load" LOADGEN_LIBS \
