@@ -1,15 +1,19 @@
-//! The span queue: ended spans go into a bounded queue in memory, and
-//! one thread, with a small runtime of its own, exports them in batches.
+//! The span queue: a span is encoded as it ends (on the thread that ends
+//! it) into a bounded queue of batches in memory, and one thread, with a
+//! small runtime of its own, exports the batches.
 //!
-//! A span's end costs a lock and a push: the export thread is woken only
-//! when the queue gets its first span or a full batch, not once per span
-//! (a wake-up per span, through a channel, cost more CPU per call than the
-//! span itself). A slow or dead collector fills the queue; spans that find
-//! it full are dropped and counted, and no call waits for the collector.
+//! A span's end costs its encoding, a lock and a copy of its bytes: the
+//! export thread is woken only when the queue gets its first span or a
+//! batch fills, not once per span (a wake-up per span, through a channel,
+//! cost more CPU per call than the span itself), and a batch's buffer goes
+//! back to the queue once exported, so a busy queue allocates nothing. A
+//! slow or dead collector fills the queue; spans that find it full are
+//! dropped and counted, and no call waits for the collector.
 
 use super::collector::Collector;
 use super::otel::{TraceSettings, SPANS};
-use super::otlp::Record;
+use super::otlp::{encode_span_field, Record};
+use std::cell::RefCell;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -23,16 +27,48 @@ const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// How long one export may take before its spans count as failed.
 pub(super) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Encoded spans (`ScopeSpans.spans` fields, one after another), sent in
+/// one export.
+#[derive(Debug, Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    spans: usize,
+}
+
 /// What the calls hand the export thread.
 #[derive(Debug, Default)]
 struct Pending {
-    spans: Vec<Record>,
+    /// Of [`BATCH_SPANS`] spans at most; the last one is being filled.
+    batches: Vec<Batch>,
+    /// Spans in `batches`.
+    spans: usize,
+    /// Buffers of exported batches, for the next ones.
+    spare: Vec<Vec<u8>>,
     /// When the oldest queued span came.
     since: Option<Instant>,
     /// Callers waiting for everything queued to be exported.
     flushes: Vec<mpsc::Sender<()>>,
     /// The processor is gone: export what is left and stop.
     closed: bool,
+}
+
+impl Pending {
+    /// Queues one encoded span; answers whether the export thread must
+    /// be woken (the queue's first span, or a full batch).
+    fn push(&mut self, span: &[u8]) -> bool {
+        if !matches!(self.batches.last(), Some(last) if last.spans < BATCH_SPANS) {
+            let bytes = self.spare.pop().unwrap_or_default();
+            self.batches.push(Batch { bytes, spans: 0 });
+        }
+        let Some(batch) = self.batches.last_mut() else {
+            return false;
+        };
+        batch.bytes.extend_from_slice(span);
+        batch.spans += 1;
+        self.spans += 1;
+        self.since.get_or_insert_with(Instant::now);
+        self.spans == 1 || batch.spans == BATCH_SPANS
+    }
 }
 
 #[derive(Debug, Default)]
@@ -92,24 +128,31 @@ impl Queue {
     }
 }
 
+thread_local! {
+    /// Where a span is encoded before it is queued, so the queue's lock is
+    /// held only to copy it.
+    static ENCODED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl super::spans::Sink for Queue {
-    fn push(&self, span: Record) {
-        let queued = {
+    fn push(&self, span: &Record) {
+        let queued = ENCODED.with(|encoded| {
+            let mut encoded = encoded.borrow_mut();
+            encoded.clear();
+            encode_span_field(span, &mut encoded);
             let mut pending = self.shared.lock();
-            if pending.closed || pending.spans.len() >= QUEUE_SPANS {
+            if pending.closed || pending.spans >= QUEUE_SPANS {
                 None
             } else {
-                pending.spans.push(span);
-                pending.since.get_or_insert_with(Instant::now);
-                Some(pending.spans.len())
+                Some(pending.push(&encoded))
             }
-        };
+        });
         match queued {
             None => SPANS.dropped("queue_full", 1),
             // The thread sleeps while the queue is empty, and until a batch
             // is due otherwise: only these two need it awake.
-            Some(1 | BATCH_SPANS) => self.shared.wake.notify_one(),
-            Some(_) => {}
+            Some(true) => self.shared.wake.notify_one(),
+            Some(false) => {}
         }
     }
 }
@@ -123,7 +166,7 @@ impl Drop for Queue {
 
 /// What the export thread takes from the queue in one go.
 struct Taken {
-    spans: Vec<Record>,
+    batches: Vec<Batch>,
     flushes: Vec<mpsc::Sender<()>>,
     closed: bool,
 }
@@ -138,7 +181,7 @@ fn take(shared: &Shared) -> Taken {
         let now = Instant::now();
         if pending.closed
             || !pending.flushes.is_empty()
-            || pending.spans.len() >= BATCH_SPANS
+            || pending.spans >= BATCH_SPANS
             || due.is_some_and(|due| due <= now)
         {
             break;
@@ -155,9 +198,9 @@ fn take(shared: &Shared) -> Taken {
         };
     }
     pending.since = None;
+    pending.spans = 0;
     Taken {
-        // The next spans go into a vector that need not grow.
-        spans: std::mem::replace(&mut pending.spans, Vec::with_capacity(BATCH_SPANS)),
+        batches: std::mem::take(&mut pending.batches),
         flushes: std::mem::take(&mut pending.flushes),
         closed: pending.closed,
     }
@@ -181,7 +224,8 @@ fn export_loop(settings: &TraceSettings, shared: &Shared) {
             tracing::warn!(error = %e, "cannot start the trace exporter; spans will be dropped");
             let mut pending = shared.lock();
             pending.closed = true;
-            let lost = std::mem::take(&mut pending.spans).len();
+            let lost = std::mem::take(&mut pending.spans);
+            pending.batches.clear();
             SPANS.dropped("export_failed", lost as u64);
             return;
         }
@@ -190,10 +234,14 @@ fn export_loop(settings: &TraceSettings, shared: &Shared) {
     let mut buf = Vec::new();
     loop {
         let taken = take(shared);
-        for batch in taken.spans.chunks(BATCH_SPANS) {
-            envelope.encode(batch, &mut buf);
-            export(&runtime, &collector, &buf, batch.len() as u64);
+        let mut spare = Vec::with_capacity(taken.batches.len());
+        for mut batch in taken.batches {
+            envelope.encode_encoded(&batch.bytes, &mut buf);
+            export(&runtime, &collector, &buf, batch.spans as u64);
+            batch.bytes.clear();
+            spare.push(batch.bytes);
         }
+        shared.lock().spare.append(&mut spare);
         for ack in taken.flushes {
             let _ = ack.send(());
         }

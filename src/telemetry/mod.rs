@@ -9,6 +9,7 @@ mod log_fields;
 pub mod otel;
 pub mod otlp;
 pub mod spans;
+mod unentered;
 
 use crate::cli::{LogArgs, LogFormat};
 use tracing::subscriber::Interest;
@@ -84,24 +85,29 @@ pub fn init(args: &LogArgs, trace: Option<&otel::TraceSettings>) -> LogGuard {
         ),
     };
     let (writer, guard) = batch::spawn(std::io::stderr());
+    let span_scoped = span_scoped(&args.log);
     let lines = match args.log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .fmt_fields(log_fields::LogFields)
-            .with_writer(writer)
-            .with_filter(filter)
-            .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_writer(writer)
-            .with_filter(filter)
-            .boxed(),
+        LogFormat::Json => unentered_unless(
+            span_scoped,
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .fmt_fields(log_fields::LogFields)
+                .with_writer(writer)
+                .with_filter(filter),
+        ),
+        LogFormat::Pretty => unentered_unless(
+            span_scoped,
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_filter(filter),
+        ),
     };
     let (traces, trace_guard) = match trace {
         Some(settings) => {
             let (layer, guard) = otel::layer(settings);
-            let layer = layer.with_filter(Exported);
+            let layer = unentered::Unentered(layer.with_filter(Exported));
             (Some(layer), Some(guard))
         }
         None => (None, None),
@@ -114,6 +120,27 @@ pub fn init(args: &LogArgs, trace: Option<&otel::TraceSettings>) -> LogGuard {
         tracing::warn!(filter = %args.log, error = %e, "GATEWAY_LOG is not a valid filter; logging at info");
     }
     LogGuard(guard, trace_guard)
+}
+
+/// Whether a filter has a span directive (`[span{field=value}]=level`):
+/// only such a filter needs to hear enters and exits, to know which spans
+/// a line is written in.
+fn span_scoped(spec: &str) -> bool {
+    spec.contains('[')
+}
+
+/// The log layer, boxed; not told of enters and exits unless `entered`
+/// ([`unentered`]).
+fn unentered_unless<S, L>(entered: bool, layer: L) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    L: Layer<S> + Send + Sync + 'static,
+{
+    if entered {
+        layer.boxed()
+    } else {
+        unentered::Unentered(layer).boxed()
+    }
 }
 
 /// The filter `GATEWAY_LOG` says, with the audit target at `info` whatever
@@ -230,6 +257,36 @@ mod tests {
             ),
         ] {
             assert_eq!(passed(spec), expected, "GATEWAY_LOG={spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_span_directive_still_sees_which_span_a_line_is_in() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer;
+        let spec = "warn,[rpc]=debug";
+        // As `init` builds it, and, to show what it would lose, unentered.
+        for (entered, expected) in [(super::span_scoped(spec), true), (false, false)] {
+            let lines = Lines::default();
+            let writer = lines.clone();
+            let layer = tracing_subscriber::fmt::layer()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_filter(filter(spec).expect(spec));
+            let subscriber =
+                tracing_subscriber::registry().with(super::unentered_unless(entered, layer));
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::debug!("outside");
+                tracing::info_span!("rpc").in_scope(|| tracing::debug!("inside"));
+            });
+            let text =
+                String::from_utf8(lines.0.lock().expect("not poisoned").clone()).expect("utf-8");
+            assert!(!text.contains("outside"), "{text}");
+            assert_eq!(
+                text.contains("inside"),
+                expected,
+                "entered: {entered}: {text}"
+            );
         }
     }
 

@@ -1,13 +1,14 @@
-//! The gateway's ended spans ([`Record`]) and their OTLP protobuf encoding:
-//! an `ExportTraceServiceRequest` with one resource, one scope and the
-//! batch's spans, written straight from the records into one buffer.
+//! The gateway's spans ([`Record`]) and their OTLP protobuf encoding: each
+//! span is written as it ends ([`encode_span_field`]), and a batch of
+//! such spans becomes an `ExportTraceServiceRequest` with one resource and
+//! one scope around them ([`Envelope::encode_encoded`]).
 //!
 //! A record keeps what the gateway's spans say and nothing more: ids, a
 //! name, a kind, two times, an error mark and up to [`MAX_ATTRIBUTES`]
-//! attributes, held in the record itself with their text. Writing the
-//! request from it costs a pass to size
-//! each nested message and a pass to write it, with no intermediate
-//! message values (see PERFORMANCE.md, "Tracing"). The tests decode what
+//! attributes, held in the record itself with their text. Writing a span
+//! costs a pass to size each nested message and a pass to write it, with
+//! no intermediate message values; the record itself never moves (see
+//! PERFORMANCE.md, "Tracing"). The tests decode what
 //! is written with the `opentelemetry-proto` message definitions.
 
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
@@ -96,6 +97,15 @@ impl Text {
             heap.push_str(std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default());
             heap.push_str(s);
             self.heap = Some(heap);
+        }
+    }
+
+    /// `start..end` as bytes: what the encoding writes (a protobuf string
+    /// is its UTF-8 bytes), without checking them again.
+    fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        match &self.heap {
+            Some(heap) => heap.as_bytes().get(start..end).unwrap_or_default(),
+            None => self.inline.get(start..end).unwrap_or_default(),
         }
     }
 
@@ -207,6 +217,19 @@ impl Record {
         self.text.get(start as usize, end as usize)
     }
 
+    /// The text `range` points at, as bytes.
+    fn bytes(&self, Range(start, end): Range) -> &[u8] {
+        self.text.bytes(start as usize, end as usize)
+    }
+
+    /// The span's name, as bytes.
+    fn name_bytes(&self) -> &[u8] {
+        match self.name {
+            Name::Static(s) => s.as_bytes(),
+            Name::Text(r) => self.bytes(r),
+        }
+    }
+
     /// The span's name.
     pub fn name(&self) -> &str {
         match self.name {
@@ -295,13 +318,19 @@ impl Envelope {
     /// Writes an `ExportTraceServiceRequest` with `spans` into `buf`
     /// (cleared first).
     pub fn encode(&self, spans: &[Record], buf: &mut Vec<u8>) {
+        let mut encoded = Vec::new();
+        for span in spans {
+            encode_span_field(span, &mut encoded);
+        }
+        self.encode_encoded(&encoded, buf);
+    }
+
+    /// Writes an `ExportTraceServiceRequest` into `buf` (cleared first)
+    /// around `spans`: spans as [`encode_span_field`] wrote them, one
+    /// after another.
+    pub fn encode_encoded(&self, spans: &[u8], buf: &mut Vec<u8>) {
         buf.clear();
-        let span_lens: Vec<usize> = spans.iter().map(span_len).collect();
-        let scope_spans = message_len(SCOPE_SPANS_SCOPE, self.scope.len())
-            + span_lens
-                .iter()
-                .map(|&n| message_len(SCOPE_SPANS_SPANS, n))
-                .sum::<usize>();
+        let scope_spans = message_len(SCOPE_SPANS_SCOPE, self.scope.len()) + spans.len();
         let resource_spans = message_len(RESOURCE_SPANS_RESOURCE, self.resource.len())
             + message_len(RESOURCE_SPANS_SCOPE_SPANS, scope_spans);
         buf.reserve(message_len(REQUEST_RESOURCE_SPANS, resource_spans));
@@ -311,11 +340,17 @@ impl Envelope {
         encode_message_header(RESOURCE_SPANS_SCOPE_SPANS, scope_spans, buf);
         encode_message_header(SCOPE_SPANS_SCOPE, self.scope.len(), buf);
         buf.extend_from_slice(&self.scope);
-        for (span, &len) in spans.iter().zip(&span_lens) {
-            encode_message_header(SCOPE_SPANS_SPANS, len, buf);
-            encode_span(span, buf);
-        }
+        buf.extend_from_slice(spans);
     }
+}
+
+/// Appends `span` to `buf` as a `ScopeSpans.spans` field: spans written
+/// one after another are the spans of one [`Envelope::encode_encoded`].
+pub fn encode_span_field(span: &Record, buf: &mut Vec<u8>) {
+    let len = span_len(span);
+    buf.reserve(message_len(SCOPE_SPANS_SPANS, len));
+    encode_message_header(SCOPE_SPANS_SPANS, len, buf);
+    encode_span(span, buf);
 }
 
 /// A length-delimited field of `len` bytes: its key, length and bytes.
@@ -343,7 +378,7 @@ fn encode_bytes(tag: u32, b: &[u8], buf: &mut Vec<u8>) {
 
 fn any_len(record: &Record, value: &Value) -> usize {
     match *value {
-        Value::Text(r) => string_len(ANY_STRING, record.str(r).len()),
+        Value::Text(r) => string_len(ANY_STRING, record.bytes(r).len()),
         Value::Bool(_) => key_len(ANY_BOOL) + 1,
         Value::Int(i) => key_len(ANY_INT) + encoded_len_varint(i as u64),
         Value::Float(_) => key_len(ANY_DOUBLE) + 8,
@@ -366,7 +401,7 @@ fn span_len(span: &Record) -> usize {
     if span.parent_span_id.is_some() {
         len += string_len(SPAN_PARENT_SPAN_ID, 8);
     }
-    len += string_len(SPAN_NAME, span.name().len());
+    len += string_len(SPAN_NAME, span.name_bytes().len());
     len += key_len(SPAN_KIND) + encoded_len_varint(span.kind as u64);
     len += 2 * (key_len(SPAN_START) + 8);
     for (key, value) in span.attributes() {
@@ -391,7 +426,7 @@ fn encode_span(span: &Record, buf: &mut Vec<u8>) {
     if let Some(parent) = &span.parent_span_id {
         encode_bytes(SPAN_PARENT_SPAN_ID, parent, buf);
     }
-    encode_string(SPAN_NAME, span.name(), buf);
+    encode_bytes(SPAN_NAME, span.name_bytes(), buf);
     encode_key(SPAN_KIND, WireType::Varint, buf);
     encode_varint(span.kind as u64, buf);
     encode_key(SPAN_START, WireType::SixtyFourBit, buf);
@@ -403,7 +438,7 @@ fn encode_span(span: &Record, buf: &mut Vec<u8>) {
         encode_string(KEY_VALUE_KEY, key, buf);
         encode_message_header(KEY_VALUE_VALUE, any_len(span, value), buf);
         match *value {
-            Value::Text(r) => encode_string(ANY_STRING, span.str(r), buf),
+            Value::Text(r) => encode_bytes(ANY_STRING, span.bytes(r), buf),
             Value::Bool(b) => {
                 encode_key(ANY_BOOL, WireType::Varint, buf);
                 encode_varint(u64::from(b), buf);

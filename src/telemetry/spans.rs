@@ -36,7 +36,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Where ended spans go.
 pub trait Sink: Send + Sync + 'static {
-    fn push(&self, span: Record);
+    /// `span` has ended; it is dropped when this returns.
+    fn push(&self, span: &Record);
 }
 
 /// The layer, installed with the [`super::Exported`] filter.
@@ -101,7 +102,7 @@ where
                 .get::<Open>()
                 .map(|o| (o.0.trace_id, o.0.span_id))
         });
-        let record = match parent {
+        let mut record = match parent {
             Some((trace_id, parent_id)) => {
                 let mut r = Record::new(trace_id, ids.new_span_id().to_bytes(), name, start);
                 r.parent_span_id = Some(parent_id);
@@ -128,7 +129,6 @@ where
                 r
             }
         };
-        let mut record = record;
         attrs.record(&mut Fields(&mut record));
         span.extensions_mut().insert(Open(record));
     }
@@ -143,9 +143,10 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
+        // The record is handed over where it is: the registry drops it
+        // with the span.
         let mut extensions = span.extensions_mut();
-        if let Some(Open(mut record)) = extensions.remove::<Open>() {
-            drop(extensions);
+        if let Some(Open(record)) = extensions.get_mut::<Open>() {
             record.end_unix_nanos = now_unix_nanos().max(record.start_unix_nanos);
             self.sink.push(record);
         }
@@ -280,8 +281,8 @@ mod tests {
     struct Kept(Mutex<Vec<Record>>);
 
     impl Sink for Kept {
-        fn push(&self, span: Record) {
-            self.0.lock().expect("not poisoned").push(span);
+        fn push(&self, span: &Record) {
+            self.0.lock().expect("not poisoned").push(span.clone());
         }
     }
 
