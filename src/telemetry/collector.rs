@@ -70,17 +70,18 @@ impl Collector {
 
     /// Posts one encoded request; `Err` says why the collector did not
     /// take it.
-    pub async fn send(&self, request: Bytes) -> Result<(), String> {
+    pub async fn send(&self, request: &[u8]) -> Result<(), String> {
+        // The body is the request's one copy.
         let (body, content_type) = match self.transport {
             Transport::Grpc => {
                 // One uncompressed message: a zero flag and its length.
                 let mut framed = BytesMut::with_capacity(request.len() + 5);
                 framed.put_u8(0);
                 framed.put_u32(request.len() as u32);
-                framed.put_slice(&request);
+                framed.put_slice(request);
                 (framed.freeze(), "application/grpc")
             }
-            Transport::HttpProtobuf => (request, "application/x-protobuf"),
+            Transport::HttpProtobuf => (Bytes::copy_from_slice(request), "application/x-protobuf"),
         };
         let mut req = Request::builder()
             .method(Method::POST)

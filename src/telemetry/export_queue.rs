@@ -254,9 +254,8 @@ fn export_loop(settings: &TraceSettings, shared: &Shared) {
 }
 
 fn export(runtime: &tokio::runtime::Runtime, collector: &Collector, request: &[u8], n: u64) {
-    let body = bytes::Bytes::copy_from_slice(request);
     let result = runtime
-        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, collector.send(body)).await });
+        .block_on(async { tokio::time::timeout(EXPORT_TIMEOUT, collector.send(request)).await });
     match result {
         Ok(Ok(())) => {
             SPANS.exported.inc_by(n);

@@ -278,6 +278,12 @@ pub fn extract(metadata: &tonic::metadata::MetadataMap) -> opentelemetry::Contex
 /// The same, read from an HTTP/2 request's headers (before tonic reads
 /// them as metadata), without copying them.
 pub fn extract_headers(headers: &http::HeaderMap) -> opentelemetry::Context {
+    // Without either header the propagators find nothing: the empty
+    // context, without their work (most calls of a caller that does not
+    // trace).
+    if !headers.contains_key("traceparent") && !headers.contains_key("baggage") {
+        return opentelemetry::Context::new();
+    }
     propagator().extract(&Headers(headers))
 }
 

@@ -197,7 +197,10 @@ impl Record {
     /// Sets attribute `key`, in place of any value it had.
     pub fn set(&mut self, key: &'static str, value: Value) {
         let count = self.attribute_count;
-        if let Some(slot) = self.attributes[..count].iter_mut().find(|(k, _)| *k == key) {
+        // Keys are field names, each one `&'static str`: the same pointer
+        // for the same field, and text compared only past that.
+        let same = |k: &&str| std::ptr::eq(*k, key) || *k == key;
+        if let Some(slot) = self.attributes[..count].iter_mut().find(|(k, _)| same(k)) {
             slot.1 = value;
         } else if count < MAX_ATTRIBUTES {
             self.attributes[count] = (key, value);

@@ -152,13 +152,20 @@ async fn exchange(
 /// `url_full` (`GATEWAY_TRACE_URL_FULL`), as `url.full`.
 /// A debug span: made only when traces are exported.
 fn attempt_span(req: &GraphRequest, url_full: bool) -> tracing::Span {
+    // Given when the span is made, not recorded after: a record is a
+    // registry lookup per layer. Worked out only when a debug span can be
+    // made at all (traces are exported, or debug logs written).
+    let template =
+        tracing::level_enabled!(tracing::Level::DEBUG).then(|| url_template(req.uri.path()));
     let span = tracing::debug_span!(
         "graph request",
-        otel.name = tracing::field::Empty,
+        otel.name = template
+            .as_deref()
+            .map(|t| tracing::field::display(AttemptName(&req.method, t))),
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         http.request.method = req.method.as_str(),
-        url.template = tracing::field::Empty,
+        url.template = template.as_deref(),
         url.full = tracing::field::Empty,
         server.address = req.uri.host().unwrap_or_default(),
         http.response.status_code = tracing::field::Empty,
@@ -168,18 +175,19 @@ fn attempt_span(req: &GraphRequest, url_full: bool) -> tracing::Span {
         graph.request_id = tracing::field::Empty,
         graph.client_request_id = &*req.client_request_id,
     );
-    if !span.is_disabled() {
-        let template = url_template(req.uri.path());
-        span.record(
-            "otel.name",
-            tracing::field::display(format_args!("{} {template}", req.method)),
-        );
-        span.record("url.template", template.as_str());
-        if url_full {
-            span.record("url.full", full_url(&req.uri).as_str());
-        }
+    if url_full && !span.is_disabled() {
+        span.record("url.full", full_url(&req.uri).as_str());
     }
     span
+}
+
+/// An attempt's span name: the method and the route template.
+struct AttemptName<'a>(&'a http::Method, &'a str);
+
+impl std::fmt::Display for AttemptName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.0, self.1)
+    }
 }
 
 /// `url.full` as OpenTelemetry's HTTP conventions write it: scheme, host,
@@ -207,17 +215,26 @@ fn full_url(uri: &http::Uri) -> String {
 /// A Graph path with every segment that is a task id as `{id}`.
 pub fn url_template(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
+    let mut rest = path;
+    loop {
+        // `/` is one byte in UTF-8: every cut below is at a char boundary.
+        let (segment, next) = match rest.bytes().position(|b| b == b'/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
         out.push_str(if crate::translate::is_guid(segment) {
             "{id}"
         } else {
             segment
         });
+        match next {
+            Some(next) => {
+                out.push('/');
+                rest = next;
+            }
+            None => return out,
+        }
     }
-    out
 }
 
 /// The error and its causes. Neither hyper's errors nor the connector's
